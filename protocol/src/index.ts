@@ -1,0 +1,3 @@
+export * from './ack.ts';
+export * from './events.ts';
+export * from './schemas.ts';

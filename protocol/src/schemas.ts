@@ -1,0 +1,287 @@
+import { z } from 'zod';
+
+/** Wire protocol version. The server refuses agents that speak another one. */
+export const PROTOCOL_VERSION = 1;
+
+/** Hard limits, enforced by the schemas and by the server's Socket.IO `maxHttpBufferSize`. */
+export const LIMITS = {
+  /** Longest node name, GPU name, user name, project id … (characters). */
+  maxNameLength: 256,
+  /** Longest command line / error message kept (characters). */
+  maxTextLength: 4096,
+  maxGpusPerSample: 64,
+  maxProcessesPerSample: 2048,
+  maxSamplesPerBatch: 600,
+  /** Largest single Socket.IO message the server accepts (bytes). */
+  maxMessageBytes: 4 * 1024 * 1024,
+} as const;
+
+const name = z.string().min(1).max(LIMITS.maxNameLength);
+const text = z.string().max(LIMITS.maxTextLength);
+/** A metric that the source may not report: `null` means unknown, never 0. */
+const metric = z.number().finite().nullable();
+const optMetric = metric.optional();
+
+/** Node names: hostnames as the field gives them; no control characters. */
+export const NodeNameSchema = name.regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+
+export const GpuStateSchema = z.enum(['ok', 'stale', 'error']);
+export type GpuState = z.infer<typeof GpuStateSchema>;
+
+export const MigDeviceSchema = z.object({
+  index: z.number().int().min(0),
+  uuid: name.nullable(),
+  profile: name.nullable(),
+  gpuInstanceId: z.number().int().nullable(),
+  computeInstanceId: z.number().int().nullable(),
+  memoryTotalMiB: optMetric,
+  memoryUsedMiB: optMetric,
+});
+export type MigDevice = z.infer<typeof MigDeviceSchema>;
+
+/**
+ * One GPU's metrics at one instant. Keys are camelCase with the unit in the name.
+ * Required keys are always present (value may be null = not reported by the driver);
+ * optional keys are sent by agents that collect them.
+ */
+export const GpuMetricsSchema = z.object({
+  index: z.number().int().min(0).max(1023),
+  uuid: name,
+  name: name,
+  state: GpuStateSchema.default('ok'),
+  /** Why the GPU is `stale` / `error` (e.g. nvidia-smi's message). */
+  error: text.nullable().optional(),
+
+  utilizationGpuPercent: metric,
+  utilizationMemoryPercent: metric,
+  memoryUsedMiB: metric,
+  memoryTotalMiB: metric,
+  temperatureCelsius: metric,
+  powerDrawWatts: metric,
+  powerLimitWatts: metric,
+  fanSpeedPercent: metric,
+  pstate: z.string().max(8).nullable(),
+  clocksSmMHz: metric,
+  clocksMemoryMHz: metric,
+
+  utilizationEncoderPercent: optMetric,
+  utilizationDecoderPercent: optMetric,
+  memoryFreeMiB: optMetric,
+  memoryReservedMiB: optMetric,
+  memoryTemperatureCelsius: optMetric,
+  powerEnforcedLimitWatts: optMetric,
+  clocksGraphicsMHz: optMetric,
+  clocksMaxSmMHz: optMetric,
+  clocksMaxMemoryMHz: optMetric,
+  clocksMaxGraphicsMHz: optMetric,
+  /** `clocks_event_reasons.active` (or pre-535 `clocks_throttle_reasons.active`) as a number. */
+  clocksEventReasonsActive: optMetric,
+  /** Decoded names of the active clock event reasons (e.g. `hw_thermal_slowdown`). */
+  clocksEventReasons: z.array(z.string().max(64)).max(32).optional(),
+  eccModeCurrent: z.boolean().nullable().optional(),
+  eccErrorsCorrectedVolatile: optMetric,
+  eccErrorsUncorrectedVolatile: optMetric,
+  eccErrorsCorrectedAggregate: optMetric,
+  eccErrorsUncorrectedAggregate: optMetric,
+  retiredPagesPending: z.boolean().nullable().optional(),
+  remappedRowsPending: z.boolean().nullable().optional(),
+  remappedRowsFailure: z.boolean().nullable().optional(),
+  pcieLinkGenCurrent: optMetric,
+  pcieLinkWidthCurrent: optMetric,
+  persistenceMode: z.boolean().nullable().optional(),
+  computeMode: z.string().max(64).nullable().optional(),
+  migModeCurrent: z.boolean().nullable().optional(),
+  migDevices: z.array(MigDeviceSchema).max(64).optional(),
+  driverVersion: z.string().max(64).nullable().optional(),
+  cudaVersion: z.string().max(64).nullable().optional(),
+  serial: z.string().max(64).nullable().optional(),
+  pciBusId: z.string().max(64).nullable().optional(),
+});
+export type GpuMetrics = z.infer<typeof GpuMetricsSchema>;
+
+/** Host metrics, from `systeminformation` and `/proc`. */
+export const HostMetricsSchema = z.object({
+  cpuPercent: metric,
+  memoryUsedBytes: metric,
+  memoryTotalBytes: metric,
+  load1: metric,
+  load5: metric,
+  load15: metric,
+  netRxBytesPerSec: metric,
+  netTxBytesPerSec: metric,
+  uptimeSeconds: metric,
+  cpuPerCorePercent: z.array(z.number().finite()).max(1024).optional(),
+  swapUsedBytes: optMetric,
+  swapTotalBytes: optMetric,
+});
+export type HostMetrics = z.infer<typeof HostMetricsSchema>;
+
+/** Facts about one compute process on a GPU; the server maps them to a project. */
+export const GpuProcessSchema = z.object({
+  gpuUuid: name,
+  pid: z.number().int().min(0),
+  usedMemoryMiB: metric,
+  name: text,
+  cmdline: text.nullable().optional(),
+  uid: z.number().int().min(0).nullable().optional(),
+  user: name.nullable().optional(),
+  /** Process start time, ms since the epoch. */
+  startedAt: z.number().nullable().optional(),
+  slurmJobId: name.nullable().optional(),
+  slurmAccount: name.nullable().optional(),
+  slurmUser: name.nullable().optional(),
+  k8sPodUid: name.nullable().optional(),
+  k8sNamespace: name.nullable().optional(),
+  k8sQosClass: z.string().max(32).nullable().optional(),
+  containerId: name.nullable().optional(),
+  /** Chosen environment variables (e.g. GPUPULSE_PROJECT) read from /proc/<pid>/environ. */
+  env: z.record(z.string().max(128), text).optional(),
+});
+export type GpuProcess = z.infer<typeof GpuProcessSchema>;
+
+/** The agent's own health, sent in every sample. */
+export const AgentStatsSchema = z.object({
+  collectorDurationsMs: z.record(z.string().max(64), z.number().finite()).optional(),
+  collectorErrors: z.record(z.string().max(64), z.number().int().min(0)).optional(),
+  spoolBytes: optMetric,
+  spoolSamples: optMetric,
+  droppedSamples: optMetric,
+});
+export type AgentStats = z.infer<typeof AgentStatsSchema>;
+
+/** Where the GPU collector stands on this node. `absent`: no nvidia-smi on this machine. */
+export const GpuCollectorStateSchema = z.enum(['ok', 'absent', 'stale', 'error']);
+export type GpuCollectorState = z.infer<typeof GpuCollectorStateSchema>;
+
+/** One sample: everything an agent observed on its node at one instant. */
+export const SampleSchema = z.object({
+  /** Monotonic per agent (restart-safe when a spool dir is used). */
+  seq: z.number().int().min(0),
+  /** The agent's clock, ms since the epoch. */
+  ts: z.number().int().min(0),
+  gpuCollector: GpuCollectorStateSchema,
+  gpuError: text.nullable().optional(),
+  gpus: z.array(GpuMetricsSchema).max(LIMITS.maxGpusPerSample),
+  host: HostMetricsSchema.nullable(),
+  /** Full process list, or only changes when `processesDelta` is true. */
+  processes: z.array(GpuProcessSchema).max(LIMITS.maxProcessesPerSample).optional(),
+  agent: AgentStatsSchema.optional(),
+});
+export type Sample = z.infer<typeof SampleSchema>;
+
+export const SamplesReportSchema = z.object({
+  samples: z.array(SampleSchema).min(1).max(LIMITS.maxSamplesPerBatch),
+  /** True when these samples are replayed from the spool (sent after live ones). */
+  replay: z.boolean().optional(),
+});
+export type SamplesReport = z.infer<typeof SamplesReportSchema>;
+
+export const SamplesAckDataSchema = z.object({
+  /** Sequence numbers now stored (or queued for storage) by the server. */
+  acked: z.array(z.number().int()),
+  /** The server's clock, ms since the epoch. */
+  serverTime: z.number(),
+});
+export type SamplesAckData = z.infer<typeof SamplesAckDataSchema>;
+
+/** Static inventory, sent once per connection. */
+export const InventorySchema = z.object({
+  agentVersion: z.string().max(64),
+  hostname: name,
+  os: text.nullable(),
+  kernel: text.nullable(),
+  cpuModel: text.nullable(),
+  cpuCores: metric,
+  memoryTotalBytes: metric,
+  nvidiaSmiVersion: text.nullable().optional(),
+  driverVersion: z.string().max(64).nullable().optional(),
+  cudaVersion: z.string().max(64).nullable().optional(),
+  gpus: z
+    .array(z.object({ index: z.number().int().min(0), uuid: name, name: name, memoryTotalMiB: metric }))
+    .max(LIMITS.maxGpusPerSample),
+});
+export type Inventory = z.infer<typeof InventorySchema>;
+
+/** Socket.IO handshake `auth` of an agent on `/agent`. */
+export const AgentAuthSchema = z.object({
+  token: z.string().min(1).max(512),
+  node: NodeNameSchema,
+  protocolVersion: z.number().int(),
+  agentVersion: z.string().max(64).optional(),
+});
+export type AgentAuth = z.infer<typeof AgentAuthSchema>;
+
+/** Socket.IO handshake `auth` of a dashboard on `/dashboard` (token only if the server requires one). */
+export const DashboardAuthSchema = z.object({
+  token: z.string().max(512).optional(),
+  protocolVersion: z.number().int().optional(),
+});
+export type DashboardAuth = z.infer<typeof DashboardAuthSchema>;
+
+// ---- live state, server → dashboards and HTTP ----
+
+export const NodeStatusSchema = z.enum(['online', 'stale', 'offline']);
+export type NodeStatus = z.infer<typeof NodeStatusSchema>;
+
+export const GpuViewSchema = GpuMetricsSchema.extend({
+  /** Project the GPU's usage is attributed to (`unassigned` when a process has no match); null: no process. */
+  project: z.string().nullable(),
+});
+export type GpuView = z.infer<typeof GpuViewSchema>;
+
+export const NodeViewSchema = z.object({
+  node: z.string(),
+  status: NodeStatusSchema,
+  connected: z.boolean(),
+  /** Server time of the last sample, ms. */
+  lastSeen: z.number().nullable(),
+  /** Agent timestamp of the last sample, ms. */
+  lastSampleTs: z.number().nullable(),
+  gpuCollector: GpuCollectorStateSchema.nullable(),
+  gpuError: z.string().nullable(),
+  host: HostMetricsSchema.nullable(),
+  gpus: z.array(GpuViewSchema),
+});
+export type NodeView = z.infer<typeof NodeViewSchema>;
+
+export const StorageKindSchema = z.enum(['influxdb', 'managed-influxdb', 'memory']);
+export type StorageKind = z.infer<typeof StorageKindSchema>;
+
+export const StorageInfoSchema = z.object({
+  kind: StorageKindSchema,
+  /** Human-readable warning, e.g. "in-memory storage: no history survives a restart". */
+  warning: z.string().nullable(),
+  ok: z.boolean(),
+});
+export type StorageInfo = z.infer<typeof StorageInfoSchema>;
+
+export const FleetSnapshotSchema = z.object({
+  serverTime: z.number(),
+  intervalMs: z.number(),
+  storage: StorageInfoSchema,
+  nodes: z.array(NodeViewSchema),
+});
+export type FleetSnapshot = z.infer<typeof FleetSnapshotSchema>;
+
+export const FleetDeltaSchema = z.object({
+  serverTime: z.number(),
+  /** Nodes whose state changed since the last delta, in full. */
+  nodes: z.array(NodeViewSchema),
+  /** Nodes that were forgotten by the server. */
+  removed: z.array(z.string()),
+  storage: StorageInfoSchema.optional(),
+});
+export type FleetDelta = z.infer<typeof FleetDeltaSchema>;
+
+export const HealthSchema = z.object({
+  status: z.enum(['ok', 'degraded']),
+  version: z.string(),
+  protocolVersion: z.number(),
+  uptimeSeconds: z.number(),
+  storage: StorageInfoSchema,
+  agents: z.number(),
+  dashboards: z.number(),
+  nodes: z.number(),
+  gpus: z.number(),
+});
+export type Health = z.infer<typeof HealthSchema>;
