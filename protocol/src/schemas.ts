@@ -208,6 +208,8 @@ export const AgentAuthSchema = z.object({
   node: NodeNameSchema,
   protocolVersion: z.number().int(),
   agentVersion: z.string().max(64).optional(),
+  /** The agent's sampling interval; the server derives `stale` (3 intervals without a sample) from it. */
+  intervalMs: z.number().int().min(100).max(3_600_000).optional(),
 });
 export type AgentAuth = z.infer<typeof AgentAuthSchema>;
 
