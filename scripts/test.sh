@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs lint, typecheck and every test.
+#   pnpm, workspace dependencies, Debian's influxdb and chromium (when missing).
+# Usage: ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/common.sh
+
+check_node
+ensure_pnpm
+ensure_apt influxd influxdb
+ensure_apt chromium chromium
+ensure_deps
+
+log "lint (biome)"
+pnpm lint
+log "typecheck (tsc, vue-tsc)"
+pnpm typecheck
+build_web
+log "tests"
+node scripts/run-tests.mjs
