@@ -1,0 +1,75 @@
+import { existsSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
+import { type Proc, type ServerProc, startAgent, startServer, startSim, stopAll } from './support/processes.ts';
+import { waitFor } from './support/wait.ts';
+
+// The dashboard as a person sees it: real Chromium, served by the real server (embedded default
+// storage), fed by the simulator (4 nodes × 8 GPUs) and one real agent on a replayed capture.
+describe('dashboard in headless Chromium', () => {
+  let server: ServerProc;
+  let agent: Proc;
+  let browser: Browser;
+  let page: Page;
+  let errors: string[];
+  const simNodes = ['sim-0001', 'sim-0002', 'sim-0003', 'sim-0004'];
+
+  beforeAll(async () => {
+    server = await startServer({ GPUPULSE_INFLUX_URL: '' });
+    startSim(server.url, ['--nodes', '4', '--gpus-per-node', '8', '--interval', '500', '--prefix', 'sim']);
+    agent = startAgent({ server: server.url, node: 'replay-h100', intervalMs: 500 });
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    errors = watchErrors(page);
+    await page.goto(server.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopAll();
+  });
+
+  it('shows every simulated node with all its GPUs', async () => {
+    for (const node of [...simNodes, 'replay-h100']) {
+      await page.locator(`[data-testid="node-row"][data-node="${node}"]`).waitFor({ timeout: 30_000 });
+    }
+    for (const node of simNodes) {
+      const cells = page.locator(`[data-testid="node-row"][data-node="${node}"] [data-testid="gpu-cell"]`);
+      expect(await cells.count()).toBe(8);
+    }
+    expect(await page.locator('[data-testid="node-row"][data-node="replay-h100"]').getAttribute('data-status')).toBe(
+      'online',
+    );
+    const shot = await screenshot(page, 'cluster-overview');
+    expect(existsSync(shot)).toBe(true);
+  });
+
+  it('sees live values change', async () => {
+    const cells = page.locator('[data-testid="gpu-cell"]');
+    const before = await cells.allTextContents();
+    await waitFor(
+      'a GPU value to change on screen',
+      async () => {
+        const after = await cells.allTextContents();
+        return after.length === before.length && after.some((t, i) => t !== before[i]);
+      },
+      20_000,
+      500,
+    );
+  });
+
+  it('a silent agent turns stale, then offline, on screen', async () => {
+    const row = page.locator('[data-testid="node-row"][data-node="replay-h100"]');
+    agent.child.kill('SIGSTOP'); // frozen: connected but silent
+    await waitFor('stale', async () => (await row.getAttribute('data-status')) === 'stale', 15_000, 250);
+    await screenshot(page, 'cluster-node-stale');
+    await waitFor('offline', async () => (await row.getAttribute('data-status')) === 'offline', 45_000, 500);
+    await screenshot(page, 'cluster-node-offline');
+    agent.child.kill('SIGKILL');
+  });
+
+  it('the page logged no errors', () => {
+    expect(errors).toEqual([]);
+  });
+});
