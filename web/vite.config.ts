@@ -11,7 +11,8 @@ function protocolWithoutSideEffects(): Plugin {
   return {
     name: 'gpupulse:protocol-side-effect-free',
     transform(code, id) {
-      if (/[\\/]protocol[\\/]src[\\/][^\\/]+\.ts$/.test(id)) return { code, map: null, moduleSideEffects: false };
+      if (/[\\/]protocol[\\/]src[\\/][^\\/]+\.ts$/.test(id))
+        return { code, map: null, moduleSideEffects: false };
       return null;
     },
   };

@@ -12,7 +12,8 @@ function keys(obj: object, prefix = ''): string[] {
 describe('messages', () => {
   it('ko has exactly the keys of en, none empty', () => {
     expect(keys(ko).sort()).toEqual(keys(en).sort());
-    for (const k of keys(ko)) expect(k.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown>)[p], ko)).not.toBe('');
+    for (const k of keys(ko))
+      expect(k.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown>)[p], ko)).not.toBe('');
   });
 
   it('ko is actually Korean where words are translated', () => {

@@ -41,7 +41,8 @@ export const ko: MessageSchema = {
   empty: {
     connecting: '서버에 연결하는 중…',
     noAgents: '아직 연결된 에이전트가 없습니다',
-    noAgentsHint: 'GPU 노드에서 {command} 명령으로 에이전트를 시작하거나, {sim} 명령으로 가상 클러스터를 실행하세요.',
+    noAgentsHint:
+      'GPU 노드에서 {command} 명령으로 에이전트를 시작하거나, {sim} 명령으로 가상 클러스터를 실행하세요.',
     unreachable: '서버에 연결할 수 없습니다. 다시 시도하는 중…',
   },
   headline: {

@@ -9,5 +9,5 @@ import { CanvasRenderer } from 'echarts/renderers';
 
 use([CustomChart, TooltipComponent, CanvasRenderer]);
 
-export { init };
 export type { ECharts, EChartsCoreOption } from 'echarts/core';
+export { init };

@@ -1,5 +1,5 @@
 import type { GpuView, NodeView } from '@gpupulse/protocol';
-import { type GpuActivity, currentUtilization, gpuActivity } from './fleet-state.ts';
+import { currentUtilization, type GpuActivity, gpuActivity } from './fleet-state.ts';
 
 /** One GPU tile on the overview canvas, in CSS pixels. */
 export interface GridTile {

@@ -18,7 +18,11 @@ describe('fleet store', () => {
 
     const v = fleet.version;
     fleet.applyDelta(
-      { serverTime: 2000, nodes: [node('a', { gpus: [gpu(0, { utilizationGpuPercent: null })] })], removed: ['b'] },
+      {
+        serverTime: 2000,
+        nodes: [node('a', { gpus: [gpu(0, { utilizationGpuPercent: null })] })],
+        removed: ['b'],
+      },
       20,
     );
     expect(fleet.version).toBe(v + 1);
