@@ -1,0 +1,273 @@
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  AGENT_NAMESPACE,
+  DASHBOARD_NAMESPACE,
+  type Health,
+  LIMITS,
+  type NodeView,
+  PROTOCOL_VERSION,
+  type StorageInfo,
+} from '@gpupulse/protocol';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { Server as SocketIOServer } from 'socket.io';
+import { type Clock, systemClock } from './clock.ts';
+import { loadConfig, type ServerConfig } from './config.ts';
+import type { AttributeFn } from './fleet/attribution.ts';
+import { FleetState } from './fleet/fleet-state.ts';
+import { createStaticHandler } from './http/static-files.ts';
+import { silentLogger } from './logger.ts';
+import { createServerMetrics } from './metrics.ts';
+import { type AgentNamespace, setupAgentNamespace } from './socket/agent-namespace.ts';
+import { type DashboardNamespace, setupDashboardNamespace } from './socket/dashboard-namespace.ts';
+import { MemoryStore } from './storage/memory-store.ts';
+import type { MetricStore } from './storage/metric-store.ts';
+import { WriteBuffer } from './storage/write-buffer.ts';
+import { SERVER_VERSION } from './version.ts';
+
+export interface CreateServerOptions {
+  /** Defaults: `loadConfig({})` (port 8080, no agent tokens …); given keys override them. */
+  config?: Partial<ServerConfig>;
+  /** Default: a new `MemoryStore`, closed with the server. A store passed in is NOT closed by `close()`. */
+  store?: MetricStore;
+  /** Default: silent. */
+  logger?: Logger;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Attribution seam (default: any process → `unassigned`). */
+  attribute?: AttributeFn;
+}
+
+export interface GpupulseServer {
+  /** The port actually bound (useful with port 0). */
+  port: number;
+  /** e.g. `http://127.0.0.1:8080` */
+  url: string;
+  fleet: FleetState;
+  store: MetricStore;
+  buffer: WriteBuffer;
+  registry: Registry;
+  io: SocketIOServer;
+  /** Sends a `fleet:delta` now (tests; the ticker does it every `deltaIntervalMs`). */
+  tick(): void;
+  health(): Health;
+  /** Stops accepting, disconnects everyone, flushes the write buffer (bounded), closes an owned store. */
+  close(): Promise<void>;
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'SAMEORIGIN',
+};
+
+function json(res: ServerResponse, status: number, body: unknown, head = false): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(head ? undefined : text);
+}
+
+/** Builds and starts the server (HTTP + Socket.IO on one port). Resolves once it listens. */
+export async function createServer(opts: CreateServerOptions = {}): Promise<GpupulseServer> {
+  const config: ServerConfig = { ...loadConfig({}), ...opts.config };
+  const logger = opts.logger ?? silentLogger();
+  const clock = opts.clock ?? systemClock;
+  const ownsStore = !opts.store;
+  const store: MetricStore = opts.store ?? new MemoryStore({ now: () => clock.now() });
+  const startedAt = Date.now();
+
+  const fleet = new FleetState({
+    clock,
+    attribute: opts.attribute,
+    staleIntervals: config.staleIntervals,
+    defaultIntervalMs: config.defaultAgentIntervalMs,
+    offlineAfterMs: config.offlineAfterMs,
+  });
+
+  let buffer: WriteBuffer | null = null;
+  const metrics = createServerMetrics({
+    bufferSize: () => buffer?.buffered ?? 0,
+    storageUp: () => store.info().ok,
+    fleet: () => fleet.counts(),
+    memoryStoreDropped: () => (store instanceof MemoryStore ? store.dropped : null),
+  });
+  buffer = new WriteBuffer({
+    store,
+    batchSize: config.writeBuffer.batchSize,
+    flushIntervalMs: config.writeBuffer.flushIntervalMs,
+    maxPoints: config.writeBuffer.maxPoints,
+    logger: logger.child({ component: 'write-buffer' }),
+    observer: metrics.writeObserver,
+  });
+  const writeBuffer = buffer;
+  writeBuffer.start();
+
+  const storageInfo = (): StorageInfo => store.info();
+  const serveStatic = createStaticHandler(config.webDir);
+  const httpLog = logger.child({ component: 'http' });
+
+  let agents: { connected(): number } = { connected: () => 0 };
+  let dashboards: { connected(): number; tick(): void; stop(): void } = {
+    connected: () => 0,
+    tick: () => {},
+    stop: () => {},
+  };
+
+  const health = (): Health => {
+    const storage = storageInfo();
+    const counts = fleet.counts();
+    return {
+      status: storage.ok && storage.kind !== 'memory' ? 'ok' : 'degraded',
+      version: SERVER_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      storage,
+      agents: agents.connected(),
+      dashboards: dashboards.connected(),
+      nodes: counts.nodes,
+      gpus: counts.gpus,
+    };
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      json(res, 400, { error: { code: 'VALIDATION', message: 'bad request URL' } });
+      return;
+    }
+    const head = req.method === 'HEAD';
+    const isApi = pathname === '/api' || pathname.startsWith('/api/');
+    if (isApi || pathname === '/metrics') {
+      if (req.method !== 'GET' && !head) {
+        res.setHeader('allow', 'GET, HEAD');
+        json(res, 405, { error: { code: 'VALIDATION', message: `method ${req.method} not allowed` } });
+        return;
+      }
+    }
+    if (pathname === '/api/v1/health') {
+      json(res, 200, health(), head);
+      return;
+    }
+    if (pathname === '/api/v1/fleet') {
+      const body: { serverTime: number; storage: StorageInfo; nodes: NodeView[] } = {
+        serverTime: clock.now(),
+        storage: storageInfo(),
+        nodes: fleet.snapshot(),
+      };
+      json(res, 200, body, head);
+      return;
+    }
+    if (pathname === '/metrics') {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
+      res.end(head ? undefined : text);
+      return;
+    }
+    if (isApi) {
+      json(res, 404, { error: { code: 'NOT_FOUND', message: `no API endpoint ${pathname}` } }, head);
+      return;
+    }
+    await serveStatic(req, res, pathname);
+  };
+
+  const httpServer = createHttpServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      httpLog.error({ err, url: req.url }, 'request failed');
+      if (!res.headersSent) json(res, 500, { error: { code: 'INTERNAL', message: 'internal server error' } });
+      else res.destroy();
+    });
+  });
+
+  const io = new SocketIOServer(httpServer, {
+    maxHttpBufferSize: LIMITS.maxMessageBytes,
+    serveClient: false,
+    // Same-origin dashboards need no CORS; agents are not browsers.
+  });
+
+  agents = setupAgentNamespace({
+    nsp: io.of(AGENT_NAMESPACE) as unknown as AgentNamespace,
+    agentTokens: config.agentTokens,
+    fleet,
+    buffer: writeBuffer,
+    clock,
+    logger: logger.child({ component: 'agents' }),
+    metrics,
+    clockSkewMs: config.clockSkewMs,
+  });
+  dashboards = setupDashboardNamespace({
+    nsp: io.of(DASHBOARD_NAMESPACE) as unknown as DashboardNamespace,
+    fleet,
+    clock,
+    logger: logger.child({ component: 'dashboards' }),
+    metrics,
+    storageInfo,
+    deltaIntervalMs: config.deltaIntervalMs,
+    intervalMs: config.defaultAgentIntervalMs,
+  });
+
+  const sweeper = setInterval(() => fleet.sweep(), config.sweepIntervalMs);
+  sweeper.unref();
+  // Keep storage health fresh when no writes happen.
+  const pinger = setInterval(() => {
+    if (writeBuffer.buffered === 0) void store.ping();
+  }, 5000);
+  pinger.unref();
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      const onListen = () => {
+        httpServer.off('error', reject);
+        resolve();
+      };
+      if (config.host) httpServer.listen(config.port, config.host, onListen);
+      else httpServer.listen(config.port, onListen);
+    });
+  } catch (err) {
+    clearInterval(sweeper);
+    clearInterval(pinger);
+    dashboards.stop();
+    await writeBuffer.close(0);
+    io.close();
+    if (ownsStore) await store.close();
+    throw err;
+  }
+  const port = (httpServer.address() as AddressInfo).port;
+  const host = !config.host || config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let closing: Promise<void> | null = null;
+  return {
+    port,
+    url,
+    fleet,
+    store,
+    buffer: writeBuffer,
+    registry: metrics.registry,
+    io,
+    tick: () => dashboards.tick(),
+    health,
+    close() {
+      closing ??= (async () => {
+        clearInterval(sweeper);
+        clearInterval(pinger);
+        dashboards.stop();
+        await new Promise<void>((resolve) => {
+          io.close(() => resolve());
+          httpServer.closeAllConnections();
+        });
+        await writeBuffer.close();
+        if (ownsStore) await store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,164 @@
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The built web app, resolved from this package's location: `<repo>/web/dist`. */
+export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web/dist', import.meta.url));
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface InfluxConfig {
+  /** Base URL of an InfluxDB (v1 HTTP API); null: managed local influxd if installed, else memory. */
+  url: string | null;
+  database: string;
+  token: string | null;
+  username: string | null;
+  password: string | null;
+  /** The influxd executable for the managed local InfluxDB. */
+  binary: string;
+}
+
+export interface WriteBufferConfig {
+  batchSize: number;
+  flushIntervalMs: number;
+  maxPoints: number;
+}
+
+export interface ServerConfig {
+  /** HTTP + Socket.IO port; 0 picks a free one. */
+  port: number;
+  /** Interface to listen on; null: all (Node's default). */
+  host: string | null;
+  influx: InfluxConfig;
+  /** Tokens agents may present. Empty: every agent is refused. */
+  agentTokens: string[];
+  /** Projects file (recorded; attribution rules come later). */
+  projectsFile: string | null;
+  /** Absolute; the managed influxd keeps its files in `<dataDir>/influxdb`. */
+  dataDir: string;
+  /** Reserved for scale-out (`@socket.io/redis-adapter`); not used yet. */
+  redisUrl: string | null;
+  /** Built web app served at `/`. */
+  webDir: string;
+  logLevel: LogLevel;
+  /** Cadence of `fleet:delta` (a delta, possibly empty, every tick). */
+  deltaIntervalMs: number;
+  /** Cadence of the status sweeper. */
+  sweepIntervalMs: number;
+  /** Interval assumed for agents that do not announce theirs. */
+  defaultAgentIntervalMs: number;
+  /** A node is `stale` after this many agent intervals without a sample. */
+  staleIntervals: number;
+  /** A connected node silent this long is `offline`. */
+  offlineAfterMs: number;
+  /** Agent clock further than this from the server's: one `CLOCK_SKEW` notice per connection. */
+  clockSkewMs: number;
+  writeBuffer: WriteBufferConfig;
+}
+
+export class ConfigError extends Error {
+  readonly issues: string[];
+  constructor(issues: string[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+const opt = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const httpUrl = (name: string) =>
+  opt.refine(
+    (v) => {
+      if (v === undefined) return true;
+      try {
+        return ['http:', 'https:'].includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `${name} must be an http(s) URL, e.g. http://127.0.0.1:8086` },
+  );
+
+const EnvSchema = z.object({
+  GPUPULSE_PORT: opt.pipe(
+    z.coerce
+      .number<string | undefined>({ message: 'GPUPULSE_PORT must be a number' })
+      .int('GPUPULSE_PORT must be an integer')
+      .min(0, 'GPUPULSE_PORT must be 0..65535')
+      .max(65535, 'GPUPULSE_PORT must be 0..65535')
+      .optional(),
+  ),
+  GPUPULSE_INFLUX_URL: httpUrl('GPUPULSE_INFLUX_URL'),
+  GPUPULSE_INFLUX_DB: opt.refine((v) => v === undefined || v.length <= 256, 'GPUPULSE_INFLUX_DB is too long'),
+  GPUPULSE_INFLUX_TOKEN: opt,
+  GPUPULSE_INFLUX_USER: opt,
+  GPUPULSE_INFLUX_PASSWORD: opt,
+  GPUPULSE_INFLUX_BINARY: opt,
+  GPUPULSE_AGENT_TOKENS: opt,
+  GPUPULSE_PROJECTS: opt,
+  GPUPULSE_DATA_DIR: opt,
+  GPUPULSE_REDIS_URL: opt,
+  GPUPULSE_WEB_DIR: opt,
+  GPUPULSE_LOG_LEVEL: opt.pipe(
+    z.enum(LOG_LEVELS, { message: `GPUPULSE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
+  ),
+});
+
+/**
+ * Reads the server configuration from environment variables (pass `process.env`). Relative paths
+ * are resolved against `cwd`. Throws `ConfigError` listing every problem.
+ */
+export function loadConfig(env: Record<string, string | undefined>, cwd = process.cwd()): ServerConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0] ?? '')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const issues: string[] = [];
+  if (e.GPUPULSE_INFLUX_USER && !e.GPUPULSE_INFLUX_PASSWORD) {
+    issues.push('GPUPULSE_INFLUX_USER is set but GPUPULSE_INFLUX_PASSWORD is not');
+  }
+  if (e.GPUPULSE_INFLUX_TOKEN && e.GPUPULSE_INFLUX_USER) {
+    issues.push(
+      'set either GPUPULSE_INFLUX_TOKEN or GPUPULSE_INFLUX_USER/GPUPULSE_INFLUX_PASSWORD, not both',
+    );
+  }
+  const agentTokens = (e.GPUPULSE_AGENT_TOKENS ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  if (agentTokens.some((t) => t.length > 512))
+    issues.push('GPUPULSE_AGENT_TOKENS: a token is longer than 512');
+  if (issues.length) throw new ConfigError(issues);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
+  return {
+    port: e.GPUPULSE_PORT ?? 8080,
+    host: null,
+    influx: {
+      url: e.GPUPULSE_INFLUX_URL ?? null,
+      database: e.GPUPULSE_INFLUX_DB ?? 'gpupulse',
+      token: e.GPUPULSE_INFLUX_TOKEN ?? null,
+      username: e.GPUPULSE_INFLUX_USER ?? null,
+      password: e.GPUPULSE_INFLUX_PASSWORD ?? null,
+      binary: e.GPUPULSE_INFLUX_BINARY ?? 'influxd',
+    },
+    agentTokens,
+    projectsFile: e.GPUPULSE_PROJECTS ? abs(e.GPUPULSE_PROJECTS) : null,
+    dataDir: abs(e.GPUPULSE_DATA_DIR ?? './.data'),
+    redisUrl: e.GPUPULSE_REDIS_URL ?? null,
+    webDir: e.GPUPULSE_WEB_DIR ? abs(e.GPUPULSE_WEB_DIR) : DEFAULT_WEB_DIR,
+    logLevel: e.GPUPULSE_LOG_LEVEL ?? 'info',
+    deltaIntervalMs: 1000,
+    sweepIntervalMs: 1000,
+    defaultAgentIntervalMs: 1000,
+    staleIntervals: 3,
+    offlineAfterMs: 30_000,
+    clockSkewMs: 2000,
+    writeBuffer: { batchSize: 5000, flushIntervalMs: 1000, maxPoints: 500_000 },
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * Composition root of `gpupulse-server`: the only place that reads process.env, picks the storage
+ * (InfluxDB, a managed local influxd, or memory) and handles signals.
+ */
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
+import { createServer, type GpupulseServer } from './app.ts';
+import { ConfigError, loadConfig, type ServerConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+import { InfluxStore } from './storage/influx-store.ts';
+import { type ManagedInfluxd, startManagedInfluxd } from './storage/managed-influxd.ts';
+import { MEMORY_STORE_WARNING, MemoryStore } from './storage/memory-store.ts';
+import type { MetricStore } from './storage/metric-store.ts';
+
+/** Finds an executable: a path as given, or a bare name on PATH. */
+export function findExecutable(binary: string, pathEnv = process.env.PATH ?? ''): string | null {
+  const candidates =
+    isAbsolute(binary) || binary.includes('/')
+      ? [binary]
+      : pathEnv
+          .split(delimiter)
+          .filter(Boolean)
+          .map((d) => join(d, binary));
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      return c;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+async function main(): Promise<void> {
+  let config: ServerConfig;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gpupulse-server: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const log = logger.child({ component: 'main' });
+
+  if (config.agentTokens.length === 0) {
+    log.warn(
+      'GPUPULSE_AGENT_TOKENS is not set: EVERY agent will be refused. ' +
+        'Set it to a comma-separated list of secrets, e.g. GPUPULSE_AGENT_TOKENS="$(openssl rand -hex 16)", ' +
+        'and give agents the same value with --token / GPUPULSE_TOKEN.',
+    );
+  }
+  if (config.redisUrl) {
+    log.warn(
+      'GPUPULSE_REDIS_URL is set but scale-out over Redis is not implemented yet; running as a single process',
+    );
+  }
+  if (config.projectsFile) {
+    if (existsSync(config.projectsFile)) {
+      log.info(
+        { projectsFile: config.projectsFile },
+        'projects file recorded (project attribution rules come later)',
+      );
+    } else {
+      log.warn({ projectsFile: config.projectsFile }, 'GPUPULSE_PROJECTS points to a missing file');
+    }
+  }
+
+  const storeLog = logger.child({ component: 'storage' });
+  let managed: ManagedInfluxd | null = null;
+  let store: MetricStore;
+  if (config.influx.url) {
+    const influx = new InfluxStore({
+      url: config.influx.url,
+      database: config.influx.database,
+      token: config.influx.token,
+      username: config.influx.username,
+      password: config.influx.password,
+      kind: 'influxdb',
+      logger: storeLog,
+    });
+    try {
+      await influx.init();
+      storeLog.info({ url: config.influx.url, database: config.influx.database }, 'storage: InfluxDB');
+    } catch (err) {
+      storeLog.error(
+        { err: (err as Error).message, url: config.influx.url },
+        'InfluxDB is not reachable at start; samples are buffered and writes retried',
+      );
+    }
+    store = influx;
+  } else {
+    const binary = findExecutable(config.influx.binary);
+    if (binary) {
+      try {
+        managed = await startManagedInfluxd({
+          dataDir: join(config.dataDir, 'influxdb'),
+          binary,
+          logger: storeLog,
+        });
+        const influx = new InfluxStore({
+          url: managed.url,
+          database: config.influx.database,
+          kind: 'managed-influxdb',
+          logger: storeLog,
+        });
+        await influx.init();
+        store = influx;
+        storeLog.info(
+          { url: managed.url, dataDir: join(config.dataDir, 'influxdb') },
+          'storage: managed influxd',
+        );
+      } catch (err) {
+        await managed?.stop();
+        managed = null;
+        const reason = (err as Error).message;
+        storeLog.error({ err: reason }, 'could not start the managed influxd');
+        store = new MemoryStore({ warning: `${MEMORY_STORE_WARNING}; the managed influxd failed to start` });
+        storeLog.warn(`storage: ${store.info().warning}`);
+      }
+    } else {
+      store = new MemoryStore();
+      storeLog.warn(
+        { binary: config.influx.binary },
+        `storage: ${MEMORY_STORE_WARNING} (no influxd found; install InfluxDB or set GPUPULSE_INFLUX_URL)`,
+      );
+    }
+  }
+
+  let server: GpupulseServer;
+  try {
+    server = await createServer({ config, store, logger });
+  } catch (err) {
+    log.fatal({ err }, 'could not start the server');
+    await store.close();
+    await managed?.stop();
+    process.exit(1);
+  }
+  log.info(
+    { url: server.url, port: server.port, storage: store.info().kind, webDir: config.webDir },
+    `gpupulse-server listening on ${server.url}`,
+  );
+
+  let shuttingDown = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (shuttingDown) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down: flushing the write buffer');
+    try {
+      await server.close();
+      await store.close();
+      await managed?.stop();
+      log.info('bye');
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', (s) => void shutdown(s));
+  process.on('SIGINT', (s) => void shutdown(s));
+}
+
+await main();

@@ -1,0 +1,167 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { WriteBufferObserver } from './storage/write-buffer.ts';
+
+export interface ServerMetrics {
+  registry: Registry;
+  agentsConnected: Gauge;
+  dashboardsConnected: Gauge;
+  agentsRefused: Counter<'code'>;
+  samplesReceived: Counter;
+  sampleReports: Counter;
+  rejectedPayloads: Counter<'event' | 'reason'>;
+  deltasSent: Counter;
+  writeObserver: WriteBufferObserver;
+}
+
+export interface MetricsSources {
+  bufferSize(): number;
+  storageUp(): boolean;
+  fleet(): { nodes: number; gpus: number; byStatus: Record<string, number> };
+  memoryStoreDropped(): number | null;
+}
+
+/** The server's own figures, on a Registry of its own (several servers can share a process). */
+export function createServerMetrics(sources: MetricsSources): ServerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+  const registers = [registry];
+
+  const agentsConnected = new Gauge({
+    name: 'gpupulse_agents_connected',
+    help: 'Agent connections on /agent',
+    registers,
+  });
+  const dashboardsConnected = new Gauge({
+    name: 'gpupulse_dashboards_connected',
+    help: 'Dashboard connections on /dashboard',
+    registers,
+  });
+  const agentsRefused = new Counter({
+    name: 'gpupulse_agent_connections_refused_total',
+    help: 'Agent connections refused, by error code',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  const samplesReceived = new Counter({
+    name: 'gpupulse_samples_received_total',
+    help: 'Valid samples received from agents',
+    registers,
+  });
+  const sampleReports = new Counter({
+    name: 'gpupulse_sample_reports_total',
+    help: 'samples:report messages received (valid or not)',
+    registers,
+  });
+  const rejectedPayloads = new Counter({
+    name: 'gpupulse_rejected_payloads_total',
+    help: 'Inbound payloads refused, by event and reason',
+    labelNames: ['event', 'reason'] as const,
+    registers,
+  });
+  const deltasSent = new Counter({
+    name: 'gpupulse_fleet_deltas_sent_total',
+    help: 'fleet:delta broadcasts',
+    registers,
+  });
+  const writeBatches = new Counter({
+    name: 'gpupulse_storage_write_batches_total',
+    help: 'Storage write attempts by result (ok, retry, rejected)',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const pointsWritten = new Counter({
+    name: 'gpupulse_storage_points_written_total',
+    help: 'Points written to storage',
+    registers,
+  });
+  const writeErrors = new Counter({
+    name: 'gpupulse_storage_write_errors_total',
+    help: 'Failed storage writes (retryable or rejected)',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const pointsDropped = new Counter({
+    name: 'gpupulse_storage_points_dropped_total',
+    help: 'Points never stored: overflow (write buffer full), rejected (4xx from storage), shutdown',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const writeLatency = new Histogram({
+    name: 'gpupulse_storage_write_duration_seconds',
+    help: 'Duration of storage writes',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  new Gauge({
+    name: 'gpupulse_write_buffer_points',
+    help: 'Points waiting in the write buffer',
+    registers,
+    collect() {
+      this.set(sources.bufferSize());
+    },
+  });
+  new Gauge({
+    name: 'gpupulse_storage_up',
+    help: '1 when the storage answers',
+    registers,
+    collect() {
+      this.set(sources.storageUp() ? 1 : 0);
+    },
+  });
+  let memoryDroppedSeen = 0;
+  new Counter({
+    name: 'gpupulse_memory_store_dropped_points_total',
+    help: 'Points the in-memory store dropped because it was full',
+    registers,
+    collect() {
+      const now = sources.memoryStoreDropped();
+      if (now !== null && now > memoryDroppedSeen) {
+        this.inc(now - memoryDroppedSeen);
+        memoryDroppedSeen = now;
+      }
+    },
+  });
+  new Gauge({
+    name: 'gpupulse_fleet_nodes',
+    help: 'Known nodes by status',
+    labelNames: ['status'] as const,
+    registers,
+    collect() {
+      for (const [status, n] of Object.entries(sources.fleet().byStatus)) this.set({ status }, n);
+    },
+  });
+  new Gauge({
+    name: 'gpupulse_fleet_gpus',
+    help: 'GPUs in the latest samples of known nodes',
+    registers,
+    collect() {
+      this.set(sources.fleet().gpus);
+    },
+  });
+
+  const writeObserver: WriteBufferObserver = {
+    batch(result, points, seconds) {
+      writeBatches.inc({ result });
+      writeLatency.observe(seconds);
+      if (result === 'ok') pointsWritten.inc(points);
+      else writeErrors.inc({ kind: result === 'retry' ? 'retryable' : 'rejected' });
+    },
+    dropped(reason, points) {
+      pointsDropped.inc({ reason }, points);
+    },
+  };
+  for (const result of ['ok', 'retry', 'rejected']) writeBatches.inc({ result }, 0);
+  for (const reason of ['overflow', 'rejected', 'shutdown']) pointsDropped.inc({ reason }, 0);
+
+  return {
+    registry,
+    agentsConnected,
+    dashboardsConnected,
+    agentsRefused,
+    samplesReceived,
+    sampleReports,
+    rejectedPayloads,
+    deltasSent,
+    writeObserver,
+  };
+}

@@ -1,0 +1,130 @@
+import {
+  type ConnectErrorData,
+  DashboardAuthSchema,
+  type DashboardToServerEvents,
+  describeZodError,
+  type FleetSnapshot,
+  fail,
+  ok,
+  PROTOCOL_VERSION,
+  type ServerToDashboardEvents,
+  type StorageInfo,
+} from '@gpupulse/protocol';
+import type { Logger } from 'pino';
+import type { Namespace } from 'socket.io';
+import type { Clock } from '../clock.ts';
+import type { FleetState } from '../fleet/fleet-state.ts';
+import type { ServerMetrics } from '../metrics.ts';
+
+export type DashboardNamespace = Namespace<
+  DashboardToServerEvents,
+  ServerToDashboardEvents,
+  Record<string, never>,
+  Record<string, never>
+>;
+
+export interface DashboardNamespaceDeps {
+  nsp: DashboardNamespace;
+  fleet: FleetState;
+  clock: Clock;
+  logger: Logger;
+  metrics: ServerMetrics;
+  storageInfo(): StorageInfo;
+  /** `fleet:delta` cadence. */
+  deltaIntervalMs: number;
+  intervalMs: number;
+}
+
+export const DASHBOARD_ROOM = 'fleet';
+
+/**
+ * Wires `/dashboard`: optional auth, a `fleet:snapshot` on connect, `fleet:resync`, and one
+ * server-wide ticker that sends a `fleet:delta` every tick, empty when nothing changed (a
+ * heartbeat: a dashboard that stops getting deltas knows its picture is stale).
+ */
+export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
+  connected(): number;
+  tick(): void;
+  stop(): void;
+} {
+  const { nsp, fleet, clock, metrics } = deps;
+  const log = deps.logger;
+  let connections = 0;
+  let lastStorage = JSON.stringify(deps.storageInfo());
+
+  const snapshot = (): FleetSnapshot => ({
+    serverTime: clock.now(),
+    intervalMs: deps.intervalMs,
+    storage: deps.storageInfo(),
+    nodes: fleet.snapshot(),
+  });
+
+  nsp.use((socket, next) => {
+    const parsed = DashboardAuthSchema.safeParse(socket.handshake.auth ?? {});
+    if (!parsed.success) {
+      const message = `invalid handshake: ${describeZodError(parsed.error)}`;
+      const err = new Error(message) as Error & { data: ConnectErrorData };
+      err.data = { code: 'VALIDATION', message };
+      next(err);
+      return;
+    }
+    const v = parsed.data.protocolVersion;
+    if (v !== undefined && v !== PROTOCOL_VERSION) {
+      const message = `protocol version mismatch: dashboard speaks ${v}, server speaks ${PROTOCOL_VERSION}; reload the page`;
+      const err = new Error(message) as Error & { data: ConnectErrorData };
+      err.data = { code: 'PROTOCOL_VERSION', message };
+      next(err);
+      return;
+    }
+    next();
+  });
+
+  nsp.on('connection', (socket) => {
+    connections++;
+    metrics.dashboardsConnected.inc();
+    log.debug({ remote: socket.handshake.address }, 'dashboard connected');
+    socket.emit('fleet:snapshot', snapshot());
+    socket.join(DASHBOARD_ROOM);
+    socket.on('fleet:resync', (ack) => {
+      if (typeof ack !== 'function') return;
+      try {
+        ack(ok(snapshot()));
+      } catch (err) {
+        log.error({ err }, 'fleet:resync failed');
+        ack(fail('INTERNAL', 'internal server error'));
+      }
+    });
+    socket.on('disconnect', () => {
+      connections--;
+      metrics.dashboardsConnected.dec();
+      log.debug('dashboard disconnected');
+    });
+  });
+
+  const tick = () => {
+    try {
+      const { nodes, removed } = fleet.takeChanges();
+      const storage = deps.storageInfo();
+      const storageKey = JSON.stringify(storage);
+      const storageChanged = storageKey !== lastStorage;
+      lastStorage = storageKey;
+      nsp.to(DASHBOARD_ROOM).emit('fleet:delta', {
+        serverTime: clock.now(),
+        nodes,
+        removed,
+        ...(storageChanged ? { storage } : {}),
+      });
+      metrics.deltasSent.inc();
+    } catch (err) {
+      log.error({ err }, 'fleet:delta tick failed');
+    }
+  };
+  const timer = setInterval(tick, deps.deltaIntervalMs);
+  timer.unref();
+
+  return {
+    connected: () => connections,
+    tick,
+    stop: () => clearInterval(timer),
+  };
+}

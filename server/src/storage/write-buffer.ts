@@ -1,0 +1,289 @@
+import type { Logger } from 'pino';
+import { type MetricPoint, type MetricStore, StoreWriteError } from './metric-store.ts';
+
+export interface WriteBufferOptions {
+  store: MetricStore;
+  /** Points per write (default 5,000). */
+  batchSize?: number;
+  /** A partial batch is written after this long (default 1 s). */
+  flushIntervalMs?: number;
+  /** Most points held; beyond it the oldest are dropped and counted (default 500,000). */
+  maxPoints?: number;
+  /** First retry delay (default 250 ms); doubles per failure up to `maxBackoffMs` (default 30 s), full jitter. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  logger?: Logger;
+  observer?: WriteBufferObserver;
+  /** Random source for the jitter (tests). */
+  random?: () => number;
+}
+
+/** Hooks for metrics. */
+export interface WriteBufferObserver {
+  /** One write attempt ended: `ok`, `retry` (retryable failure) or `rejected` (4xx, dropped). */
+  batch?(result: 'ok' | 'retry' | 'rejected', points: number, seconds: number): void;
+  /** Points dropped: `overflow` (buffer full), `rejected` (4xx), `shutdown` (not flushed in time). */
+  dropped?(reason: 'overflow' | 'rejected' | 'shutdown', points: number): void;
+}
+
+export interface WriteBufferStats {
+  buffered: number;
+  batchesOk: number;
+  batchesRetried: number;
+  batchesRejected: number;
+  pointsWritten: number;
+  pointsRejected: number;
+  pointsDroppedOverflow: number;
+  pointsDroppedShutdown: number;
+  consecutiveFailures: number;
+}
+
+/**
+ * Bounded write buffer in front of a `MetricStore`: batches by size and time, one write in flight,
+ * retries only retryable failures (network, 5xx, 429) with exponential backoff and full jitter,
+ * drops and counts what InfluxDB refuses (4xx) and what does not fit.
+ */
+export class WriteBuffer {
+  private readonly store: MetricStore;
+  private readonly batchSize: number;
+  private readonly flushIntervalMs: number;
+  readonly maxPoints: number;
+  private readonly initialBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly logger: Logger | undefined;
+  private readonly observer: WriteBufferObserver;
+  private readonly random: () => number;
+  /** Chunks of at most batchSize points, oldest first. */
+  private chunks: MetricPoint[][] = [];
+  private size = 0;
+  private inFlight: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryAt = 0;
+  private stopped = false;
+  private readonly loggedReasons = new Set<string>();
+  readonly stats: WriteBufferStats = {
+    buffered: 0,
+    batchesOk: 0,
+    batchesRetried: 0,
+    batchesRejected: 0,
+    pointsWritten: 0,
+    pointsRejected: 0,
+    pointsDroppedOverflow: 0,
+    pointsDroppedShutdown: 0,
+    consecutiveFailures: 0,
+  };
+
+  constructor(opts: WriteBufferOptions) {
+    this.store = opts.store;
+    this.batchSize = Math.max(1, opts.batchSize ?? 5000);
+    this.flushIntervalMs = opts.flushIntervalMs ?? 1000;
+    this.maxPoints = Math.max(this.batchSize, opts.maxPoints ?? 500_000);
+    this.initialBackoffMs = opts.initialBackoffMs ?? 250;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
+    this.logger = opts.logger;
+    this.observer = opts.observer ?? {};
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Points waiting to be written (including a batch in flight). */
+  get buffered(): number {
+    return this.size;
+  }
+
+  /** Room left before the bound. */
+  get free(): number {
+    return Math.max(0, this.maxPoints - this.size);
+  }
+
+  /** Starts the periodic flush. */
+  start(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => this.kick(true), this.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  enqueue(points: readonly MetricPoint[]): void {
+    if (this.stopped || points.length === 0) return;
+    for (const p of points) {
+      let last = this.chunks[this.chunks.length - 1];
+      if (!last || last.length >= this.batchSize) {
+        last = [];
+        this.chunks.push(last);
+      }
+      last.push(p);
+    }
+    this.size += points.length;
+    const over = this.size - this.maxPoints;
+    if (over > 0) this.dropOldest(over);
+    this.stats.buffered = this.size;
+    if (this.chunks.length > 1 || (this.chunks[0]?.length ?? 0) >= this.batchSize) this.kick(false);
+  }
+
+  /**
+   * Writes everything buffered, retrying retryable failures until `timeoutMs` (default 10 s) has
+   * passed; what is left then is dropped and counted. Stops the timers. For shutdown.
+   */
+  async flush(timeoutMs = 10_000): Promise<void> {
+    this.stopTimers();
+    const deadline = Date.now() + timeoutMs;
+    if (this.inFlight) await this.inFlight;
+    let backoff = this.initialBackoffMs;
+    while (this.size > 0 && Date.now() < deadline) {
+      const ok = await this.writeOne(true);
+      if (!ok) {
+        const wait = Math.min(backoff, deadline - Date.now());
+        if (wait <= 0) break;
+        await new Promise((r) => setTimeout(r, wait));
+        backoff = Math.min(backoff * 2, this.maxBackoffMs);
+      }
+    }
+    if (this.size > 0) {
+      const n = this.size;
+      this.chunks = [];
+      this.size = 0;
+      this.stats.buffered = 0;
+      this.stats.pointsDroppedShutdown += n;
+      this.observer.dropped?.('shutdown', n);
+      this.logger?.error({ points: n }, 'points not written before shutdown; dropped');
+    }
+  }
+
+  /** Flushes (bounded by timeoutMs) and refuses further points. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    await this.flush(timeoutMs);
+    this.stopped = true;
+  }
+
+  private stopTimers(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.timer = null;
+    this.retryTimer = null;
+  }
+
+  private dropOldest(n: number): void {
+    let left = n;
+    while (left > 0 && this.chunks.length > 0) {
+      const first = this.chunks[0]!;
+      if (first.length <= left) {
+        this.chunks.shift();
+        left -= first.length;
+      } else {
+        first.splice(0, left);
+        left = 0;
+      }
+    }
+    const dropped = n - left;
+    this.size -= dropped;
+    this.stats.pointsDroppedOverflow += dropped;
+    this.observer.dropped?.('overflow', dropped);
+    if (!this.loggedReasons.has('overflow')) {
+      this.loggedReasons.add('overflow');
+      this.logger?.error(
+        { maxPoints: this.maxPoints, dropped },
+        'write buffer full: dropping the oldest points (counted in /metrics; logged once)',
+      );
+    }
+  }
+
+  /** Starts a write if none is running and one is due (`partial`: a partial chunk may go). */
+  private kick(partial: boolean): void {
+    if (this.inFlight || this.stopped || this.size === 0) return;
+    if (Date.now() < this.retryAt) return;
+    if (!partial && this.chunks.length <= 1 && (this.chunks[0]?.length ?? 0) < this.batchSize) return;
+    this.inFlight = this.writeOne(false)
+      .then((ok) => {
+        this.inFlight = null;
+        if (ok && this.chunks.length > 0 && (this.chunks[0]?.length ?? 0) >= this.batchSize) this.kick(false);
+      })
+      .catch((err) => {
+        this.inFlight = null;
+        this.logger?.error({ err }, 'write buffer: unexpected error');
+      }) as Promise<void>;
+  }
+
+  /** Writes the oldest chunk. Returns false when a retryable failure left it in the buffer. */
+  private async writeOne(flushing: boolean): Promise<boolean> {
+    const batch = this.chunks.shift();
+    if (!batch || batch.length === 0) return true;
+    const started = performance.now();
+    try {
+      await this.store.write(batch);
+      const seconds = (performance.now() - started) / 1000;
+      this.size -= batch.length;
+      this.stats.buffered = this.size;
+      this.stats.batchesOk++;
+      this.stats.pointsWritten += batch.length;
+      this.observer.batch?.('ok', batch.length, seconds);
+      if (this.stats.consecutiveFailures > 0) {
+        this.logger?.info({ afterFailures: this.stats.consecutiveFailures }, 'writes succeed again');
+      }
+      this.stats.consecutiveFailures = 0;
+      this.retryAt = 0;
+      return true;
+    } catch (err) {
+      const seconds = (performance.now() - started) / 1000;
+      const retryable = !(err instanceof StoreWriteError) || err.retryable;
+      const message = err instanceof Error ? err.message : String(err);
+      if (retryable) {
+        // Put it back at the front (the overflow bound may have shrunk the buffer meanwhile).
+        this.chunks.unshift(batch);
+        this.stats.batchesRetried++;
+        this.stats.consecutiveFailures++;
+        this.observer.batch?.('retry', batch.length, seconds);
+        const exp = Math.min(
+          this.maxBackoffMs,
+          this.initialBackoffMs * 2 ** (this.stats.consecutiveFailures - 1),
+        );
+        const delay = Math.round(exp / 2 + (this.random() * exp) / 2);
+        this.retryAt = Date.now() + delay;
+        if (this.stats.consecutiveFailures === 1) {
+          this.logger?.warn({ err: message, points: batch.length }, 'write failed; retrying with backoff');
+        } else {
+          this.logger?.debug(
+            { err: message, delay, failures: this.stats.consecutiveFailures },
+            'write retry',
+          );
+        }
+        if (!flushing && !this.stopped) {
+          if (this.retryTimer) clearTimeout(this.retryTimer);
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.kick(true);
+          }, delay);
+          this.retryTimer.unref();
+        }
+        return false;
+      }
+      // Not retryable: InfluxDB refused the batch (or part of it). Drop and count, never loop.
+      this.size -= batch.length;
+      this.stats.buffered = this.size;
+      this.stats.batchesRejected++;
+      const rejected = err instanceof StoreWriteError && err.dropped !== null ? err.dropped : batch.length;
+      this.stats.pointsRejected += rejected;
+      this.stats.pointsWritten += batch.length - rejected;
+      this.observer.batch?.('rejected', batch.length, seconds);
+      this.observer.dropped?.('rejected', rejected);
+      const key = reasonKey(message);
+      if (!this.loggedReasons.has(key) && this.loggedReasons.size < 100) {
+        this.loggedReasons.add(key);
+        this.logger?.error(
+          { err: message, points: batch.length, rejected },
+          'storage refused a batch; dropped, not retried (this reason is logged once; see /metrics)',
+        );
+      } else {
+        this.logger?.debug({ err: message, rejected }, 'storage refused a batch');
+      }
+      return true;
+    }
+  }
+}
+
+/** Groups refusal messages that differ only by numbers/quoted names (one log line per kind). */
+function reasonKey(message: string): string {
+  return message
+    .replace(/"[^"]*"/g, '"…"')
+    .replace(/\d+/g, 'N')
+    .slice(0, 200);
+}
