@@ -1,0 +1,426 @@
+// I/O side of the nvidia-smi collector: one long-lived `--query-gpu … -lms` child, a watchdog
+// that restarts it with backoff, and one-shot `--query-compute-apps` calls.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import type { GpuCollectorState, GpuMetrics, GpuProcess } from '@gpupulse/protocol';
+import { LIMITS } from '@gpupulse/protocol';
+import { backoffDelay } from '../../backoff.ts';
+import type { Logger } from '../../logger.ts';
+import type { Collector, SampleParts } from '../types.ts';
+import {
+  COMPUTE_APP_FIELDS,
+  type NvidiaSmiVersion,
+  parseComputeApps,
+  parseGpuRow,
+  parseHelpQuery,
+  parseVersion,
+  planGpuQuery,
+  RoundAssembler,
+} from './parse.ts';
+import { ProcReader } from './procfs.ts';
+
+export interface NvidiaSmiOptions {
+  /** Path or command name of nvidia-smi. */
+  nvidiaSmi: string;
+  intervalMs: number;
+  logger: Logger;
+  /** Timeout of one-shot calls (--help-query-gpu, --version, --query-compute-apps). */
+  commandTimeoutMs?: number;
+  /** A round older than this makes the GPUs `stale`. Default max(3 × interval, 3 s). */
+  staleAfterMs?: number;
+  /** No output for this long: the child is killed and restarted. Default max(5 × interval, 10 s). */
+  hangTimeoutMs?: number;
+  /** Restart backoff. */
+  restartInitialMs?: number;
+  restartMaxMs?: number;
+  /** Quiet time after the last row that ends a round. Default min(100 ms, interval / 4). */
+  quietMs?: number;
+  /** Environment for the child (tests). */
+  env?: NodeJS.ProcessEnv;
+}
+
+interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | number | null,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs a command without blocking the event loop, with a hard timeout (SIGKILL). */
+export function runCommand(
+  file: string,
+  args: readonly string[],
+  timeoutMs: number,
+  env?: NodeJS.ProcessEnv,
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      file,
+      args,
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, env: env ?? process.env, windowsHide: true },
+      (err, stdout, stderr) => {
+        if (!err) return resolve({ stdout, stderr });
+        const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: string | number | null };
+        if (e.code === 'ENOENT') return reject(new CommandError(`${file}: not found`, 'ENOENT'));
+        if (e.killed) return reject(new CommandError(`${file} ${args[0] ?? ''}: timed out after ${timeoutMs} ms`, 'TIMEOUT'));
+        const text = firstLines(`${stdout}\n${stderr}`) || e.message;
+        reject(new CommandError(`${text} (exit ${e.code ?? 'signal'})`, e.code ?? null));
+      },
+    );
+  });
+}
+
+function firstLines(text: string, max = 3): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(0, max)
+    .join(' | ')
+    .slice(0, LIMITS.maxTextLength);
+}
+
+type Status = 'starting' | 'ok' | 'absent' | 'error' | 'stale';
+
+/**
+ * Shared state of one nvidia-smi installation: field discovery, the loop child and the latest round.
+ * Two collectors read it: GPUs (`createNvidiaSmiGpuCollector`) and processes.
+ */
+export class NvidiaSmi {
+  readonly intervalMs: number;
+  private readonly log: Logger;
+  private readonly commandTimeoutMs: number;
+  private readonly staleAfterMs: number;
+  private readonly hangTimeoutMs: number;
+  private readonly restartInitialMs: number;
+  private readonly restartMaxMs: number;
+  private readonly quietMs: number;
+
+  private status: Status = 'starting';
+  private errorText: string | null = null;
+  private fields: string[] | null = null;
+  private child: ChildProcess | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private quietTimer: NodeJS.Timeout | null = null;
+  private attempt = 0;
+  private lastOutputAt = 0;
+  private stopped = false;
+  private killedForHang = false;
+  private round: GpuMetrics[] | null = null;
+  private roundAt = 0;
+  private readyWaiters: Array<() => void> = [];
+  private starting: Promise<void> | null = null;
+  version: NvidiaSmiVersion | null = null;
+  /** Restarts of the loop child since start (for tests and stats). */
+  restarts = 0;
+
+  constructor(private readonly opts: NvidiaSmiOptions) {
+    this.intervalMs = opts.intervalMs;
+    this.log = opts.logger;
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 10_000;
+    this.staleAfterMs = opts.staleAfterMs ?? Math.max(3 * opts.intervalMs, 3_000);
+    this.hangTimeoutMs = opts.hangTimeoutMs ?? Math.max(5 * opts.intervalMs, 10_000);
+    this.restartInitialMs = opts.restartInitialMs ?? 1_000;
+    this.restartMaxMs = opts.restartMaxMs ?? 60_000;
+    this.quietMs = opts.quietMs ?? Math.max(5, Math.min(100, Math.floor(opts.intervalMs / 4)));
+  }
+
+  get state(): Status {
+    return this.status;
+  }
+
+  get available(): boolean {
+    return this.status !== 'absent';
+  }
+
+  /** Discovers fields and starts the loop child. Safe to call twice. */
+  start(): Promise<void> {
+    this.starting ??= this.discoverAndSpawn();
+    return this.starting;
+  }
+
+  /** Resolves at the first round, or when nvidia-smi turns out absent/failing, or after timeoutMs. */
+  ready(timeoutMs: number): Promise<void> {
+    if (this.round || this.status === 'absent' || this.status === 'error') return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, timeoutMs);
+      const waiters = this.readyWaiters;
+      function done() {
+        clearTimeout(t);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
+  }
+
+  private wake(): void {
+    const w = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const f of w) f();
+  }
+
+  private async discoverAndSpawn(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const help = await runCommand(this.opts.nvidiaSmi, ['--help-query-gpu'], this.commandTimeoutMs, this.opts.env);
+      const supported = parseHelpQuery(help.stdout);
+      if (supported.size === 0) throw new CommandError('nvidia-smi --help-query-gpu listed no fields', null);
+      this.fields = planGpuQuery(supported);
+      this.log.debug({ fields: this.fields.length }, 'nvidia-smi fields discovered');
+      try {
+        const v = await runCommand(this.opts.nvidiaSmi, ['--version'], this.commandTimeoutMs, this.opts.env);
+        this.version = parseVersion(v.stdout);
+      } catch {
+        this.version = null; // old drivers have no --version; not fatal
+      }
+    } catch (err) {
+      const e = err as CommandError;
+      if (e.code === 'ENOENT') {
+        this.status = 'absent';
+        this.log.info({ nvidiaSmi: this.opts.nvidiaSmi }, 'nvidia-smi not found: reporting zero GPUs');
+        this.wake();
+        return;
+      }
+      this.fail(`nvidia-smi field discovery failed: ${e.message}`);
+      this.scheduleRestart();
+      return;
+    }
+    this.spawnLoop();
+  }
+
+  private spawnLoop(): void {
+    if (this.stopped || !this.fields) return;
+    const fields = this.fields;
+    const args = [`--query-gpu=${fields.join(',')}`, '--format=csv,noheader,nounits', '-lms', String(this.intervalMs)];
+    const child = spawn(this.opts.nvidiaSmi, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: this.opts.env ?? process.env,
+      windowsHide: true,
+    });
+    this.child = child;
+    this.killedForHang = false;
+    this.lastOutputAt = Date.now();
+    const assembler = new RoundAssembler<GpuMetrics>();
+    const junk: string[] = [];
+    let buf = '';
+
+    const onRound = (gpus: GpuMetrics[]) => {
+      const recovered = this.status !== 'ok' && this.status !== 'starting';
+      this.round = gpus;
+      this.roundAt = Date.now();
+      this.attempt = 0;
+      if (recovered) this.log.info({ gpus: gpus.length }, 'nvidia-smi recovered');
+      this.status = 'ok';
+      this.errorText = null;
+      this.wake();
+    };
+    const onLine = (line: string) => {
+      if (line.trim() === '') return;
+      const gpu = parseGpuRow(line, fields);
+      if (!gpu) {
+        junk.push(line.trim());
+        if (junk.length > 5) junk.shift();
+        return;
+      }
+      const done = assembler.push(gpu);
+      if (done) onRound(done);
+      if (this.quietTimer) clearTimeout(this.quietTimer);
+      this.quietTimer = assembler.pending > 0 ? setTimeout(flushQuiet, this.quietMs) : null;
+    };
+    const flushQuiet = () => {
+      this.quietTimer = null;
+      if (this.child !== child) return;
+      const done = assembler.flush();
+      if (done) onRound(done);
+    };
+
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      this.lastOutputAt = Date.now();
+      buf += chunk;
+      let nl = buf.indexOf('\n');
+      while (nl >= 0) {
+        onLine(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf('\n');
+      }
+      if (buf.length > 1 << 20) buf = ''; // a line longer than 1 MiB is not nvidia-smi output
+    });
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      for (const l of chunk.split('\n')) if (l.trim()) junk.push(l.trim());
+      while (junk.length > 5) junk.shift();
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      // spawn failure (e.g. the binary was removed): 'exit' may not follow
+      if (this.child !== child) return;
+      this.child = null;
+      this.fail(`nvidia-smi could not be started: ${err.code ?? err.message}`);
+      this.scheduleRestart();
+    });
+    child.on('exit', (code, signal) => {
+      if (this.child !== child) return;
+      this.child = null;
+      if (buf.trim()) onLine(buf);
+      buf = '';
+      if (this.stopped) return;
+      if (this.killedForHang) {
+        // status and message already set by the watchdog
+      } else {
+        const why = junk.length ? junk.join(' | ') : `exited with ${code !== null ? `code ${code}` : `signal ${signal}`}`;
+        this.fail(`nvidia-smi: ${why}`.slice(0, LIMITS.maxTextLength));
+      }
+      this.scheduleRestart();
+    });
+
+    this.armWatchdog();
+  }
+
+  private armWatchdog(): void {
+    if (this.watchdog) return;
+    const every = Math.max(50, Math.min(1_000, Math.floor(this.hangTimeoutMs / 4)));
+    this.watchdog = setInterval(() => {
+      const child = this.child;
+      if (!child || this.stopped) return;
+      const silentFor = Date.now() - this.lastOutputAt;
+      if (silentFor < this.hangTimeoutMs) return;
+      this.killedForHang = true;
+      const text = `nvidia-smi produced no output for ${Math.round(silentFor / 1000)} s; restarting it`;
+      if (this.status !== 'stale') this.log.warn({ silentMs: silentFor }, 'nvidia-smi hung; restarting');
+      this.status = 'stale';
+      this.errorText = text;
+      this.wake();
+      child.kill('SIGKILL');
+    }, every);
+    this.watchdog.unref();
+  }
+
+  private fail(text: string): void {
+    if (this.status !== 'error' || this.errorText !== text) this.log.warn({ error: text }, 'nvidia-smi failed');
+    this.status = 'error';
+    this.errorText = text;
+    this.wake();
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopped || this.restartTimer) return;
+    const delay = backoffDelay(this.attempt++, this.restartInitialMs, this.restartMaxMs);
+    this.log.info({ delayMs: delay, attempt: this.attempt }, 'restarting nvidia-smi');
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      this.restarts++;
+      if (this.fields) this.spawnLoop();
+      else void this.discoverAndSpawn();
+    }, delay);
+  }
+
+  /** The GPU part of a sample, from the latest round. Never waits on nvidia-smi. */
+  gpuParts(now = Date.now()): SampleParts {
+    if (this.status === 'absent') return { gpuCollector: 'absent', gpuError: null, gpus: [] };
+    const age = now - this.roundAt;
+    if (this.status === 'ok' && this.round && age <= this.staleAfterMs) {
+      return { gpuCollector: 'ok', gpuError: null, gpus: this.round };
+    }
+    let state: GpuCollectorState;
+    let text: string;
+    if (this.status === 'error') {
+      state = 'error';
+      text = this.errorText ?? 'nvidia-smi failed';
+    } else {
+      state = 'stale';
+      text =
+        this.errorText ??
+        (this.round
+          ? `no data from nvidia-smi for ${Math.round(age / 1000)} s`
+          : 'waiting for the first data from nvidia-smi');
+    }
+    const gpuState = state === 'error' ? 'error' : 'stale';
+    const gpus = (this.round ?? []).map((g) => ({ ...g, state: gpuState, error: text }) as GpuMetrics);
+    return { gpuCollector: state, gpuError: text, gpus };
+  }
+
+  /** `--query-compute-apps`, one shot with a timeout. */
+  async computeApps(timeoutMs = this.commandTimeoutMs): Promise<GpuProcess[]> {
+    const { stdout } = await runCommand(
+      this.opts.nvidiaSmi,
+      [`--query-compute-apps=${COMPUTE_APP_FIELDS.join(',')}`, '--format=csv,noheader,nounits'],
+      timeoutMs,
+      this.opts.env,
+    );
+    return parseComputeApps(stdout, COMPUTE_APP_FIELDS);
+  }
+
+  /** Latest GPUs for the inventory. */
+  get lastRound(): readonly GpuMetrics[] {
+    return this.round ?? [];
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.watchdog) clearInterval(this.watchdog);
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.restartTimer = this.watchdog = this.quietTimer = null;
+    const child = this.child;
+    this.child = null;
+    this.wake();
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve();
+      }, 1_000);
+      child.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+}
+
+/** The GPU collector: reads the latest loop round; never blocks on nvidia-smi. */
+export function createNvidiaSmiGpuCollector(smi: NvidiaSmi): Collector {
+  return {
+    name: 'nvidia-smi',
+    start: () => smi.start(),
+    ready: (timeoutMs) => smi.ready(timeoutMs),
+    collect: async () => smi.gpuParts(),
+    fallback: (error) => ({ gpuCollector: 'error', gpuError: error.message, gpus: [] }),
+    stop: () => smi.stop(),
+  };
+}
+
+export interface ProcessCollectorOptions {
+  /** Timeout of one `--query-compute-apps` call. Default min(interval, 5 s), at least 500 ms. */
+  timeoutMs?: number;
+  /** Where /proc facts come from (tests may point it elsewhere); null: do not read /proc. */
+  proc?: ProcReader | null;
+}
+
+/** The compute-process collector: one `--query-compute-apps` per interval, enriched from /proc. */
+export function createNvidiaSmiProcessCollector(smi: NvidiaSmi, options: ProcessCollectorOptions = {}): Collector {
+  const timeoutMs = options.timeoutMs ?? Math.max(500, Math.min(smi.intervalMs, 5_000));
+  const proc = options.proc === undefined ? new ProcReader() : options.proc;
+  return {
+    name: 'nvidia-smi-processes',
+    async collect() {
+      if (!smi.available) return { processes: [] };
+      if (smi.state === 'starting') return {};
+      const apps = await smi.computeApps(timeoutMs);
+      if (!proc) return { processes: apps.slice(0, LIMITS.maxProcessesPerSample) };
+      const enriched = await proc.enrich(apps.slice(0, LIMITS.maxProcessesPerSample));
+      return { processes: enriched };
+    },
+    fallback: () => ({}),
+  };
+}

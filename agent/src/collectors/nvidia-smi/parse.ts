@@ -1,0 +1,369 @@
+// Pure parsing of `nvidia-smi` CSV output. No I/O here: see collector.ts for the child processes.
+import type { GpuMetrics, GpuProcess } from '@gpupulse/protocol';
+import { LIMITS } from '@gpupulse/protocol';
+
+/** A value nvidia-smi prints instead of a number or string: `[N/A]`, `N/A`, `[Not Supported]`, … */
+export function isNullToken(raw: string): boolean {
+  const v = raw.trim();
+  if (v === '' || v === 'N/A' || v === 'n/a') return true;
+  return v.startsWith('[') && v.endsWith(']');
+}
+
+/** A trimmed string, or null for any null token (never `''`, never `[N/A]`). */
+export function parseText(raw: string | undefined): string | null {
+  if (raw === undefined) return null;
+  const v = raw.trim();
+  return isNullToken(v) ? null : v;
+}
+
+const NUMBER_WITH_UNIT = /^(-?\d+(?:\.\d+)?)(?: ?[A-Za-z%/]+)?$/;
+
+/** A finite number (units like `W`, `MiB`, `%` tolerated), or null. Never NaN, never a made-up 0. */
+export function parseNumber(raw: string | undefined): number | null {
+  const v = parseText(raw);
+  if (v === null) return null;
+  if (/^0x[0-9a-f]+$/i.test(v)) return parseHex(v);
+  const m = NUMBER_WITH_UNIT.exec(v);
+  if (!m) return null;
+  const n = Number(m[1]);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** `0x00000000000001FF` → 511; null tokens or garbage → null. */
+export function parseHex(raw: string | undefined): number | null {
+  const v = parseText(raw);
+  if (v === null || !/^0x[0-9a-f]+$/i.test(v)) return null;
+  const n = Number(BigInt(v));
+  return Number.isFinite(n) ? n : null;
+}
+
+const TRUE_WORDS = new Set(['enabled', 'yes', 'active', 'true', 'on']);
+const FALSE_WORDS = new Set(['disabled', 'no', 'not active', 'false', 'off']);
+
+/** `Enabled`/`Yes`/`Active` → true, `Disabled`/`No`/`Not Active` → false, anything else → null. */
+export function parseBool(raw: string | undefined): boolean | null {
+  const v = parseText(raw)?.toLowerCase();
+  if (v === undefined) return null;
+  if (TRUE_WORDS.has(v)) return true;
+  if (FALSE_WORDS.has(v)) return false;
+  return null;
+}
+
+/** Bits of `clocks_event_reasons.active` (NVML `nvmlClocksEventReason*`). */
+export const CLOCK_EVENT_REASONS: ReadonlyArray<readonly [number, string]> = [
+  [0x1, 'gpu_idle'],
+  [0x2, 'applications_clocks_setting'],
+  [0x4, 'sw_power_cap'],
+  [0x8, 'hw_slowdown'],
+  [0x10, 'sync_boost'],
+  [0x20, 'sw_thermal_slowdown'],
+  [0x40, 'hw_thermal_slowdown'],
+  [0x80, 'hw_power_brake_slowdown'],
+  [0x100, 'display_clock_setting'],
+];
+
+export function decodeClockEventReasons(mask: number | null): string[] | undefined {
+  if (mask === null) return undefined;
+  return CLOCK_EVENT_REASONS.filter(([bit]) => (mask & bit) !== 0).map(([, name]) => name);
+}
+
+/**
+ * Splits one CSV row on `", "` and checks the column count. nvidia-smi does not quote values;
+ * when a row has more columns than expected and `freeTextColumn` is given (e.g. a process name
+ * with a comma), the extra pieces are joined back into that column. Otherwise: null (bad row).
+ */
+export function splitRow(line: string, expected: number, freeTextColumn?: number): string[] | null {
+  const parts = line.replace(/\r$/, '').split(', ');
+  if (parts.length === expected) return parts;
+  if (parts.length > expected && freeTextColumn !== undefined && freeTextColumn < expected) {
+    const extra = parts.length - expected;
+    const merged = parts.slice(freeTextColumn, freeTextColumn + extra + 1).join(', ');
+    return [...parts.slice(0, freeTextColumn), merged, ...parts.slice(freeTextColumn + extra + 1)];
+  }
+  return null;
+}
+
+/** Header cell `memory.used [MiB]` → `memory.used`. */
+export function headerFieldName(cell: string): string {
+  return cell.trim().replace(/\s*\[[^\]]*\]$/, '');
+}
+
+// ---- field discovery ----
+
+/**
+ * Every property name (canonical names and their aliases) listed by `nvidia-smi --help-query-gpu`
+ * (or `--help-query-compute-apps`): lines such as `"clocks.current.sm" or "clocks.sm"`.
+ */
+export function parseHelpQuery(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('"')) continue;
+    for (const m of line.matchAll(/"([^"]+)"/g)) if (m[1]) names.add(m[1]);
+  }
+  return names;
+}
+
+type Kind = 'int' | 'float' | 'text' | 'bool' | 'hex';
+
+/** One metric we read: GpuMetrics key, nvidia-smi names (newest first, aliases after), kind. */
+export interface GpuFieldSpec {
+  key: keyof GpuMetrics | 'powerDrawInstant' | 'powerDrawAverage';
+  names: readonly string[];
+  kind: Kind;
+  /** Required: always queried, even when --help-query-gpu does not list it. */
+  core?: boolean;
+}
+
+export const GPU_FIELDS: readonly GpuFieldSpec[] = [
+  { key: 'index', names: ['index'], kind: 'int', core: true },
+  { key: 'uuid', names: ['uuid', 'gpu_uuid'], kind: 'text', core: true },
+  { key: 'name', names: ['name', 'gpu_name'], kind: 'text', core: true },
+  { key: 'utilizationGpuPercent', names: ['utilization.gpu'], kind: 'float', core: true },
+  { key: 'utilizationMemoryPercent', names: ['utilization.memory'], kind: 'float', core: true },
+  { key: 'memoryUsedMiB', names: ['memory.used'], kind: 'float', core: true },
+  { key: 'memoryTotalMiB', names: ['memory.total'], kind: 'float', core: true },
+  { key: 'temperatureCelsius', names: ['temperature.gpu'], kind: 'float', core: true },
+  { key: 'powerDrawWatts', names: ['power.draw'], kind: 'float' },
+  { key: 'powerDrawInstant', names: ['power.draw.instant', 'gpu.power.draw.instant'], kind: 'float' },
+  { key: 'powerDrawAverage', names: ['power.draw.average', 'gpu.power.draw.average'], kind: 'float' },
+  { key: 'powerLimitWatts', names: ['power.limit', 'gpu.power.requested_limit'], kind: 'float' },
+  { key: 'fanSpeedPercent', names: ['fan.speed'], kind: 'float' },
+  { key: 'pstate', names: ['pstate'], kind: 'text' },
+  { key: 'clocksSmMHz', names: ['clocks.current.sm', 'clocks.sm'], kind: 'float' },
+  { key: 'clocksMemoryMHz', names: ['clocks.current.memory', 'clocks.mem'], kind: 'float' },
+  { key: 'clocksGraphicsMHz', names: ['clocks.current.graphics', 'clocks.gr'], kind: 'float' },
+  { key: 'clocksMaxSmMHz', names: ['clocks.max.sm'], kind: 'float' },
+  { key: 'clocksMaxMemoryMHz', names: ['clocks.max.memory', 'clocks.max.mem'], kind: 'float' },
+  { key: 'clocksMaxGraphicsMHz', names: ['clocks.max.graphics', 'clocks.max.gr'], kind: 'float' },
+  { key: 'utilizationEncoderPercent', names: ['utilization.encoder'], kind: 'float' },
+  { key: 'utilizationDecoderPercent', names: ['utilization.decoder'], kind: 'float' },
+  { key: 'memoryFreeMiB', names: ['memory.free'], kind: 'float' },
+  { key: 'memoryReservedMiB', names: ['memory.reserved'], kind: 'float' },
+  { key: 'memoryTemperatureCelsius', names: ['temperature.memory'], kind: 'float' },
+  { key: 'powerEnforcedLimitWatts', names: ['enforced.power.limit', 'gpu.power.current_limit'], kind: 'float' },
+  {
+    key: 'clocksEventReasonsActive',
+    names: ['clocks_event_reasons.active', 'clocks_throttle_reasons.active'],
+    kind: 'hex',
+  },
+  { key: 'eccModeCurrent', names: ['ecc.mode.current'], kind: 'bool' },
+  { key: 'eccErrorsCorrectedVolatile', names: ['ecc.errors.corrected.volatile.total'], kind: 'float' },
+  { key: 'eccErrorsUncorrectedVolatile', names: ['ecc.errors.uncorrected.volatile.total'], kind: 'float' },
+  { key: 'eccErrorsCorrectedAggregate', names: ['ecc.errors.corrected.aggregate.total'], kind: 'float' },
+  { key: 'eccErrorsUncorrectedAggregate', names: ['ecc.errors.uncorrected.aggregate.total'], kind: 'float' },
+  { key: 'retiredPagesPending', names: ['retired_pages.pending'], kind: 'bool' },
+  { key: 'remappedRowsPending', names: ['remapped_rows.pending'], kind: 'bool' },
+  { key: 'remappedRowsFailure', names: ['remapped_rows.failure'], kind: 'bool' },
+  { key: 'pcieLinkGenCurrent', names: ['pcie.link.gen.current', 'pcie.link.gen.gpucurrent'], kind: 'int' },
+  { key: 'pcieLinkWidthCurrent', names: ['pcie.link.width.current'], kind: 'int' },
+  { key: 'persistenceMode', names: ['persistence_mode'], kind: 'bool' },
+  { key: 'computeMode', names: ['compute_mode'], kind: 'text' },
+  { key: 'migModeCurrent', names: ['mig.mode.current'], kind: 'bool' },
+  { key: 'driverVersion', names: ['driver_version'], kind: 'text' },
+  { key: 'serial', names: ['serial', 'gpu_serial'], kind: 'text' },
+  { key: 'pciBusId', names: ['pci.bus_id', 'gpu_bus_id'], kind: 'text' },
+];
+
+/** The `--query-gpu` field list: for each spec, the first name this nvidia-smi supports. */
+export function planGpuQuery(supported: ReadonlySet<string>): string[] {
+  const fields: string[] = [];
+  for (const spec of GPU_FIELDS) {
+    const name = spec.names.find((n) => supported.has(n)) ?? (spec.core ? spec.names[0] : undefined);
+    if (name && !fields.includes(name)) fields.push(name);
+  }
+  return fields;
+}
+
+// ---- rows → GpuMetrics ----
+
+const TEXT_MAX: Partial<Record<string, number>> = { pstate: 8 };
+
+function clip(s: string | null, max = 64): string | null {
+  return s === null ? null : s.slice(0, max);
+}
+
+const REQUIRED_KEYS: ReadonlySet<string> = new Set([
+  'utilizationGpuPercent',
+  'utilizationMemoryPercent',
+  'memoryUsedMiB',
+  'memoryTotalMiB',
+  'temperatureCelsius',
+  'powerDrawWatts',
+  'powerLimitWatts',
+  'fanSpeedPercent',
+  'pstate',
+  'clocksSmMHz',
+  'clocksMemoryMHz',
+]);
+
+/** Maps one row (field name → raw cell) to GpuMetrics; null when it has no usable index. */
+export function toGpuMetrics(cells: ReadonlyMap<string, string>): GpuMetrics | null {
+  const raw = (spec: GpuFieldSpec): string | undefined => {
+    for (const n of spec.names) {
+      const v = cells.get(n);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  };
+  const out: Record<string, unknown> = {};
+  for (const spec of GPU_FIELDS) {
+    const v = raw(spec);
+    if (v === undefined && !spec.core && !REQUIRED_KEYS.has(spec.key)) continue;
+    switch (spec.kind) {
+      case 'int':
+      case 'float':
+        out[spec.key] = parseNumber(v);
+        break;
+      case 'hex':
+        out[spec.key] = parseHex(v);
+        break;
+      case 'bool':
+        out[spec.key] = parseBool(v);
+        break;
+      case 'text':
+        out[spec.key] = spec.key === 'uuid' || spec.key === 'name' ? parseText(v) : clip(parseText(v), TEXT_MAX[spec.key]);
+        break;
+    }
+  }
+  const index = out.index;
+  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 1023) return null;
+
+  // Power: `power.draw` is N/A or missing on some 570+ drivers; fall back to instant, then average.
+  const instant = out.powerDrawInstant as number | null | undefined;
+  const average = out.powerDrawAverage as number | null | undefined;
+  delete out.powerDrawInstant;
+  delete out.powerDrawAverage;
+  out.powerDrawWatts = (out.powerDrawWatts as number | null | undefined) ?? instant ?? average ?? null;
+
+  const mask = (out.clocksEventReasonsActive as number | null | undefined) ?? null;
+  const reasons = decodeClockEventReasons(mask);
+  if (reasons) out.clocksEventReasons = reasons;
+
+  out.uuid = clip((out.uuid as string | null) ?? `index-${index}`, LIMITS.maxNameLength);
+  out.name = clip((out.name as string | null) ?? 'unknown GPU', LIMITS.maxNameLength);
+  out.state = 'ok';
+  return out as GpuMetrics;
+}
+
+
+/** One `noheader` row of our own query (fields in `fields` order) → GpuMetrics, or null if malformed. */
+export function parseGpuRow(line: string, fields: readonly string[]): GpuMetrics | null {
+  const parts = splitRow(line, fields.length);
+  if (!parts) return null;
+  const cells = new Map<string, string>();
+  fields.forEach((f, i) => cells.set(f, parts[i] ?? ''));
+  return toGpuMetrics(cells);
+}
+
+/**
+ * A `--query-gpu` CSV with a header line (any field subset, units or not) → GpuMetrics[].
+ * Throws on a row whose column count does not match the header.
+ */
+export function parseGpuCsv(text: string): GpuMetrics[] {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const [header, ...rows] = lines;
+  if (header === undefined) return [];
+  const fields = header.split(', ').map(headerFieldName);
+  return rows.map((line, i) => {
+    const gpu = parseGpuRow(line, fields);
+    if (!gpu) throw new Error(`query-gpu row ${i + 1}: expected ${fields.length} columns`);
+    return gpu;
+  });
+}
+
+// ---- compute apps ----
+
+/** The `--query-compute-apps` fields the collector asks for, in this order. */
+export const COMPUTE_APP_FIELDS = ['gpu_uuid', 'pid', 'process_name', 'used_gpu_memory'] as const;
+
+const APP_ALIASES: Record<string, string> = { name: 'process_name', used_memory: 'used_gpu_memory' };
+
+/** Rows of `--query-compute-apps` (header given by `fields`, or read from the first line) → processes. */
+export function parseComputeApps(text: string, fields?: readonly string[]): GpuProcess[] {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  let names = fields ? [...fields] : undefined;
+  if (!names) {
+    const header = lines.shift();
+    if (header === undefined) return [];
+    names = header.split(', ').map(headerFieldName);
+  }
+  names = names.map((n) => APP_ALIASES[n] ?? n);
+  const free = names.indexOf('process_name');
+  const out: GpuProcess[] = [];
+  for (const line of lines) {
+    const parts = splitRow(line, names.length, free >= 0 ? free : undefined);
+    if (!parts) continue;
+    const cell = (n: string) => {
+      const i = names.indexOf(n);
+      return i < 0 ? undefined : parts[i];
+    };
+    const pid = parseNumber(cell('pid'));
+    const gpuUuid = parseText(cell('gpu_uuid'));
+    if (pid === null || !Number.isInteger(pid) || pid < 0 || gpuUuid === null) continue;
+    out.push({
+      gpuUuid: gpuUuid.slice(0, LIMITS.maxNameLength),
+      pid,
+      name: (parseText(cell('process_name')) ?? '').slice(0, LIMITS.maxTextLength),
+      usedMemoryMiB: parseNumber(cell('used_gpu_memory')),
+    });
+  }
+  return out;
+}
+
+// ---- loop output ----
+
+/**
+ * Groups loop-mode rows into rounds. nvidia-smi prints no separator between rounds, so a
+ * round ends when an index repeats, when `expected` rows (the previous round's size) have
+ * arrived, or when the caller's quiet timer calls `flush()`.
+ */
+export class RoundAssembler<T extends { index: number }> {
+  private current: T[] = [];
+  private readonly seen = new Set<number>();
+  private expected = 0;
+
+  /** Adds a row; returns the round it completed, if any. */
+  push(row: T): T[] | null {
+    let done: T[] | null = null;
+    if (this.seen.has(row.index)) done = this.take();
+    this.current.push(row);
+    this.seen.add(row.index);
+    if (done === null && this.expected > 0 && this.current.length >= this.expected) done = this.take();
+    return done;
+  }
+
+  /** Ends the current round (quiet timer): returns it, or null when empty. */
+  flush(): T[] | null {
+    return this.current.length > 0 ? this.take() : null;
+  }
+
+  get pending(): number {
+    return this.current.length;
+  }
+
+  private take(): T[] {
+    const done = this.current;
+    this.current = [];
+    this.seen.clear();
+    this.expected = done.length;
+    return done;
+  }
+}
+
+// ---- --version ----
+
+export interface NvidiaSmiVersion {
+  nvidiaSmiVersion: string | null;
+  driverVersion: string | null;
+  cudaVersion: string | null;
+}
+
+/** `nvidia-smi --version` → versions (older drivers print only the banner table; then nulls). */
+export function parseVersion(text: string): NvidiaSmiVersion {
+  const get = (re: RegExp) => re.exec(text)?.[1]?.trim() ?? null;
+  return {
+    nvidiaSmiVersion: get(/^NVIDIA-SMI version\s*:\s*(.+)$/m) ?? get(/NVIDIA-SMI\s+([\d.]+)/),
+    driverVersion: get(/^DRIVER version\s*:\s*(.+)$/m) ?? get(/Driver Version:\s*([\d.]+)/),
+    cudaVersion: get(/^CUDA Version\s*:\s*(.+)$/m) ?? get(/CUDA Version:\s*([\d.]+)/),
+  };
+}

@@ -1,0 +1,260 @@
+// Socket.IO client to the server's /agent namespace: handshake, inventory, samples with acks.
+// Never emits while disconnected (socket.io-client's own offline buffer is unbounded); unacked
+// samples wait in the bounded SampleQueue instead.
+import {
+  AGENT_NAMESPACE,
+  type AgentAuth,
+  type AgentToServerEvents,
+  type Ack,
+  type Inventory,
+  LIMITS,
+  PROTOCOL_VERSION,
+  type Sample,
+  type SamplesAckData,
+  type ServerToAgentEvents,
+} from '@gpupulse/protocol';
+import { io, type Socket } from 'socket.io-client';
+import { backoffDelay } from './backoff.ts';
+import type { Logger } from './logger.ts';
+import type { SampleQueue } from './queue.ts';
+
+export type AgentSocket = Socket<ServerToAgentEvents, AgentToServerEvents>;
+
+export interface TransportOptions {
+  /** Server base URL, e.g. `http://gpupulse:8080`. */
+  url: string;
+  token: string;
+  node: string;
+  intervalMs: number;
+  agentVersion: string;
+  logger: Logger;
+  queue: SampleQueue;
+  /** Built on each connect and sent as `inventory:report`. */
+  inventory: () => Promise<Inventory>;
+  /** How long to wait for an ack before resending. Default 10 s. */
+  ackTimeoutMs?: number;
+  reconnectInitialMs?: number;
+  reconnectMaxMs?: number;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class SocketTransport {
+  readonly socket: AgentSocket;
+  private readonly log: Logger;
+  private readonly ackTimeoutMs: number;
+  private readonly reconnectInitialMs: number;
+  private readonly reconnectMaxMs: number;
+  private pumping = false;
+  private closed = false;
+  private liveSentSeq = -1;
+  private batchLimit: number = LIMITS.maxSamplesPerBatch;
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private manualReconnectTimer: NodeJS.Timeout | null = null;
+  private connectErrors = 0;
+  private lastConnectError: string | null = null;
+  private wasConnected = false;
+  private idleWaiters: Array<() => void> = [];
+  /** Samples acked by the server since start. */
+  acked = 0;
+
+  constructor(private readonly opts: TransportOptions) {
+    this.log = opts.logger;
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? 10_000;
+    this.reconnectInitialMs = opts.reconnectInitialMs ?? 1_000;
+    this.reconnectMaxMs = opts.reconnectMaxMs ?? 30_000;
+    const auth: AgentAuth = {
+      token: opts.token,
+      node: opts.node,
+      protocolVersion: PROTOCOL_VERSION,
+      agentVersion: opts.agentVersion,
+      intervalMs: opts.intervalMs,
+    };
+    const base = opts.url.replace(/\/+$/, '');
+    this.socket = io(`${base}${AGENT_NAMESPACE}`, {
+      auth,
+      autoConnect: false,
+      transports: ['websocket'],
+      reconnection: true,
+      reconnectionDelay: this.reconnectInitialMs,
+      reconnectionDelayMax: this.reconnectMaxMs,
+      randomizationFactor: 0.5,
+      timeout: 20_000,
+    });
+    this.socket.on('connect', () => this.onConnect());
+    this.socket.on('disconnect', (reason) => {
+      if (this.wasConnected) this.log.warn({ reason }, 'disconnected from server');
+      this.wasConnected = false;
+      if (reason === 'io server disconnect' && !this.closed) this.reconnectLater();
+    });
+    this.socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
+      this.connectErrors++;
+      const code = err.data?.code ?? null;
+      const message = err.data?.message ?? err.message;
+      const text = `${code ?? 'CONNECT_ERROR'}: ${message}`;
+      if (text !== this.lastConnectError) {
+        this.log.error({ code, reason: message, url: base }, 'server refused or unreachable');
+        this.lastConnectError = text;
+      } else {
+        this.log.debug({ code, reason: message }, 'connect failed again');
+      }
+      // A refusal by the server's middleware stops socket.io-client's own retries: retry ourselves.
+      if (!this.socket.active) this.reconnectLater();
+    });
+    this.socket.on('server:notice', (n) => {
+      const level = n.level === 'error' ? 'error' : n.level === 'warn' ? 'warn' : 'info';
+      this.log[level]({ code: n.code }, `server notice: ${n.message}`);
+    });
+  }
+
+  start(): void {
+    this.socket.connect();
+  }
+
+  get connected(): boolean {
+    return this.socket.connected;
+  }
+
+  private reconnectLater(): void {
+    if (this.closed || this.manualReconnectTimer) return;
+    const delay = backoffDelay(Math.max(0, this.connectErrors - 1), this.reconnectInitialMs, this.reconnectMaxMs);
+    this.manualReconnectTimer = setTimeout(() => {
+      this.manualReconnectTimer = null;
+      if (!this.closed && !this.socket.connected) this.socket.connect();
+    }, delay);
+  }
+
+  private onConnect(): void {
+    this.wasConnected = true;
+    this.connectErrors = 0;
+    this.lastConnectError = null;
+    this.log.info({ queued: this.opts.queue.size }, 'connected to server');
+    void this.sendInventory();
+    this.notify();
+  }
+
+  private async sendInventory(): Promise<void> {
+    try {
+      const inventory = await this.opts.inventory();
+      if (!this.socket.connected) return;
+      const ack = (await this.socket.timeout(this.ackTimeoutMs).emitWithAck('inventory:report', inventory)) as Ack<{
+        serverTime: number;
+      }>;
+      if (!ack.ok) this.log.warn({ code: ack.error.code, reason: ack.error.message }, 'inventory rejected');
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'inventory not acknowledged');
+    }
+  }
+
+  /** A new sample was queued: send when possible. */
+  notify(): void {
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping || this.closed || this.retryTimer) return;
+    this.pumping = true;
+    try {
+      const q = this.opts.queue;
+      while (this.socket.connected && !this.closed) {
+        // Live first (the newest sample, once), then the backlog oldest first.
+        const newest = q.newest();
+        let batch: Sample[];
+        let replay = false;
+        if (newest && newest.seq !== this.liveSentSeq) {
+          batch = [newest];
+          this.liveSentSeq = newest.seq;
+        } else {
+          batch = q.oldest(this.batchLimit);
+          replay = true;
+          if (batch.length === 0) break;
+        }
+        const progressed = await this.sendBatch(batch, replay);
+        if (!progressed) {
+          this.failures++;
+          const delay = backoffDelay(this.failures - 1, 500, this.reconnectMaxMs);
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.notify();
+          }, delay);
+          break;
+        }
+        this.failures = 0;
+      }
+    } finally {
+      this.pumping = false;
+      if (this.opts.queue.size === 0 || !this.socket.connected) this.wakeIdle();
+    }
+  }
+
+  /** Sends one batch; true when the queue made progress. */
+  private async sendBatch(batch: Sample[], replay: boolean): Promise<boolean> {
+    const q = this.opts.queue;
+    const report = replay ? { samples: batch, replay: true } : { samples: batch };
+    let ack: Ack<SamplesAckData>;
+    try {
+      ack = (await this.socket.timeout(this.ackTimeoutMs).emitWithAck('samples:report', report)) as Ack<SamplesAckData>;
+    } catch (err) {
+      this.log.debug({ err: errorText(err), samples: batch.length }, 'samples not acknowledged; will resend');
+      return false;
+    }
+    if (ack.ok) {
+      const removed = q.remove(ack.data.acked);
+      this.acked += removed;
+      return removed > 0;
+    }
+    const { code, message } = ack.error;
+    if (code === 'VALIDATION' || (code === 'TOO_LARGE' && batch.length === 1)) {
+      const removed = q.remove(batch.map((s) => s.seq));
+      q.countDropped(removed);
+      this.log.error({ code, reason: message, dropped: removed }, 'server rejected samples; dropped them');
+      return true;
+    }
+    if (code === 'TOO_LARGE') {
+      this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+      this.log.warn({ batchLimit: this.batchLimit }, 'batch too large; sending smaller batches');
+      return true;
+    }
+    this.log.warn({ code, reason: message }, 'server did not take samples; will retry');
+    return false;
+  }
+
+  private wakeIdle(): void {
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits until the queue is empty (everything acked) or the deadline passes; true when empty. */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.opts.queue.size > 0 && Date.now() < deadline) {
+      if (this.retryTimer) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+      }
+      this.notify();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now())));
+        this.idleWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.opts.queue.size === 0;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.manualReconnectTimer) clearTimeout(this.manualReconnectTimer);
+    this.retryTimer = this.manualReconnectTimer = null;
+    this.socket.removeAllListeners();
+    this.socket.disconnect();
+    this.wakeIdle();
+  }
+}
