@@ -7,7 +7,7 @@ export const DEFAULT_INTERVAL_MS = 1000;
 
 const intFromString = (min: number, max: number) =>
   z
-    .union([z.number(), z.string().trim().regex(/^\d+$/, `${label} must be a whole number of milliseconds`)])
+    .union([z.number(), z.string().trim().regex(/^\d+$/, 'must be a whole number of milliseconds')])
     .transform((v) => Number(v))
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
