@@ -175,7 +175,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       json(res, 404, { error: { code: 'NOT_FOUND', message: `no API endpoint ${pathname}` } }, head);
       return;
     }
-    await serveStatic(req, res, pathname);
+    // The raw path, not the URL-normalised one: `..` segments are refused, not silently resolved.
+    await serveStatic(req, res, (req.url ?? '/').split(/[?#]/, 1)[0] ?? '/');
   };
 
   const httpServer = createHttpServer((req, res) => {

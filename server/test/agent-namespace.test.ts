@@ -1,0 +1,269 @@
+import { type Ack, type FleetDelta, fail, PROTOCOL_VERSION, type SamplesAckData } from '@gpupulse/protocol';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/clock.ts';
+import { MemoryStore } from '../src/storage/memory-store.ts';
+import {
+  type AgentClient,
+  connectAgent,
+  connectDashboard,
+  refusal,
+  sample,
+  startServer,
+  waitFor,
+} from './helpers.ts';
+
+const report = (agent: AgentClient, payload: unknown): Promise<Ack<SamplesAckData>> =>
+  // biome-ignore lint/suspicious/noExplicitAny: deliberately sending what the types forbid
+  agent.timeout(5000).emitWithAck('samples:report', payload as any);
+
+describe('/agent auth', () => {
+  it('refuses a wrong token with UNAUTHORIZED', async () => {
+    const server = await startServer();
+    const err = await refusal(server, { token: 'nope' });
+    expect(err.data?.code).toBe('UNAUTHORIZED');
+    expect(err.message).toMatch(/invalid agent token/);
+  });
+
+  it('refuses a missing token with UNAUTHORIZED', async () => {
+    const server = await startServer();
+    const err = await refusal(server, { token: undefined });
+    expect(err.data).toEqual({ code: 'UNAUTHORIZED', message: expect.stringMatching(/missing agent token/) });
+  });
+
+  it('refuses every agent when no tokens are configured, saying how to fix it', async () => {
+    const server = await startServer({ config: { agentTokens: [] } });
+    const err = await refusal(server, {});
+    expect(err.data?.code).toBe('UNAUTHORIZED');
+    expect(err.message).toMatch(/GPUPULSE_AGENT_TOKENS/);
+  });
+
+  it('refuses another protocol version with PROTOCOL_VERSION naming both', async () => {
+    const server = await startServer();
+    const err = await refusal(server, { protocolVersion: PROTOCOL_VERSION + 1 });
+    expect(err.data?.code).toBe('PROTOCOL_VERSION');
+    expect(err.message).toContain(String(PROTOCOL_VERSION + 1));
+    expect(err.message).toContain(String(PROTOCOL_VERSION));
+  });
+
+  it('refuses an invalid handshake with VALIDATION', async () => {
+    const server = await startServer();
+    const err = await refusal(server, { node: 'bad\nname' });
+    expect(err.data?.code).toBe('VALIDATION');
+  });
+
+  it('counts refusals in /metrics', async () => {
+    const server = await startServer();
+    await refusal(server, { token: 'nope' });
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/gpupulse_agent_connections_refused_total\{code="UNAUTHORIZED"\} 1/);
+  });
+
+  it('a second connection of the same node replaces the first', async () => {
+    const server = await startServer();
+    const first = await connectAgent(server);
+    const notices: string[] = [];
+    first.on('server:notice', (n) => notices.push(n.code));
+    const gone = new Promise<string>((r) => first.once('disconnect', r));
+    const second = await connectAgent(server);
+    expect(await gone).toBe('io server disconnect');
+    expect(notices).toContain('REPLACED');
+    expect(second.connected).toBe(true);
+    await waitFor(() => server.health().agents === 1, 2000, 'one agent');
+    expect(server.fleet.view('node-a')?.connected).toBe(true);
+  });
+});
+
+describe('samples:report', () => {
+  it('acks a valid sample, updates the fleet API and stores points', async () => {
+    const store = new MemoryStore();
+    const server = await startServer({
+      store,
+      config: { writeBuffer: { batchSize: 5000, flushIntervalMs: 50, maxPoints: 100_000 } },
+    });
+    const agent = await connectAgent(server);
+    const now = Date.now();
+    const ack = await report(agent, { samples: [sample(7, now)] });
+    expect(ack.ok).toBe(true);
+    if (!ack.ok) return;
+    expect(ack.data.acked).toEqual([7]);
+    expect(Math.abs(ack.data.serverTime - Date.now())).toBeLessThan(5000);
+
+    const fleet = (await (await fetch(`${server.url}/api/v1/fleet`)).json()) as {
+      nodes: Array<{
+        node: string;
+        status: string;
+        gpus: Array<{ utilizationGpuPercent: number; project: unknown }>;
+      }>;
+    };
+    expect(fleet.nodes).toHaveLength(1);
+    expect(fleet.nodes[0]).toMatchObject({ node: 'node-a', status: 'online' });
+    expect(fleet.nodes[0]!.gpus[0]).toMatchObject({ utilizationGpuPercent: 42, project: null });
+
+    await waitFor(() => store.size > 0, 3000, 'points in the store');
+    const series = store.readSeries({ measurement: 'nvidia_smi', field: 'utilization_gpu' });
+    expect(series).toHaveLength(2);
+    expect(series[0]).toMatchObject({ ts: now, value: 42 });
+    expect(series[0]!.tags).toMatchObject({ host: 'node-a', index: '0' });
+  });
+
+  it('answers VALIDATION to a malformed report and writes nothing', async () => {
+    const store = new MemoryStore();
+    const server = await startServer({
+      store,
+      config: { writeBuffer: { batchSize: 1, flushIntervalMs: 20, maxPoints: 1000 } },
+    });
+    const agent = await connectAgent(server);
+    const bad = sample(1, Date.now()) as unknown as Record<string, unknown>;
+    bad.gpus = [{ index: -1, uuid: '' }];
+    const ack = await report(agent, { samples: [bad] });
+    expect(ack.ok).toBe(false);
+    if (ack.ok) return;
+    expect(ack.error.code).toBe('VALIDATION');
+    expect(ack.error.message).toMatch(/samples\.0\.gpus\.0/);
+    const ack2 = await report(agent, 'not even an object');
+    expect(ack2).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(store.size).toBe(0);
+    expect(server.fleet.view('node-a')?.lastSampleTs).toBeNull();
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/gpupulse_rejected_payloads_total\{event="samples:report",reason="validation"\} 2/);
+  });
+
+  it('survives an oversize message (connection dropped, server still serving)', async () => {
+    const server = await startServer();
+    const agent = await connectAgent(server);
+    const gone = new Promise<string>((r) => agent.once('disconnect', r));
+    const big = sample(1, Date.now(), { gpuError: 'x'.repeat(5 * 1024 * 1024) });
+    agent.emit('samples:report', { samples: [big] }, () => {});
+    expect(await gone).toMatch(/transport (close|error)/);
+    const res = await fetch(`${server.url}/api/v1/health`);
+    expect(res.status).toBe(200);
+    const again = await connectAgent(server, { node: 'node-b' });
+    const ack = await report(again, { samples: [sample(2, Date.now())] });
+    expect(ack.ok).toBe(true);
+  });
+
+  it('ignores older (replayed) samples for live state but acks and stores them', async () => {
+    const store = new MemoryStore();
+    const server = await startServer({
+      store,
+      config: { writeBuffer: { batchSize: 5000, flushIntervalMs: 20, maxPoints: 10_000 } },
+    });
+    const agent = await connectAgent(server);
+    const now = Date.now();
+    await report(agent, { samples: [sample(10, now)] });
+    const old = sample(3, now - 60_000, { gpus: [{ ...sample(0, 0).gpus[0]!, utilizationGpuPercent: 99 }] });
+    const ack = await report(agent, { samples: [old], replay: true });
+    expect(ack).toMatchObject({ ok: true, data: { acked: [3] } });
+    expect(server.fleet.view('node-a')?.lastSampleTs).toBe(now);
+    expect(server.fleet.view('node-a')?.gpus[0]?.utilizationGpuPercent).toBe(42);
+    await waitFor(
+      () =>
+        store.readSeries({ measurement: 'nvidia_smi', field: 'utilization_gpu' }).some((v) => v.value === 99),
+      3000,
+      'replayed point stored',
+    );
+  });
+
+  it('marks GPUs with processes as unassigned', async () => {
+    const server = await startServer();
+    const agent = await connectAgent(server);
+    const s = sample(1, Date.now());
+    s.processes = [{ gpuUuid: s.gpus[1]!.uuid, pid: 1234, usedMemoryMiB: 1000, name: 'python', user: 'kim' }];
+    await report(agent, { samples: [s] });
+    const view = server.fleet.view('node-a')!;
+    expect(view.gpus.map((g) => g.project)).toEqual([null, 'unassigned']);
+  });
+
+  it('sends one CLOCK_SKEW notice per connection', async () => {
+    const server = await startServer();
+    const agent = await connectAgent(server);
+    const notices: string[] = [];
+    agent.on('server:notice', (n) => notices.push(n.code));
+    await report(agent, { samples: [sample(1, Date.now() + 60_000)] });
+    await report(agent, { samples: [sample(2, Date.now() + 61_000)] });
+    await waitFor(() => notices.length > 0, 2000, 'notice');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(notices).toEqual(['CLOCK_SKEW']);
+  });
+
+  it('stores inventory and acks it', async () => {
+    const server = await startServer();
+    const agent = await connectAgent(server);
+    const ack = await agent.timeout(5000).emitWithAck('inventory:report', {
+      agentVersion: '0.1.0',
+      hostname: 'node-a',
+      os: 'Debian 12',
+      kernel: '6.1',
+      cpuModel: 'EPYC',
+      cpuCores: 128,
+      memoryTotalBytes: 1e12,
+      gpus: [{ index: 0, uuid: 'GPU-1', name: 'H100', memoryTotalMiB: 81559 }],
+    });
+    expect(ack.ok).toBe(true);
+    expect(server.fleet.inventoryOf('node-a')?.cpuModel).toBe('EPYC');
+    // biome-ignore lint/suspicious/noExplicitAny: deliberately invalid
+    const bad = await agent.timeout(5000).emitWithAck('inventory:report', { hostname: 5 } as any);
+    expect(bad).toMatchObject(fail('VALIDATION', expect.any(String)));
+  });
+});
+
+describe('/dashboard', () => {
+  it('gets a snapshot, then a delta with the new values', async () => {
+    const server = await startServer({ config: { deltaIntervalMs: 100 } });
+    const { socket, snapshot } = await connectDashboard(server);
+    expect(snapshot.nodes).toEqual([]);
+    expect(snapshot.storage.kind).toBe('memory');
+    expect(snapshot.storage.warning).toMatch(/in-memory/);
+    const deltas: FleetDelta[] = [];
+    socket.on('fleet:delta', (d) => deltas.push(d));
+    const agent = await connectAgent(server);
+    await report(agent, { samples: [sample(1, Date.now())] });
+    const delta = await waitFor(
+      () => deltas.find((d) => d.nodes.some((n) => n.lastSampleTs !== null)),
+      3000,
+      'delta with the sample',
+    );
+    expect(delta.nodes[0]).toMatchObject({ node: 'node-a', status: 'online', connected: true });
+    expect(delta.nodes[0]!.gpus[0]!.temperatureCelsius).toBe(51);
+    // Heartbeat: deltas keep coming, empty when nothing changed.
+    const n = deltas.length;
+    await waitFor(() => deltas.length >= n + 2, 3000, 'heartbeat deltas');
+    expect(deltas.at(-1)!.nodes).toEqual([]);
+    const resync = await socket.timeout(5000).emitWithAck('fleet:resync');
+    expect(resync.ok && resync.data.nodes.map((x) => x.node)).toEqual(['node-a']);
+  });
+
+  it('tracks stale and offline with a fake clock', async () => {
+    const clock = new ManualClock(Date.now());
+    const server = await startServer({ clock, config: { deltaIntervalMs: 60_000, sweepIntervalMs: 60_000 } });
+    const { socket } = await connectDashboard(server);
+    const deltas: FleetDelta[] = [];
+    socket.on('fleet:delta', (d) => deltas.push(d));
+    const agent = await connectAgent(server, { intervalMs: 1000 });
+    await report(agent, { samples: [sample(1, clock.now())] });
+    server.fleet.sweep();
+    expect(server.fleet.view('node-a')?.status).toBe('online');
+    server.tick();
+    await waitFor(() => deltas.length === 1, 2000, 'first delta');
+
+    clock.advance(3500);
+    server.fleet.sweep();
+    expect(server.fleet.view('node-a')?.status).toBe('stale');
+    server.tick();
+    await waitFor(() => deltas.length === 2, 2000, 'stale delta');
+    expect(deltas[1]!.nodes[0]!.status).toBe('stale');
+
+    clock.advance(30_000);
+    server.fleet.sweep();
+    expect(server.fleet.view('node-a')?.status).toBe('offline');
+    expect(server.fleet.view('node-a')?.connected).toBe(true);
+
+    await report(agent, { samples: [sample(2, clock.now())] });
+    expect(server.fleet.view('node-a')?.status).toBe('online');
+
+    agent.disconnect();
+    await waitFor(() => server.fleet.view('node-a')?.status === 'offline', 2000, 'offline on disconnect');
+    expect(server.fleet.view('node-a')?.connected).toBe(false);
+  });
+});

@@ -1,0 +1,121 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { HealthSchema } from '@gpupulse/protocol';
+import { describe, expect, it } from 'vitest';
+import { startServer, tempDir } from './helpers.ts';
+
+/** Raw GET (fetch would normalise `..` away). */
+function rawGet(
+  url: string,
+  path: string,
+): Promise<{ status: number; type: string | undefined; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path, method: 'GET' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function webDir(): Promise<string> {
+  const root = await tempDir('gpupulse-web-');
+  const dir = join(root, 'dist');
+  await mkdir(join(dir, 'assets'), { recursive: true });
+  await writeFile(join(dir, 'index.html'), '<!doctype html><title>app</title>');
+  await writeFile(join(dir, 'assets', 'app-1234.js'), 'console.log(1)');
+  await writeFile(join(dir, 'assets', 'app-1234.css'), 'body{}');
+  await writeFile(join(root, 'secret.txt'), 'top secret');
+  return dir;
+}
+
+describe('HTTP', () => {
+  it('serves health (degraded on the memory store) with security headers', async () => {
+    const server = await startServer();
+    const res = await fetch(`${server.url}/api/v1/health`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    const body = HealthSchema.parse(await res.json());
+    expect(body.status).toBe('degraded');
+    expect(body.storage).toMatchObject({
+      kind: 'memory',
+      ok: true,
+      warning: expect.stringMatching(/in-memory/),
+    });
+  });
+
+  it('answers JSON 404 for unknown API paths and 405 for other methods', async () => {
+    const server = await startServer();
+    const res = await fetch(`${server.url}/api/v1/nope`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    expect(await res.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+    const post = await fetch(`${server.url}/api/v1/health`, { method: 'POST' });
+    expect(post.status).toBe(405);
+  });
+
+  it('serves Prometheus metrics from its own registry', async () => {
+    const server = await startServer();
+    const res = await fetch(`${server.url}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    for (const name of [
+      'gpupulse_agents_connected',
+      'gpupulse_dashboards_connected',
+      'gpupulse_samples_received_total',
+      'gpupulse_storage_write_batches_total',
+      'gpupulse_storage_write_duration_seconds_bucket',
+      'gpupulse_write_buffer_points',
+      'gpupulse_storage_points_dropped_total',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
+      expect(text).toContain(name);
+    }
+  });
+
+  it('serves the built web app with content types, SPA fallback and refuses traversal', async () => {
+    const dir = await webDir();
+    const server = await startServer({ config: { webDir: dir } });
+    const index = await rawGet(server.url, '/');
+    expect(index).toMatchObject({ status: 200, type: 'text/html; charset=utf-8' });
+    expect(index.body).toContain('<title>app</title>');
+    expect(await rawGet(server.url, '/assets/app-1234.js')).toMatchObject({
+      status: 200,
+      type: 'text/javascript; charset=utf-8',
+    });
+    expect(await rawGet(server.url, '/assets/app-1234.css')).toMatchObject({
+      status: 200,
+      type: 'text/css; charset=utf-8',
+    });
+    const spa = await rawGet(server.url, '/nodes/gpu-01');
+    expect(spa.status).toBe(200);
+    expect(spa.body).toContain('<title>app</title>');
+    expect((await rawGet(server.url, '/assets/missing.js')).status).toBe(404);
+    for (const path of [
+      '/../secret.txt',
+      '/%2e%2e/secret.txt',
+      '/assets/..%2f..%2fsecret.txt',
+      '/..%5csecret.txt',
+      '/a%00.js',
+    ]) {
+      const res = await rawGet(server.url, path);
+      expect(res.status, path).toBe(400);
+      expect(res.body).not.toContain('top secret');
+    }
+  });
+
+  it('says how to build the web app when it is not built', async () => {
+    const dir = await tempDir();
+    const server = await startServer({ config: { webDir: join(dir, 'nothing') } });
+    const res = await rawGet(server.url, '/');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/pnpm build/);
+  });
+});

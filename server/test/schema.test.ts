@@ -1,0 +1,142 @@
+import type { GpuProcess } from '@gpupulse/protocol';
+import { describe, expect, it } from 'vitest';
+import { attributeUnassigned } from '../src/fleet/attribution.ts';
+import { gpuPoint, hostPoint, processPoints, samplePoints, toLineProtocol } from '../src/storage/schema.ts';
+import { gpu, sample } from './helpers.ts';
+
+const TS = 1_700_000_000_123;
+
+describe('schema mapping', () => {
+  it('maps a GPU to Telegraf nvidia_smi: ints, floats, strings; nulls omitted', () => {
+    const p = gpuPoint(
+      'node-a',
+      TS,
+      gpu(0, {
+        utilizationGpuPercent: 42.6,
+        fanSpeedPercent: null,
+        powerDrawWatts: 300,
+        memoryTemperatureCelsius: null,
+        driverVersion: '550.54.15',
+        computeMode: 'Default',
+        clocksEventReasonsActive: 4,
+        remappedRowsPending: false,
+      }),
+      null,
+    );
+    expect(p.measurement).toBe('nvidia_smi');
+    expect(p.tags).toEqual({
+      host: 'node-a',
+      index: '0',
+      uuid: 'GPU-00000000-aaaa-bbbb-cccc-dddddddddddd',
+      name: 'NVIDIA H100 80GB HBM3',
+      pstate: 'P0',
+      compute_mode: 'Default',
+    });
+    expect(p.ints).toMatchObject({
+      utilization_gpu: 43,
+      memory_used: 20480,
+      clocks_event_reasons: 4,
+      remapped_rows_pending: 0,
+    });
+    expect(p.ints).not.toHaveProperty('fan_speed');
+    expect(p.ints).not.toHaveProperty('temperature_memory');
+    expect(p.floats).toEqual({ power_draw: 300, power_limit: 700 });
+    expect(p.strings).toEqual({ driver_version: '550.54.15', state: 'ok' });
+    expect(toLineProtocol(p)).toBe(
+      'nvidia_smi,compute_mode=Default,host=node-a,index=0,name=NVIDIA\\ H100\\ 80GB\\ HBM3,pstate=P0,' +
+        'uuid=GPU-00000000-aaaa-bbbb-cccc-dddddddddddd ' +
+        'clocks_current_memory=2619i,clocks_current_sm=1980i,clocks_event_reasons=4i,driver_version="550.54.15",' +
+        'memory_total=81559i,memory_used=20480i,power_draw=300,power_limit=700,remapped_rows_pending=0i,' +
+        'state="ok",temperature_gpu=51i,utilization_gpu=43i,utilization_memory=17i 1700000000123',
+    );
+  });
+
+  it('escapes hostile names through Point', () => {
+    const hostile = 'a,b=c "d"\n';
+    const p = gpuPoint('n o,d=e', TS, gpu(1, { name: hostile, serial: hostile, pstate: null }), hostile);
+    const line = toLineProtocol(p)!;
+    expect(line).toBe(
+      'nvidia_smi,host=n\\ o\\,d\\=e,index=1,name=a\\,b\\=c\\ "d"\\n,project=a\\,b\\=c\\ "d"\\n,' +
+        'uuid=GPU-00000001-aaaa-bbbb-cccc-dddddddddddd ' +
+        'clocks_current_memory=2619i,clocks_current_sm=1980i,memory_total=81559i,memory_used=20480i,' +
+        'power_draw=312.5,power_limit=700,serial="a,b=c \\"d\\"\n",state="ok",temperature_gpu=51i,' +
+        'utilization_gpu=42i,utilization_memory=17i 1700000000123',
+    );
+  });
+
+  it('maps host metrics: bytes as integers, the rest floats', () => {
+    const p = hostPoint('node-a', TS, sample(1, TS).host!)!;
+    expect(toLineProtocol(p)).toBe(
+      'gpupulse_host,host=node-a cpu_percent=12.5,load1=1.5,load15=1,load5=1.2,memory_total=1081627930624i,' +
+        'memory_used=34359738368i,net_rx_bytes_per_sec=1024,net_tx_bytes_per_sec=2048,uptime_seconds=86400 1700000000123',
+    );
+    const empty = hostPoint('node-a', TS, { ...sample(1, TS).host!, ...allNull() });
+    expect(empty).toBeNull();
+  });
+
+  it('maps processes without pids or command lines as tags; slot separates same-series processes', () => {
+    const procs: GpuProcess[] = [
+      {
+        gpuUuid: 'GPU-1',
+        pid: 200,
+        usedMemoryMiB: 512.4,
+        name: 'python train.py',
+        user: 'kim',
+        cmdline: 'python train.py --x',
+      },
+      { gpuUuid: 'GPU-1', pid: 100, usedMemoryMiB: null, name: 'python', user: 'kim' },
+      { gpuUuid: 'GPU-1', pid: 300, usedMemoryMiB: 1, name: 'x', uid: 1001 },
+    ];
+    const lines = processPoints('node-a', TS, procs, () => 'unassigned').map(toLineProtocol);
+    expect(lines).toEqual([
+      'gpupulse_process,host=node-a,project=unassigned,slot=0,user=kim,uuid=GPU-1 pid=100i,process_name="python" 1700000000123',
+      'gpupulse_process,host=node-a,project=unassigned,slot=1,user=kim,uuid=GPU-1 pid=200i,process_name="python train.py",used_memory=512i 1700000000123',
+      'gpupulse_process,host=node-a,project=unassigned,slot=0,user=uid:1001,uuid=GPU-1 pid=300i,process_name="x",used_memory=1i 1700000000123',
+    ]);
+  });
+
+  it('puts the project tag on GPUs with processes only', () => {
+    const s = sample(1, TS);
+    s.processes = [{ gpuUuid: s.gpus[0]!.uuid, pid: 1, usedMemoryMiB: 1, name: 'p' }];
+    const points = samplePoints('node-a', s, s.processes, attributeUnassigned);
+    expect(points.map((p) => [p.measurement, p.tags.project ?? null])).toEqual([
+      ['nvidia_smi', 'unassigned'],
+      ['nvidia_smi', null],
+      ['gpupulse_host', null],
+      ['gpupulse_process', 'unassigned'],
+    ]);
+  });
+
+  it('always writes at least the state field, so an all-null GPU still yields a line', () => {
+    const nulls = gpu(0, {
+      utilizationGpuPercent: null,
+      utilizationMemoryPercent: null,
+      memoryUsedMiB: null,
+      memoryTotalMiB: null,
+      temperatureCelsius: null,
+      powerDrawWatts: null,
+      powerLimitWatts: null,
+      clocksSmMHz: null,
+      clocksMemoryMHz: null,
+      pstate: null,
+      state: 'stale',
+    });
+    expect(toLineProtocol(gpuPoint('n', TS, nulls, null))).toBe(
+      'nvidia_smi,host=n,index=0,name=NVIDIA\\ H100\\ 80GB\\ HBM3,uuid=GPU-00000000-aaaa-bbbb-cccc-dddddddddddd state="stale" 1700000000123',
+    );
+  });
+});
+
+function allNull() {
+  return {
+    cpuPercent: null,
+    memoryUsedBytes: null,
+    memoryTotalBytes: null,
+    load1: null,
+    load5: null,
+    load15: null,
+    netRxBytesPerSec: null,
+    netTxBytesPerSec: null,
+    uptimeSeconds: null,
+  };
+}

@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../src/storage/memory-store.ts';
+import { type MetricPoint, type MetricStore, StoreWriteError } from '../src/storage/metric-store.ts';
+import { WriteBuffer } from '../src/storage/write-buffer.ts';
+import { onCleanup, waitFor } from './helpers.ts';
+
+const pt = (ts: number, v = 1, host = 'h'): MetricPoint => ({
+  measurement: 'm',
+  tags: { host },
+  ints: { v },
+  strings: { s: `x${v}` },
+  ts,
+});
+
+describe('MemoryStore', () => {
+  it('is bounded by count (drops counted) and by age', async () => {
+    let now = 10_000_000;
+    const store = new MemoryStore({ maxPoints: 3, maxAgeMs: 1000, now: () => now });
+    await store.write([pt(now, 1), pt(now, 2), pt(now, 3), pt(now, 4)]);
+    expect(store.size).toBe(3);
+    expect(store.dropped).toBe(1);
+    now += 2000;
+    expect(store.points()).toEqual([]);
+  });
+
+  it('answers a small InfluxQL subset', async () => {
+    const now = Date.now();
+    const store = new MemoryStore({ now: () => now });
+    await store.write([pt(now - 3000, 1, 'a'), pt(now - 2000, 2, 'b'), pt(now - 1000, 3, 'a')]);
+    const r = await store.query(`SELECT v FROM "m" WHERE time > now() - 2500ms AND "host" = 'a'`);
+    expect(r.series).toEqual([{ name: 'm', columns: ['time', 'v'], values: [[now - 1000, 3]] }]);
+    const all = await store.query(`SELECT * FROM m WHERE time >= ${now - 2000}ms LIMIT 1`);
+    expect(all.series[0]).toEqual({
+      name: 'm',
+      columns: ['time', 'host', 's', 'v'],
+      values: [[now - 2000, 'b', 'x2', 2]],
+    });
+    await expect(store.query('SELECT mean(v) FROM m GROUP BY time(1m)')).rejects.toThrow(/does not support/);
+    expect(
+      store.readSeries({ measurement: 'm', field: 'v', tags: { host: 'a' } }).map((x) => x.value),
+    ).toEqual([1, 3]);
+  });
+});
+
+class FakeStore implements MetricStore {
+  readonly kind = 'influxdb' as const;
+  written: MetricPoint[][] = [];
+  failures: Error[] = [];
+  async write(points: readonly MetricPoint[]): Promise<void> {
+    const f = this.failures.shift();
+    if (f) throw f;
+    this.written.push([...points]);
+  }
+  async query() {
+    return { series: [] };
+  }
+  async ping() {
+    return true;
+  }
+  info() {
+    return { kind: 'influxdb' as const, ok: true, warning: null };
+  }
+  async close() {}
+}
+
+function buffer(store: MetricStore, opts: Partial<ConstructorParameters<typeof WriteBuffer>[0]> = {}) {
+  const b = new WriteBuffer({
+    store,
+    batchSize: 2,
+    flushIntervalMs: 20,
+    initialBackoffMs: 10,
+    maxBackoffMs: 40,
+    ...opts,
+  });
+  b.start();
+  onCleanup(() => b.close(100));
+  return b;
+}
+
+describe('WriteBuffer', () => {
+  it('batches by size and by time', async () => {
+    const store = new FakeStore();
+    const b = buffer(store, { flushIntervalMs: 60_000 });
+    b.enqueue([pt(1), pt(2), pt(3)]);
+    await waitFor(() => store.written.length === 1, 1000, 'full batch');
+    expect(store.written[0]!.map((p) => p.ts)).toEqual([1, 2]);
+    expect(b.buffered).toBe(1);
+    await b.flush(1000);
+    expect(store.written.map((w) => w.length)).toEqual([2, 1]);
+  });
+
+  it('retries retryable errors with backoff and keeps order', async () => {
+    const store = new FakeStore();
+    store.failures = [
+      new StoreWriteError('503', { retryable: true, status: 503 }),
+      new StoreWriteError('ECONNREFUSED', { retryable: true }),
+    ];
+    const b = buffer(store);
+    b.enqueue([pt(1)]);
+    await waitFor(() => store.written.length === 1, 2000, 'write after retries');
+    expect(b.stats).toMatchObject({
+      batchesRetried: 2,
+      batchesOk: 1,
+      pointsWritten: 1,
+      consecutiveFailures: 0,
+    });
+  });
+
+  it('drops and counts non-retryable (4xx) errors without retrying', async () => {
+    const store = new FakeStore();
+    store.failures = [
+      new StoreWriteError('400 partial write: dropped=1', { retryable: false, status: 400, dropped: 1 }),
+    ];
+    const b = buffer(store, { batchSize: 5 });
+    b.enqueue([pt(1), pt(2)]);
+    await waitFor(() => b.stats.batchesRejected === 1, 2000, 'rejected');
+    expect(b.stats).toMatchObject({ pointsRejected: 1, pointsWritten: 1, batchesRetried: 0 });
+    expect(b.buffered).toBe(0);
+  });
+
+  it('is bounded: overflow drops the oldest and counts them', async () => {
+    const store = new FakeStore();
+    store.failures = Array.from({ length: 1000 }, () => new StoreWriteError('down', { retryable: true }));
+    const b = buffer(store, { maxPoints: 4, batchSize: 2, maxBackoffMs: 10_000, initialBackoffMs: 10_000 });
+    b.enqueue([pt(1), pt(2), pt(3), pt(4), pt(5), pt(6)]);
+    expect(b.buffered).toBeLessThanOrEqual(4);
+    expect(b.stats.pointsDroppedOverflow).toBeGreaterThanOrEqual(2);
+  });
+});
