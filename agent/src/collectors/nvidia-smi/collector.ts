@@ -120,6 +120,8 @@ export class NvidiaSmi {
   version: NvidiaSmiVersion | null = null;
   /** Restarts of the loop child since start (for tests and stats). */
   restarts = 0;
+  /** Complete rounds received since start. */
+  rounds = 0;
 
   constructor(private readonly opts: NvidiaSmiOptions) {
     this.intervalMs = opts.intervalMs;
@@ -176,12 +178,13 @@ export class NvidiaSmi {
       if (supported.size === 0) throw new CommandError('nvidia-smi --help-query-gpu listed no fields', null);
       this.fields = planGpuQuery(supported);
       this.log.debug({ fields: this.fields.length }, 'nvidia-smi fields discovered');
-      try {
-        const v = await runCommand(this.opts.nvidiaSmi, ['--version'], this.commandTimeoutMs, this.opts.env);
-        this.version = parseVersion(v.stdout);
-      } catch {
-        this.version = null; // old drivers have no --version; not fatal
-      }
+      // Versions for the inventory, in the background: old drivers have no --version; not fatal.
+      runCommand(this.opts.nvidiaSmi, ['--version'], this.commandTimeoutMs, this.opts.env).then(
+        (v) => {
+          this.version = parseVersion(v.stdout);
+        },
+        () => undefined,
+      );
     } catch (err) {
       const e = err as CommandError;
       if (e.code === 'ENOENT') {
@@ -217,6 +220,7 @@ export class NvidiaSmi {
       const recovered = this.status !== 'ok' && this.status !== 'starting';
       this.round = gpus;
       this.roundAt = Date.now();
+      this.rounds++;
       this.attempt = 0;
       if (recovered) this.log.info({ gpus: gpus.length }, 'nvidia-smi recovered');
       this.status = 'ok';

@@ -16,7 +16,7 @@ export function parseText(raw: string | undefined): string | null {
   return isNullToken(v) ? null : v;
 }
 
-const NUMBER_WITH_UNIT = /^(-?\d+(?:\.\d+)?)(?: ?[A-Za-z%/]+)?$/;
+const NUMBER_WITH_UNIT = /^(-?\d+(?:\.\d+)?)(?: [A-Za-z%/]+)?$/;
 
 /** A finite number (units like `W`, `MiB`, `%` tolerated), or null. Never NaN, never a made-up 0. */
 export function parseNumber(raw: string | undefined): number | null {
@@ -197,7 +197,7 @@ const REQUIRED_KEYS: ReadonlySet<string> = new Set([
 ]);
 
 /** Maps one row (field name → raw cell) to GpuMetrics; null when it has no usable index. */
-export function toGpuMetrics(cells: ReadonlyMap<string, string>): GpuMetrics | null {
+export function toGpuMetrics(cells: ReadonlyMap<string, string>, fallbackIndex?: number): GpuMetrics | null {
   const raw = (spec: GpuFieldSpec): string | undefined => {
     for (const n of spec.names) {
       const v = cells.get(n);
@@ -225,6 +225,7 @@ export function toGpuMetrics(cells: ReadonlyMap<string, string>): GpuMetrics | n
         break;
     }
   }
+  if (out.index === null && !cells.has('index') && fallbackIndex !== undefined) out.index = fallbackIndex;
   const index = out.index;
   if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 1023) return null;
 
@@ -247,17 +248,18 @@ export function toGpuMetrics(cells: ReadonlyMap<string, string>): GpuMetrics | n
 
 
 /** One `noheader` row of our own query (fields in `fields` order) → GpuMetrics, or null if malformed. */
-export function parseGpuRow(line: string, fields: readonly string[]): GpuMetrics | null {
+export function parseGpuRow(line: string, fields: readonly string[], fallbackIndex?: number): GpuMetrics | null {
   const parts = splitRow(line, fields.length);
   if (!parts) return null;
   const cells = new Map<string, string>();
   fields.forEach((f, i) => cells.set(f, parts[i] ?? ''));
-  return toGpuMetrics(cells);
+  return toGpuMetrics(cells, fallbackIndex);
 }
 
 /**
  * A `--query-gpu` CSV with a header line (any field subset, units or not) → GpuMetrics[].
- * Throws on a row whose column count does not match the header.
+ * Throws on a row whose column count does not match the header. Without an `index` column the
+ * row position is the index.
  */
 export function parseGpuCsv(text: string): GpuMetrics[] {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
@@ -265,7 +267,7 @@ export function parseGpuCsv(text: string): GpuMetrics[] {
   if (header === undefined) return [];
   const fields = header.split(', ').map(headerFieldName);
   return rows.map((line, i) => {
-    const gpu = parseGpuRow(line, fields);
+    const gpu = parseGpuRow(line, fields, i);
     if (!gpu) throw new Error(`query-gpu row ${i + 1}: expected ${fields.length} columns`);
     return gpu;
   });

@@ -1,0 +1,119 @@
+// End to end through the real collector and a spawned fake nvidia-smi replaying captures.
+import { GpuProcessSchema } from '@gpupulse/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FAKE_NVIDIA_SMI_PATH } from '../../index.ts';
+import { createSilentLogger } from '../../logger.ts';
+import { createNvidiaSmiProcessCollector, NvidiaSmi, type NvidiaSmiOptions } from './collector.ts';
+
+const running: NvidiaSmi[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.stop()));
+});
+
+function fake(env: Record<string, string>, opts: Partial<NvidiaSmiOptions> = {}): NvidiaSmi {
+  const smi = new NvidiaSmi({
+    nvidiaSmi: FAKE_NVIDIA_SMI_PATH,
+    intervalMs: 200,
+    logger: createSilentLogger(),
+    env: { ...process.env, ...env },
+    restartInitialMs: 100,
+    restartMaxMs: 400,
+    commandTimeoutMs: 2_000,
+    ...opts,
+  });
+  running.push(smi);
+  return smi;
+}
+
+const until = async (cond: () => boolean, timeoutMs = 5_000) => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('nvidia-smi collector with the fake nvidia-smi', () => {
+  it('loop mode: rounds of all GPUs keep arriving from one child', async () => {
+    const smi = fake({ FAKE_NVIDIA_SMI_GPUS: '4' });
+    await smi.start();
+    await smi.ready(5_000);
+    const parts = smi.gpuParts();
+    expect(parts.gpuCollector).toBe('ok');
+    expect(parts.gpus?.map((g) => g.index)).toEqual([0, 1, 2, 3]);
+    expect(parts.gpus?.[0]).toMatchObject({ name: 'NVIDIA H100 80GB HBM3', utilizationGpuPercent: 100, powerDrawWatts: 631.95, state: 'ok' });
+    expect(new Set(parts.gpus?.map((g) => g.uuid)).size).toBe(4);
+    const first = smi.rounds;
+    await until(() => smi.rounds >= first + 2);
+    expect(smi.restarts).toBe(0);
+    await until(() => smi.version !== null);
+    expect(smi.version).toEqual({ nvidiaSmiVersion: '590.48.01', driverVersion: '590.48.01', cudaVersion: '13.1' });
+  });
+
+  it('idle state of another capture (H200 MIG: utilization [N/A] → null)', async () => {
+    const smi = fake({ FAKE_NVIDIA_SMI_CAPTURE: 'linux-x86_64__nvidia-h200-mig__590.48.01.txt', FAKE_NVIDIA_SMI_STATE: 'idle' });
+    await smi.start();
+    await smi.ready(5_000);
+    const gpu = smi.gpuParts().gpus?.[0];
+    expect(gpu).toMatchObject({ name: 'NVIDIA H200', utilizationGpuPercent: null, migModeCurrent: true, memoryUsedMiB: 55 });
+  });
+
+  it('hang: GPUs go stale, the child is killed and restarted', async () => {
+    const smi = fake({ FAKE_NVIDIA_SMI_MODE: 'hang' }, { hangTimeoutMs: 500, staleAfterMs: 400 });
+    await smi.start();
+    await until(() => smi.restarts >= 1);
+    const parts = smi.gpuParts();
+    expect(parts.gpuCollector).toBe('stale');
+    expect(parts.gpuError).toMatch(/no output/);
+  });
+
+  it('hang after rounds: the last known GPUs are reported stale with the reason', async () => {
+    const smi = fake({ FAKE_NVIDIA_SMI_MODE: 'hang-after=2', FAKE_NVIDIA_SMI_GPUS: '2' }, { hangTimeoutMs: 800, staleAfterMs: 500 });
+    await smi.start();
+    await smi.ready(5_000);
+    expect(smi.gpuParts().gpuCollector).toBe('ok');
+    await until(() => smi.gpuParts().gpuCollector === 'stale');
+    const parts = smi.gpuParts();
+    expect(parts.gpus).toHaveLength(2);
+    expect(parts.gpus?.every((g) => g.state === 'stale' && typeof g.error === 'string')).toBe(true);
+    await until(() => smi.restarts >= 1);
+  });
+
+  it('fail: error state with nvidia-smi’s message, retried with backoff', async () => {
+    const smi = fake({ FAKE_NVIDIA_SMI_MODE: 'fail' });
+    await smi.start();
+    await smi.ready(5_000);
+    const parts = smi.gpuParts();
+    expect(parts.gpuCollector).toBe('error');
+    expect(parts.gpuError).toContain('Unable to determine the device handle for GPU0000:01:00.0: Unknown Error');
+    await until(() => smi.restarts >= 2);
+  });
+
+  it('missing binary: absent, zero GPUs, no processes', async () => {
+    const smi = fake({}, { nvidiaSmi: '/nonexistent/nvidia-smi' });
+    await smi.start();
+    expect(smi.gpuParts()).toEqual({ gpuCollector: 'absent', gpuError: null, gpus: [] });
+    const procs = createNvidiaSmiProcessCollector(smi);
+    expect(await procs.collect()).toEqual({ processes: [] });
+  });
+
+  it('processes: compute apps enriched from /proc (real pid → user, cmdline)', async () => {
+    const smi = fake({
+      FAKE_NVIDIA_SMI_APPS: JSON.stringify([
+        { pid: process.pid, process_name: 'node', used_gpu_memory: 1234 },
+        { pid: 999_999_9, process_name: 'gone', used_gpu_memory: null },
+      ]),
+    });
+    await smi.start();
+    await smi.ready(5_000);
+    const { processes } = await createNvidiaSmiProcessCollector(smi).collect();
+    expect(processes).toHaveLength(2);
+    for (const p of processes ?? []) GpuProcessSchema.parse(p);
+    const me = processes?.[0];
+    expect(me).toMatchObject({ pid: process.pid, usedMemoryMiB: 1234, name: 'node', uid: process.getuid?.() });
+    expect(me?.cmdline).toContain('node');
+    expect(typeof me?.user).toBe('string');
+    expect(me?.startedAt).toBeGreaterThan(Date.now() - 24 * 3600_000 * 365);
+    expect(processes?.[1]).toMatchObject({ usedMemoryMiB: null, cmdline: null, user: null, uid: null });
+  });
+});
