@@ -116,7 +116,12 @@ const EnvSchema = z.object({
 export function loadConfig(env: Record<string, string | undefined>, cwd = process.cwd()): ServerConfig {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0] ?? '')}: ${i.message}`));
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const key = String(i.path[0] ?? '');
+        return i.message.startsWith(key) ? i.message : `${key}: ${i.message}`;
+      }),
+    );
   }
   const e = parsed.data;
   const issues: string[] = [];

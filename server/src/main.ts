@@ -124,8 +124,8 @@ async function main(): Promise<void> {
     } else {
       store = new MemoryStore();
       storeLog.warn(
-        { binary: config.influx.binary },
-        `storage: ${MEMORY_STORE_WARNING} (no influxd found; install InfluxDB or set GPUPULSE_INFLUX_URL)`,
+        { binary: config.influx.binary, warning: MEMORY_STORE_WARNING },
+        `storage: IN-MEMORY (no ${config.influx.binary} found): ${MEMORY_STORE_WARNING}`,
       );
     }
   }

@@ -188,7 +188,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
           if (s.processes) processes = s.processes;
           points.push(...samplePoints(node, s, s.processes ?? processes, fleet.attributeFn));
         }
-        if (points.length > buffer.free) {
+        if (points.length > buffer.free && buffer.buffered > 0) {
           // Acking would lose data: let the agent keep it in its spool and send it again later.
           metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'backlog_full' });
           fleet.ingest(node, samples);
