@@ -48,8 +48,9 @@ export function pickTileSize(gpuCount: number): number {
   if (gpuCount <= 64) return 52;
   if (gpuCount <= 256) return 42;
   if (gpuCount <= 1024) return 32;
-  if (gpuCount <= 4096) return 26;
-  return 22;
+  if (gpuCount <= 2048) return 26;
+  if (gpuCount <= 4096) return 20;
+  return 14;
 }
 
 /**
@@ -65,10 +66,10 @@ export function layoutGpuGrid(nodes: readonly NodeView[], options: GridLayoutOpt
     if (n.gpus.length > widest) widest = n.gpus.length;
   }
   const tileSize = options.tileSize ?? pickTileSize(gpuCount);
-  const labelHeight = Math.max(16, Math.round(tileSize * 0.45));
+  const labelHeight = Math.max(14, Math.round(tileSize * 0.45));
   const columns = Math.min(maxColumns, widest);
   const pitch = tileSize + GAP;
-  const blockWidth = Math.max(columns * pitch - GAP, 120);
+  const blockWidth = Math.max(columns * pitch - GAP, 100);
   const width = Math.max(options.width, blockWidth);
   const blocksPerRow = Math.max(1, Math.floor((width + BLOCK_GAP_X) / (blockWidth + BLOCK_GAP_X)));
 

@@ -50,11 +50,16 @@ export interface GpuGridOptionInput {
 export const TILE_SERIES_ID = 'gpu-tiles';
 export const LABEL_SERIES_ID = 'node-labels';
 
+/** Below this tile size (px) tiles carry colour only: text would be unreadable and costs most of the frame. */
+export const MIN_TEXT_TILE = 24;
+/** From this tile size (px) the GPU index is drawn too. */
+export const MIN_INDEX_TILE = 36;
+
 function tileCaption(tile: GridTile, text: GridText): string {
   if (tile.activity === 'offline') return '–';
   if (tile.gpu.state === 'error') return '!';
   if (tile.util === null) return '?';
-  return text.utilText(tile.util, tile.size < 36);
+  return text.utilText(tile.util, tile.size < MIN_INDEX_TILE);
 }
 
 function renderTile(tile: GridTile, input: GpuGridOptionInput): CustomSeriesRenderItemReturn {
@@ -67,27 +72,29 @@ function renderTile(tile: GridTile, input: GpuGridOptionInput): CustomSeriesRend
   const children: NonNullable<Extract<CustomSeriesRenderItemReturn, { type: 'group' }>['children']> = [
     {
       type: 'rect',
-      shape: { x: tile.x, y: tile.y, width: s, height: s, r: 3 },
+      shape: { x: tile.x, y: tile.y, width: s, height: s, r: s >= MIN_TEXT_TILE ? 3 : 0 },
       style: offline
         ? { fill, stroke: palette.offlineStroke, lineWidth: 1, lineDash: [3, 3] }
         : { fill, stroke: known ? undefined : palette.offlineStroke, lineWidth: 1 },
       emphasis: { style: { stroke: palette.focus, lineWidth: 3 } },
     },
-    {
+  ];
+  if (s >= MIN_TEXT_TILE || tile.util === null) {
+    children.push({
       type: 'text',
       silent: true,
       style: {
         x: tile.x + s / 2,
-        y: tile.y + (s >= 36 ? s * 0.58 : s / 2),
+        y: tile.y + (s >= MIN_INDEX_TILE ? s * 0.58 : s / 2),
         text: tileCaption(tile, text),
         fill: fg,
         align: 'center',
         verticalAlign: 'middle',
         font: `600 ${Math.max(9, Math.round(s * 0.3))}px system-ui, sans-serif`,
       },
-    },
-  ];
-  if (s >= 36) {
+    });
+  }
+  if (s >= MIN_INDEX_TILE) {
     children.push({
       type: 'text',
       silent: true,
@@ -105,7 +112,7 @@ function renderTile(tile: GridTile, input: GpuGridOptionInput): CustomSeriesRend
   }
   if (!offline && isHot(tile.gpu)) {
     // A triangle in the top-right corner: shape, not just colour.
-    const b = Math.max(8, Math.round(s * 0.32));
+    const b = Math.max(6, Math.round(s * 0.32));
     children.push({
       type: 'polygon',
       silent: true,
@@ -119,14 +126,15 @@ function renderTile(tile: GridTile, input: GpuGridOptionInput): CustomSeriesRend
       style: { fill: palette.hot, stroke: palette.hotText, lineWidth: 1 },
     });
   }
-  return { type: 'group', children };
+  // A bare rect (the common case on big fleets) is far cheaper than a group.
+  return children.length === 1 ? children[0]! : { type: 'group', children };
 }
 
 /** The ECharts option for the GPU grid: one custom series of tiles, one of node labels. */
 export function buildGpuGridOption(input: GpuGridOptionInput): GpuGridOption {
   const { layout, palette, text } = input;
   const { tiles, labels } = layout;
-  const fontSize = Math.min(13, Math.max(10, Math.round(layout.labelHeight * 0.7)));
+  const fontSize = Math.min(13, Math.max(9, Math.round(layout.labelHeight * 0.7)));
   return {
     animation: false,
     tooltip: {
