@@ -22,7 +22,10 @@ export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError }
 export type AckCallback<T> = (ack: Ack<T>) => void;
 
 export const ok = <T>(data: T): Ack<T> => ({ ok: true, data });
-export const fail = (code: ErrorCode, message: string): Ack<never> => ({ ok: false, error: { code, message } });
+export const fail = (code: ErrorCode, message: string): Ack<never> => ({
+  ok: false,
+  error: { code, message },
+});
 
 /** Turns a zod error into one short, safe message: `path: problem; path: problem`. */
 export function describeZodError(error: z.ZodError, max = 5): string {

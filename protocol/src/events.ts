@@ -1,11 +1,6 @@
 import type { AckCallback } from './ack.ts';
-import type {
-  FleetDelta,
-  FleetSnapshot,
-  Inventory,
-  SamplesAckData,
-  SamplesReport,
-} from './schemas.ts';
+import type { FleetDelta, FleetSnapshot, Inventory, SamplesAckData, SamplesReport } from './schemas.ts';
+import type { AlertsList, ProjectsMeta, ProjectsUsage } from './usage.ts';
 
 /** Namespace paths. */
 export const AGENT_NAMESPACE = '/agent';
@@ -39,4 +34,12 @@ export interface ServerToDashboardEvents {
   'fleet:snapshot': (snapshot: FleetSnapshot) => void;
   /** At most once per second: the nodes that changed since the last delta. */
   'fleet:delta': (delta: FleetDelta) => void;
+  /** On connect and whenever the projects file is (re)loaded. */
+  'projects:meta': (meta: ProjectsMeta) => void;
+  /** Every second: live usage per project and cluster totals. */
+  'projects:usage': (usage: ProjectsUsage) => void;
+  /** On connect: firing and recently resolved alerts. */
+  'alerts:snapshot': (alerts: AlertsList) => void;
+  /** When alerts fire or resolve: only those that changed. */
+  'alerts:changed': (alerts: AlertsList) => void;
 }

@@ -1,3 +1,4 @@
 export * from './ack.ts';
 export * from './events.ts';
 export * from './schemas.ts';
+export * from './usage.ts';

@@ -23,6 +23,7 @@ const metric = z.number().finite().nullable();
 const optMetric = metric.optional();
 
 /** Node names: hostnames as the field gives them; no control characters. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 export const NodeNameSchema = name.regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
 export const GpuStateSchema = z.enum(['ok', 'stale', 'error']);
@@ -153,6 +154,23 @@ export type AgentStats = z.infer<typeof AgentStatsSchema>;
 export const GpuCollectorStateSchema = z.enum(['ok', 'absent', 'stale', 'error']);
 export type GpuCollectorState = z.infer<typeof GpuCollectorStateSchema>;
 
+/** Something the driver reported about a GPU (e.g. an XID error from the kernel log). */
+export const GpuEventSchema = z.object({
+  kind: z.enum(['xid', 'driver']),
+  gpuUuid: name.nullable(),
+  /** PCI bus id as the kernel log names the GPU, when the uuid is not known. */
+  pciBusId: z.string().max(64).nullable().optional(),
+  /** The XID number for `xid`. */
+  code: z.number().int().nullable(),
+  message: text,
+  ts: z.number().int().min(0),
+});
+export type GpuEvent = z.infer<typeof GpuEventSchema>;
+
+/** Identifies one process on one GPU (used to say it has gone). */
+export const GpuProcessKeySchema = z.object({ gpuUuid: name, pid: z.number().int().min(0) });
+export type GpuProcessKey = z.infer<typeof GpuProcessKeySchema>;
+
 /** One sample: everything an agent observed on its node at one instant. */
 export const SampleSchema = z.object({
   /** Monotonic per agent (restart-safe when a spool dir is used). */
@@ -163,8 +181,16 @@ export const SampleSchema = z.object({
   gpuError: text.nullable().optional(),
   gpus: z.array(GpuMetricsSchema).max(LIMITS.maxGpusPerSample),
   host: HostMetricsSchema.nullable(),
-  /** Full process list, or only changes when `processesDelta` is true. */
+  /**
+   * Compute processes. With `processesMode: 'full'` (the default) this is the complete list;
+   * with `'delta'` it holds only new or changed processes and `processesGone` the ones that
+   * ended. Omitted: no change since the last sample.
+   */
   processes: z.array(GpuProcessSchema).max(LIMITS.maxProcessesPerSample).optional(),
+  processesMode: z.enum(['full', 'delta']).optional(),
+  processesGone: z.array(GpuProcessKeySchema).max(LIMITS.maxProcessesPerSample).optional(),
+  /** Driver events (XID errors …) seen since the last sample. */
+  gpuEvents: z.array(GpuEventSchema).max(256).optional(),
   agent: AgentStatsSchema.optional(),
 });
 export type Sample = z.infer<typeof SampleSchema>;
@@ -228,6 +254,16 @@ export type NodeStatus = z.infer<typeof NodeStatusSchema>;
 export const GpuViewSchema = GpuMetricsSchema.extend({
   /** Project the GPU's usage is attributed to (`unassigned` when a process has no match); null: no process. */
   project: z.string().nullable(),
+  /** Users with processes on this GPU (empty in privacy mode). */
+  users: z.array(z.string()).optional(),
+  /** Slurm job ids / pod names of the processes on this GPU. */
+  jobs: z.array(z.string()).optional(),
+  /** Number of compute processes on this GPU. */
+  processCount: z.number().int().optional(),
+  /** Since when (server ms) a process has held this GPU below the idle threshold; null: not idle-held. */
+  idleHeldSince: z.number().nullable().optional(),
+  /** True when held-but-idle for at least the configured window (default 10 min). */
+  idleHeld: z.boolean().optional(),
 });
 export type GpuView = z.infer<typeof GpuViewSchema>;
 

@@ -1,6 +1,6 @@
 import {
-  AGENT_NAMESPACE,
   type Ack,
+  AGENT_NAMESPACE,
   type AgentToServerEvents,
   PROTOCOL_VERSION,
   type SamplesAckData,

@@ -2,7 +2,14 @@ import { existsSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
-import { type Proc, type ServerProc, startAgent, startServer, startSim, stopAll } from './support/processes.ts';
+import {
+  type Proc,
+  type ServerProc,
+  startAgent,
+  startServer,
+  startSim,
+  stopAll,
+} from './support/processes.ts';
 import { waitFor } from './support/wait.ts';
 
 // The dashboard as a person sees it: real Chromium, served by the real server (embedded default
@@ -38,9 +45,9 @@ describe('dashboard in headless Chromium', () => {
       const cells = page.locator(`[data-testid="node-row"][data-node="${node}"] [data-testid="gpu-cell"]`);
       expect(await cells.count()).toBe(8);
     }
-    expect(await page.locator('[data-testid="node-row"][data-node="replay-h100"]').getAttribute('data-status')).toBe(
-      'online',
-    );
+    expect(
+      await page.locator('[data-testid="node-row"][data-node="replay-h100"]').getAttribute('data-status'),
+    ).toBe('online');
     const shot = await screenshot(page, 'cluster-overview');
     expect(existsSync(shot)).toBe(true);
   });

@@ -1,10 +1,10 @@
 import {
   DASHBOARD_NAMESPACE,
+  type DashboardToServerEvents,
   type FleetDelta,
   type FleetSnapshot,
   type NodeView,
   type ServerToDashboardEvents,
-  type DashboardToServerEvents,
 } from '@gpupulse/protocol';
 import { io, type Socket } from 'socket.io-client';
 
@@ -18,10 +18,13 @@ export interface TestDashboard {
 }
 
 export function connectDashboard(url: string): TestDashboard {
-  const socket: Socket<ServerToDashboardEvents, DashboardToServerEvents> = io(`${url}${DASHBOARD_NAMESPACE}`, {
-    transports: ['websocket'],
-    reconnection: false,
-  });
+  const socket: Socket<ServerToDashboardEvents, DashboardToServerEvents> = io(
+    `${url}${DASHBOARD_NAMESPACE}`,
+    {
+      transports: ['websocket'],
+      reconnection: false,
+    },
+  );
   const d: TestDashboard = {
     socket,
     nodes: new Map(),

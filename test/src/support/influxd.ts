@@ -29,7 +29,10 @@ export async function startInfluxd(): Promise<TestInfluxd> {
       u.searchParams.set('q', q);
       u.searchParams.set('epoch', 'ms');
       const res = await fetch(u, { signal: AbortSignal.timeout(10_000) });
-      const body = (await res.json()) as { results?: { series?: InfluxSeries[]; error?: string }[]; error?: string };
+      const body = (await res.json()) as {
+        results?: { series?: InfluxSeries[]; error?: string }[];
+        error?: string;
+      };
       if (!res.ok || body.error) throw new Error(`InfluxQL failed (${res.status}): ${body.error ?? ''}`);
       const first = body.results?.[0];
       if (first?.error) throw new Error(`InfluxQL failed: ${first.error}`);

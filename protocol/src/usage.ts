@@ -1,0 +1,156 @@
+import { z } from 'zod';
+
+/** A localized display string: `{ en, ko }` (either may be missing; fall back to the other, then the id). */
+export const LocalizedSchema = z.object({ en: z.string().optional(), ko: z.string().optional() });
+export type Localized = z.infer<typeof LocalizedSchema>;
+
+/** A project as the projects file describes it (no match rules: those stay on the server). */
+export const ProjectInfoSchema = z.object({
+  id: z.string(),
+  name: LocalizedSchema,
+  institution: z.string().nullable(),
+  partner: z.string().nullable().optional(),
+  area: z.string().nullable(),
+  color: z.string().nullable(),
+  owner: z.string().nullable(),
+  /** GPU quota (GPUs), if any. */
+  quotaGpus: z.number().nullable(),
+});
+export type ProjectInfo = z.infer<typeof ProjectInfoSchema>;
+
+export const InstitutionInfoSchema = z.object({ id: z.string(), name: LocalizedSchema });
+export type InstitutionInfo = z.infer<typeof InstitutionInfoSchema>;
+export const AreaInfoSchema = InstitutionInfoSchema;
+export type AreaInfo = z.infer<typeof AreaInfoSchema>;
+
+/** Live usage of one project (or `unassigned`), computed every second from fleet state. */
+export const ProjectUsageSchema = z.object({
+  project: z.string(),
+  /** GPUs with at least one of the project's processes (fractional when GPUs are shared). */
+  gpusInUse: z.number(),
+  /** Of those, GPUs held but idle (utilization below the threshold for the idle window). */
+  gpusIdleHeld: z.number(),
+  /** Mean GPU utilization over the project's GPUs with a known utilization; null if none known. */
+  meanUtilizationPercent: z.number().nullable(),
+  memoryUsedMiB: z.number(),
+  powerDrawWatts: z.number(),
+  users: z.array(z.string()),
+  jobs: z.array(z.string()),
+  nodes: z.array(z.string()),
+  gpuHoursToday: z.number(),
+  idleGpuHoursToday: z.number(),
+  energyKWhToday: z.number(),
+  quotaGpus: z.number().nullable(),
+});
+export type ProjectUsage = z.infer<typeof ProjectUsageSchema>;
+
+export const ClusterTotalsSchema = z.object({
+  gpusTotal: z.number().int(),
+  gpusInUse: z.number().int(),
+  gpusIdleHeld: z.number().int(),
+  gpusFree: z.number().int(),
+  gpusOffline: z.number().int(),
+  /** GPUs whose utilization is unknown (MIG mode, stale collector). */
+  gpusUnknown: z.number().int(),
+  meanUtilizationPercent: z.number().nullable(),
+  powerDrawWatts: z.number(),
+  activeProjects: z.number().int(),
+});
+export type ClusterTotals = z.infer<typeof ClusterTotalsSchema>;
+
+/** `GET /api/v1/projects` and the `projects:usage` event. */
+export const ProjectsUsageSchema = z.object({
+  serverTime: z.number(),
+  projects: z.array(ProjectUsageSchema),
+  cluster: ClusterTotalsSchema,
+});
+export type ProjectsUsage = z.infer<typeof ProjectsUsageSchema>;
+
+/** `GET /api/v1/projects/meta` and part of the dashboard snapshot: who the projects are. */
+export const ProjectsMetaSchema = z.object({
+  projects: z.array(ProjectInfoSchema),
+  institutions: z.array(InstitutionInfoSchema),
+  areas: z.array(AreaInfoSchema),
+});
+export type ProjectsMeta = z.infer<typeof ProjectsMetaSchema>;
+
+// ---- alerts ----
+
+export const AlertSeveritySchema = z.enum(['critical', 'warning', 'info']);
+export type AlertSeverity = z.infer<typeof AlertSeveritySchema>;
+
+export const AlertSchema = z.object({
+  /** Stable for one occurrence: rule + subject + start. */
+  id: z.string(),
+  /** Rule id, e.g. `gpu_temperature_high`, `node_offline`, `gpu_idle_held`. */
+  rule: z.string(),
+  severity: AlertSeveritySchema,
+  state: z.enum(['firing', 'resolved']),
+  node: z.string(),
+  gpuUuid: z.string().nullable(),
+  gpuIndex: z.number().int().nullable(),
+  project: z.string().nullable(),
+  /** Plain-language summary (English); dashboards build their own localized text from rule + value. */
+  message: z.string(),
+  value: z.number().nullable(),
+  threshold: z.number().nullable(),
+  startedAt: z.number(),
+  endedAt: z.number().nullable(),
+});
+export type Alert = z.infer<typeof AlertSchema>;
+
+/** `GET /api/v1/alerts`, the `alerts:snapshot` event, and `alerts:changed` (only the alerts that changed). */
+export const AlertsListSchema = z.object({ serverTime: z.number(), alerts: z.array(AlertSchema) });
+export type AlertsList = z.infer<typeof AlertsListSchema>;
+
+// ---- history and usage API (HTTP) ----
+
+export const HistoryTierSchema = z.enum(['raw', '1m', '1h']);
+export type HistoryTier = z.infer<typeof HistoryTierSchema>;
+
+export const HistoryScopeSchema = z.enum(['gpu', 'node', 'project', 'cluster']);
+export type HistoryScope = z.infer<typeof HistoryScopeSchema>;
+
+/** `GET /api/v1/history?scope=&id=&metrics=a,b&from=&to=&step=` */
+export const HistoryResponseSchema = z.object({
+  scope: HistoryScopeSchema,
+  id: z.string().nullable(),
+  tier: HistoryTierSchema,
+  from: z.number(),
+  to: z.number(),
+  stepMs: z.number(),
+  series: z.array(
+    z.object({
+      metric: z.string(),
+      /** Sub-key when a scope has several series (e.g. GPU uuid within a node, project id). */
+      key: z.string().nullable(),
+      /** [time ms, value or null]. */
+      points: z.array(z.tuple([z.number(), z.number().nullable()])),
+    }),
+  ),
+});
+export type HistoryResponse = z.infer<typeof HistoryResponseSchema>;
+
+export const UsageGroupBySchema = z.enum(['project', 'user', 'institution']);
+export type UsageGroupBy = z.infer<typeof UsageGroupBySchema>;
+export const UsagePeriodSchema = z.enum(['day', 'week', 'month']);
+export type UsagePeriod = z.infer<typeof UsagePeriodSchema>;
+
+/** `GET /api/v1/usage?from=&to=&groupBy=project&period=week` (CSV with `Accept: text/csv` or `format=csv`). */
+export const UsageResponseSchema = z.object({
+  from: z.number(),
+  to: z.number(),
+  groupBy: UsageGroupBySchema,
+  period: UsagePeriodSchema,
+  rows: z.array(
+    z.object({
+      periodStart: z.number(),
+      key: z.string(),
+      busyGpuHours: z.number(),
+      idleHeldGpuHours: z.number(),
+      gpuHours: z.number(),
+      energyKWh: z.number(),
+    }),
+  ),
+});
+export type UsageResponse = z.infer<typeof UsageResponseSchema>;
