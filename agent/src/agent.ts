@@ -13,7 +13,13 @@ export interface AgentOptions {
   collectors: readonly Collector[];
   logger: Logger;
   /** Server to send to; without one the agent only collects (onSample still fires). */
-  server?: { url: string; token: string; ackTimeoutMs?: number; reconnectInitialMs?: number; reconnectMaxMs?: number };
+  server?: {
+    url: string;
+    token: string;
+    ackTimeoutMs?: number;
+    reconnectInitialMs?: number;
+    reconnectMaxMs?: number;
+  };
   /** Unacked-sample store. Default: an in-memory queue of 3600 samples. */
   queue?: SampleQueue;
   /** Builds the inventory sent on each connection. */

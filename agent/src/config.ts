@@ -17,7 +17,10 @@ export const AgentConfigSchema = z
       .string()
       .trim()
       .url('server must be a URL such as http://gpupulse:8080')
-      .refine((u) => /^(https?|wss?):\/\//i.test(u), 'server must start with http://, https://, ws:// or wss://')
+      .refine(
+        (u) => /^(https?|wss?):\/\//i.test(u),
+        'server must start with http://, https://, ws:// or wss://',
+      )
       .optional(),
     token: z.string().min(1, 'token must not be empty').max(512).optional(),
     node: NodeNameSchema,

@@ -8,7 +8,10 @@ export const FAKE_NVIDIA_SMI_PATH = resolve(
   '../testdata/fake-nvidia-smi/fake-nvidia-smi.mjs',
 );
 /** Folder of the capture files the fake replays (FAKE_NVIDIA_SMI_CAPTURE takes a name from here). */
-export const NVIDIA_SMI_CAPTURES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), 'collectors/nvidia-smi/testdata');
+export const NVIDIA_SMI_CAPTURES_DIR = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  'collectors/nvidia-smi/testdata',
+);
 /** Absolute path of the agent CLI (`node <path> --once …`). */
 export const AGENT_BIN_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/gpupulse-agent.mjs');
 /** Absolute path of the simulator CLI. */
@@ -40,7 +43,7 @@ export {
   RoundAssembler,
   splitRow,
 } from './collectors/nvidia-smi/parse.ts';
-export { parseCgroup, parseEnviron, ProcReader } from './collectors/nvidia-smi/procfs.ts';
+export { ProcReader, parseCgroup, parseEnviron } from './collectors/nvidia-smi/procfs.ts';
 export type { Collector, SampleParts } from './collectors/types.ts';
 export { type AgentConfig, AgentConfigSchema, type AgentFlags, resolveConfig } from './config.ts';
 export { collectInventory } from './inventory.ts';

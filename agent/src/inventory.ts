@@ -5,7 +5,8 @@ import * as si from 'systeminformation';
 import type { NvidiaSmi } from './collectors/nvidia-smi/collector.ts';
 import { AGENT_VERSION } from './version.ts';
 
-const clip = (s: string | null | undefined, max: number = LIMITS.maxTextLength) => (s ? s.slice(0, max) : null);
+const clip = (s: string | null | undefined, max: number = LIMITS.maxTextLength) =>
+  s ? s.slice(0, max) : null;
 
 /** Static inventory of this node (OS, CPU, memory, nvidia-smi versions, GPUs of the latest round). */
 export async function collectInventory(hostname: string, smi: NvidiaSmi | null): Promise<Inventory> {

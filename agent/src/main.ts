@@ -1,5 +1,5 @@
 // Composition root: the only place that reads process.env and picks real implementations.
-import { mkdir, access, constants } from 'node:fs/promises';
+import { access, constants, mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { SampleSchema } from '@gpupulse/protocol';
 import { Command, Option } from 'commander';
@@ -44,13 +44,17 @@ async function checkSpoolDir(dir: string): Promise<string> {
     await mkdir(abs, { recursive: true });
     await access(abs, constants.W_OK);
   } catch (err) {
-    throw new ConfigError(`invalid configuration: spool dir ${abs} is not a writable directory (${(err as Error).message})`);
+    throw new ConfigError(
+      `invalid configuration: spool dir ${abs} is not a writable directory (${(err as Error).message})`,
+    );
   }
   return abs;
 }
 
 async function run(config: AgentConfig): Promise<number> {
-  const logger = createLogger({ level: config.once ? (config.logLevel === 'info' ? 'warn' : config.logLevel) : config.logLevel });
+  const logger = createLogger({
+    level: config.once ? (config.logLevel === 'info' ? 'warn' : config.logLevel) : config.logLevel,
+  });
   if (config.spoolDir) {
     const dir = await checkSpoolDir(config.spoolDir);
     logger.info({ spoolDir: dir }, 'spool dir accepted; samples are kept in memory in this version');

@@ -32,7 +32,8 @@ export class MemoryQueue implements SampleQueue {
   private droppedCount = 0;
 
   constructor(private readonly capacity = DEFAULT_QUEUE_CAPACITY) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new Error('queue capacity must be a positive integer');
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new Error('queue capacity must be a positive integer');
   }
 
   push(sample: Sample): void {

@@ -63,7 +63,10 @@ export class Runner {
         try {
           await s.collector.start?.();
         } catch (err) {
-          this.opts.logger.warn({ collector: s.collector.name, err: (err as Error).message }, 'collector start failed');
+          this.opts.logger.warn(
+            { collector: s.collector.name, err: (err as Error).message },
+            'collector start failed',
+          );
         }
       }),
     );
@@ -102,7 +105,13 @@ export class Runner {
   async collect(): Promise<Sample> {
     const ts = this.now();
     const parts = await Promise.all(this.states.map((s) => this.runOne(s)));
-    const sample: Sample = { seq: this.seq++, ts: Math.round(ts), gpuCollector: 'absent', gpus: [], host: null };
+    const sample: Sample = {
+      seq: this.seq++,
+      ts: Math.round(ts),
+      gpuCollector: 'absent',
+      gpus: [],
+      host: null,
+    };
     const hasGpuCollector = parts.some((p) => p.gpuCollector !== undefined);
     for (const p of parts) Object.assign(sample, p);
     if (!hasGpuCollector) sample.gpuCollector = 'absent';
@@ -134,7 +143,10 @@ export class Runner {
         },
       );
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError(`timed out after ${this.timeoutMs} ms`)), this.timeoutMs);
+        timer = setTimeout(
+          () => reject(new TimeoutError(`timed out after ${this.timeoutMs} ms`)),
+          this.timeoutMs,
+        );
       });
       const parts = await Promise.race([p, timeout]);
       if (s.failing) {

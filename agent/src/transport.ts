@@ -2,10 +2,10 @@
 // Never emits while disconnected (socket.io-client's own offline buffer is unbounded); unacked
 // samples wait in the bounded SampleQueue instead.
 import {
+  type Ack,
   AGENT_NAMESPACE,
   type AgentAuth,
   type AgentToServerEvents,
-  type Ack,
   type Inventory,
   LIMITS,
   PROTOCOL_VERSION,
@@ -120,7 +120,11 @@ export class SocketTransport {
 
   private reconnectLater(): void {
     if (this.closed || this.manualReconnectTimer) return;
-    const delay = backoffDelay(Math.max(0, this.connectErrors - 1), this.reconnectInitialMs, this.reconnectMaxMs);
+    const delay = backoffDelay(
+      Math.max(0, this.connectErrors - 1),
+      this.reconnectInitialMs,
+      this.reconnectMaxMs,
+    );
     this.manualReconnectTimer = setTimeout(() => {
       this.manualReconnectTimer = null;
       if (!this.closed && !this.socket.connected) this.socket.connect();
@@ -140,7 +144,9 @@ export class SocketTransport {
     try {
       const inventory = await this.opts.inventory();
       if (!this.socket.connected) return;
-      const ack = (await this.socket.timeout(this.ackTimeoutMs).emitWithAck('inventory:report', inventory)) as Ack<{
+      const ack = (await this.socket
+        .timeout(this.ackTimeoutMs)
+        .emitWithAck('inventory:report', inventory)) as Ack<{
         serverTime: number;
       }>;
       if (!ack.ok) this.log.warn({ code: ack.error.code, reason: ack.error.message }, 'inventory rejected');
@@ -196,7 +202,9 @@ export class SocketTransport {
     const report = replay ? { samples: batch, replay: true } : { samples: batch };
     let ack: Ack<SamplesAckData>;
     try {
-      ack = (await this.socket.timeout(this.ackTimeoutMs).emitWithAck('samples:report', report)) as Ack<SamplesAckData>;
+      ack = (await this.socket
+        .timeout(this.ackTimeoutMs)
+        .emitWithAck('samples:report', report)) as Ack<SamplesAckData>;
     } catch (err) {
       this.log.debug({ err: errorText(err), samples: batch.length }, 'samples not acknowledged; will resend');
       return false;

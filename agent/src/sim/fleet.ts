@@ -183,7 +183,8 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
       pattern,
       memFraction: pattern === 'idle-held' ? 0.1 + rnd() * 0.5 : 0.3 + rnd() * 0.65,
       startedAt: now - elapsedMs,
-      endsAt: now - elapsedMs + duration,
+      // Exponential (memoryless) remaining time, so jobs already running at start-up last too.
+      endsAt: now + duration,
       facts,
       processes: [],
       base: pattern === 'train' ? 82 + rnd() * 14 : pattern === 'inference' ? 55 + rnd() * 25 : 1 + rnd() * 3,
@@ -253,7 +254,15 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
       name,
       seq: 0,
       gpus,
-      sample: { seq: 0, ts: start, gpuCollector: 'ok', gpuError: null, gpus: gpus.map((x) => x.metrics), host: null, processes: [] },
+      sample: {
+        seq: 0,
+        ts: start,
+        gpuCollector: 'ok',
+        gpuError: null,
+        gpus: gpus.map((x) => x.metrics),
+        host: null,
+        processes: [],
+      },
       processesDirty: true,
     });
     for (const gs of gpus) if (gs.job) attachProcess(gs);
@@ -275,7 +284,7 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
     });
   }
 
-  const clamp = (v: number, lo: number, hi: number) => (v < lo ? lo : v > hi ? hi : v);
+  const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
   const round1 = (v: number) => Math.round(v * 10) / 10;
 
   const host = (n: SimNode, util: number) => ({
@@ -330,7 +339,11 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
           const wave = job.pattern === 'inference' ? Math.sin(gs.phase * 3) * 15 : Math.sin(gs.phase) * 4;
           util = clamp(job.base + wave + (rnd() - 0.5) * 8, job.pattern === 'idle-held' ? 0 : 40, 100);
           if (job.pattern === 'idle-held') util = clamp(job.base + (rnd() - 0.5) * 2, 0, 4.9);
-          mem = clamp(job.memFraction * model.memoryTotalMiB * (0.97 + rnd() * 0.03), 0, model.memoryTotalMiB);
+          mem = clamp(
+            job.memFraction * model.memoryTotalMiB * (0.97 + rnd() * 0.03),
+            0,
+            model.memoryTotalMiB,
+          );
         }
         // Now and then a GPU runs hot for a few minutes.
         if (gs.hotUntil < now && job && job.pattern === 'train' && rnd() < 0.00004 * tickSec) {
@@ -338,7 +351,9 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
         }
         const hot = gs.hotUntil > now;
         const targetTemp = hot ? 88 + rnd() * 4 : 30 + util * 0.4 + rnd();
-        const temp = (m.temperatureCelsius ?? 30) + (targetTemp - (m.temperatureCelsius ?? 30)) * Math.min(1, 0.08 * tickSec * 4);
+        const temp =
+          (m.temperatureCelsius ?? 30) +
+          (targetTemp - (m.temperatureCelsius ?? 30)) * Math.min(1, 0.08 * tickSec * 4);
         m.utilizationGpuPercent = Math.round(util);
         m.utilizationMemoryPercent = Math.round(util * (0.3 + 0.4 * (job?.memFraction ?? 0)));
         m.memoryUsedMiB = Math.round(mem);
@@ -347,7 +362,8 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
         const power = model.idleWatts + (model.powerLimitWatts - model.idleWatts) * (util / 100) * 0.92;
         m.powerDrawWatts = round1(clamp(power * (0.97 + rnd() * 0.06), 0, model.powerLimitWatts));
         m.pstate = job ? 'P0' : 'P8';
-        m.clocksSmMHz = util < 1 ? model.idleSmMHz : hot ? Math.round(model.clocksMaxSmMHz * 0.7) : model.clocksMaxSmMHz;
+        m.clocksSmMHz =
+          util < 1 ? model.idleSmMHz : hot ? Math.round(model.clocksMaxSmMHz * 0.7) : model.clocksMaxSmMHz;
         const mask = (util < 1 ? 0x1 : 0) | (hot ? 0x40 : 0) | (util > 95 && !hot ? 0x4 : 0);
         if (mask !== m.clocksEventReasonsActive) {
           m.clocksEventReasonsActive = mask;
@@ -369,7 +385,9 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
           if (gs.job && !seen.has(gs.job)) {
             seen.add(gs.job);
             // keep only processes on GPUs the job still holds
-            gs.job.processes = gs.job.processes.filter((p) => node.gpus.some((x) => x.job === gs.job && x.metrics.uuid === p.gpuUuid));
+            gs.job.processes = gs.job.processes.filter((p) =>
+              node.gpus.some((x) => x.job === gs.job && x.metrics.uuid === p.gpuUuid),
+            );
             procs.push(...gs.job.processes);
           }
         }

@@ -41,21 +41,38 @@ describe('nvidia-smi collector with the fake nvidia-smi', () => {
     const parts = smi.gpuParts();
     expect(parts.gpuCollector).toBe('ok');
     expect(parts.gpus?.map((g) => g.index)).toEqual([0, 1, 2, 3]);
-    expect(parts.gpus?.[0]).toMatchObject({ name: 'NVIDIA H100 80GB HBM3', utilizationGpuPercent: 100, powerDrawWatts: 631.95, state: 'ok' });
+    expect(parts.gpus?.[0]).toMatchObject({
+      name: 'NVIDIA H100 80GB HBM3',
+      utilizationGpuPercent: 100,
+      powerDrawWatts: 631.95,
+      state: 'ok',
+    });
     expect(new Set(parts.gpus?.map((g) => g.uuid)).size).toBe(4);
     const first = smi.rounds;
     await until(() => smi.rounds >= first + 2);
     expect(smi.restarts).toBe(0);
     await until(() => smi.version !== null);
-    expect(smi.version).toEqual({ nvidiaSmiVersion: '590.48.01', driverVersion: '590.48.01', cudaVersion: '13.1' });
+    expect(smi.version).toEqual({
+      nvidiaSmiVersion: '590.48.01',
+      driverVersion: '590.48.01',
+      cudaVersion: '13.1',
+    });
   });
 
   it('idle state of another capture (H200 MIG: utilization [N/A] → null)', async () => {
-    const smi = fake({ FAKE_NVIDIA_SMI_CAPTURE: 'linux-x86_64__nvidia-h200-mig__590.48.01.txt', FAKE_NVIDIA_SMI_STATE: 'idle' });
+    const smi = fake({
+      FAKE_NVIDIA_SMI_CAPTURE: 'linux-x86_64__nvidia-h200-mig__590.48.01.txt',
+      FAKE_NVIDIA_SMI_STATE: 'idle',
+    });
     await smi.start();
     await smi.ready(5_000);
     const gpu = smi.gpuParts().gpus?.[0];
-    expect(gpu).toMatchObject({ name: 'NVIDIA H200', utilizationGpuPercent: null, migModeCurrent: true, memoryUsedMiB: 55 });
+    expect(gpu).toMatchObject({
+      name: 'NVIDIA H200',
+      utilizationGpuPercent: null,
+      migModeCurrent: true,
+      memoryUsedMiB: 55,
+    });
   });
 
   it('hang: GPUs go stale, the child is killed and restarted', async () => {
@@ -68,7 +85,10 @@ describe('nvidia-smi collector with the fake nvidia-smi', () => {
   });
 
   it('hang after rounds: the last known GPUs are reported stale with the reason', async () => {
-    const smi = fake({ FAKE_NVIDIA_SMI_MODE: 'hang-after=2', FAKE_NVIDIA_SMI_GPUS: '2' }, { hangTimeoutMs: 800, staleAfterMs: 500 });
+    const smi = fake(
+      { FAKE_NVIDIA_SMI_MODE: 'hang-after=2', FAKE_NVIDIA_SMI_GPUS: '2' },
+      { hangTimeoutMs: 800, staleAfterMs: 500 },
+    );
     await smi.start();
     await smi.ready(5_000);
     expect(smi.gpuParts().gpuCollector).toBe('ok');
@@ -85,7 +105,9 @@ describe('nvidia-smi collector with the fake nvidia-smi', () => {
     await smi.ready(5_000);
     const parts = smi.gpuParts();
     expect(parts.gpuCollector).toBe('error');
-    expect(parts.gpuError).toContain('Unable to determine the device handle for GPU0000:01:00.0: Unknown Error');
+    expect(parts.gpuError).toContain(
+      'Unable to determine the device handle for GPU0000:01:00.0: Unknown Error',
+    );
     await until(() => smi.restarts >= 2);
   });
 
@@ -110,7 +132,12 @@ describe('nvidia-smi collector with the fake nvidia-smi', () => {
     expect(processes).toHaveLength(2);
     for (const p of processes ?? []) GpuProcessSchema.parse(p);
     const me = processes?.[0];
-    expect(me).toMatchObject({ pid: process.pid, usedMemoryMiB: 1234, name: 'node', uid: process.getuid?.() });
+    expect(me).toMatchObject({
+      pid: process.pid,
+      usedMemoryMiB: 1234,
+      name: 'node',
+      uid: process.getuid?.(),
+    });
     expect(me?.cmdline).toContain('node');
     expect(typeof me?.user).toBe('string');
     expect(me?.startedAt).toBeGreaterThan(Date.now() - 24 * 3600_000 * 365);

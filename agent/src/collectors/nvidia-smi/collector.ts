@@ -63,12 +63,21 @@ export function runCommand(
     execFile(
       file,
       args,
-      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, env: env ?? process.env, windowsHide: true },
+      {
+        timeout: timeoutMs,
+        killSignal: 'SIGKILL',
+        maxBuffer: 16 * 1024 * 1024,
+        env: env ?? process.env,
+        windowsHide: true,
+      },
       (err, stdout, stderr) => {
         if (!err) return resolve({ stdout, stderr });
         const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: string | number | null };
         if (e.code === 'ENOENT') return reject(new CommandError(`${file}: not found`, 'ENOENT'));
-        if (e.killed) return reject(new CommandError(`${file} ${args[0] ?? ''}: timed out after ${timeoutMs} ms`, 'TIMEOUT'));
+        if (e.killed)
+          return reject(
+            new CommandError(`${file} ${args[0] ?? ''}: timed out after ${timeoutMs} ms`, 'TIMEOUT'),
+          );
         const text = firstLines(`${stdout}\n${stderr}`) || e.message;
         reject(new CommandError(`${text} (exit ${e.code ?? 'signal'})`, e.code ?? null));
       },
@@ -173,7 +182,12 @@ export class NvidiaSmi {
   private async discoverAndSpawn(): Promise<void> {
     if (this.stopped) return;
     try {
-      const help = await runCommand(this.opts.nvidiaSmi, ['--help-query-gpu'], this.commandTimeoutMs, this.opts.env);
+      const help = await runCommand(
+        this.opts.nvidiaSmi,
+        ['--help-query-gpu'],
+        this.commandTimeoutMs,
+        this.opts.env,
+      );
       const supported = parseHelpQuery(help.stdout);
       if (supported.size === 0) throw new CommandError('nvidia-smi --help-query-gpu listed no fields', null);
       this.fields = planGpuQuery(supported);
@@ -203,7 +217,12 @@ export class NvidiaSmi {
   private spawnLoop(): void {
     if (this.stopped || !this.fields) return;
     const fields = this.fields;
-    const args = [`--query-gpu=${fields.join(',')}`, '--format=csv,noheader,nounits', '-lms', String(this.intervalMs)];
+    const args = [
+      `--query-gpu=${fields.join(',')}`,
+      '--format=csv,noheader,nounits',
+      '-lms',
+      String(this.intervalMs),
+    ];
     const child = spawn(this.opts.nvidiaSmi, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: this.opts.env ?? process.env,
@@ -280,7 +299,9 @@ export class NvidiaSmi {
       if (this.killedForHang) {
         // status and message already set by the watchdog
       } else {
-        const why = junk.length ? junk.join(' | ') : `exited with ${code !== null ? `code ${code}` : `signal ${signal}`}`;
+        const why = junk.length
+          ? junk.join(' | ')
+          : `exited with ${code !== null ? `code ${code}` : `signal ${signal}`}`;
         this.fail(`nvidia-smi: ${why}`.slice(0, LIMITS.maxTextLength));
       }
       this.scheduleRestart();
@@ -309,7 +330,8 @@ export class NvidiaSmi {
   }
 
   private fail(text: string): void {
-    if (this.status !== 'error' || this.errorText !== text) this.log.warn({ error: text }, 'nvidia-smi failed');
+    if (this.status !== 'error' || this.errorText !== text)
+      this.log.warn({ error: text }, 'nvidia-smi failed');
     this.status = 'error';
     this.errorText = text;
     this.wake();
@@ -412,7 +434,10 @@ export interface ProcessCollectorOptions {
 }
 
 /** The compute-process collector: one `--query-compute-apps` per interval, enriched from /proc. */
-export function createNvidiaSmiProcessCollector(smi: NvidiaSmi, options: ProcessCollectorOptions = {}): Collector {
+export function createNvidiaSmiProcessCollector(
+  smi: NvidiaSmi,
+  options: ProcessCollectorOptions = {},
+): Collector {
   const timeoutMs = options.timeoutMs ?? Math.max(500, Math.min(smi.intervalMs, 5_000));
   const proc = options.proc === undefined ? new ProcReader() : options.proc;
   return {

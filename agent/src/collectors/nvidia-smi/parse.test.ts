@@ -81,7 +81,12 @@ const EXPECTED: Record<string, Expect> = {
     fan: null,
     pstate: 'P0',
     apps: 0,
-    extra: { clocksEventReasonsActive: 1, clocksEventReasons: ['gpu_idle'], eccModeCurrent: true, migModeCurrent: false },
+    extra: {
+      clocksEventReasonsActive: 1,
+      clocksEventReasons: ['gpu_idle'],
+      eccModeCurrent: true,
+      migModeCurrent: false,
+    },
   },
   'nvidia-h100-80gb-hbm3__590.48.01__load': {
     util: 100,
@@ -283,7 +288,12 @@ describe('query.txt (nvidia_gpu_exporter testdata)', () => {
       serial: null,
       utilizationGpuPercent: null,
     });
-    expect(gpus[1]).toMatchObject({ index: 1, name: 'Some Other GPU', fanSpeedPercent: 50, memoryUsedMiB: 1234 });
+    expect(gpus[1]).toMatchObject({
+      index: 1,
+      name: 'Some Other GPU',
+      fanSpeedPercent: 50,
+      memoryUsedMiB: 1234,
+    });
   });
 });
 
@@ -368,7 +378,9 @@ describe('tokens and values', () => {
     expect(parseGpuRow('0, GPU-a, NVIDIA H100, 5', fields)?.utilizationGpuPercent).toBe(5);
     expect(parseGpuRow('0, GPU-a, NVIDIA H100', fields)).toBeNull();
     expect(parseGpuRow('[N/A], GPU-a, NVIDIA H100, 5', fields)).toBeNull();
-    expect(parseGpuRow('Unable to determine the device handle for GPU0000:01:00.0: Unknown Error', fields)).toBeNull();
+    expect(
+      parseGpuRow('Unable to determine the device handle for GPU0000:01:00.0: Unknown Error', fields),
+    ).toBeNull();
   });
 
   it('falls back to power.draw.instant, then average, when power.draw is N/A', () => {

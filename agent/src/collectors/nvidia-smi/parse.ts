@@ -140,7 +140,11 @@ export const GPU_FIELDS: readonly GpuFieldSpec[] = [
   { key: 'memoryFreeMiB', names: ['memory.free'], kind: 'float' },
   { key: 'memoryReservedMiB', names: ['memory.reserved'], kind: 'float' },
   { key: 'memoryTemperatureCelsius', names: ['temperature.memory'], kind: 'float' },
-  { key: 'powerEnforcedLimitWatts', names: ['enforced.power.limit', 'gpu.power.current_limit'], kind: 'float' },
+  {
+    key: 'powerEnforcedLimitWatts',
+    names: ['enforced.power.limit', 'gpu.power.current_limit'],
+    kind: 'float',
+  },
   {
     key: 'clocksEventReasonsActive',
     names: ['clocks_event_reasons.active', 'clocks_throttle_reasons.active'],
@@ -221,7 +225,8 @@ export function toGpuMetrics(cells: ReadonlyMap<string, string>, fallbackIndex?:
         out[spec.key] = parseBool(v);
         break;
       case 'text':
-        out[spec.key] = spec.key === 'uuid' || spec.key === 'name' ? parseText(v) : clip(parseText(v), TEXT_MAX[spec.key]);
+        out[spec.key] =
+          spec.key === 'uuid' || spec.key === 'name' ? parseText(v) : clip(parseText(v), TEXT_MAX[spec.key]);
         break;
     }
   }
@@ -246,13 +251,16 @@ export function toGpuMetrics(cells: ReadonlyMap<string, string>, fallbackIndex?:
   return out as GpuMetrics;
 }
 
-
 /** One `noheader` row of our own query (fields in `fields` order) → GpuMetrics, or null if malformed. */
-export function parseGpuRow(line: string, fields: readonly string[], fallbackIndex?: number): GpuMetrics | null {
+export function parseGpuRow(
+  line: string,
+  fields: readonly string[],
+  fallbackIndex?: number,
+): GpuMetrics | null {
   const parts = splitRow(line, fields.length);
   if (!parts) return null;
   const cells = new Map<string, string>();
-  fields.forEach((f, i) => cells.set(f, parts[i] ?? ''));
+  for (let i = 0; i < fields.length; i++) cells.set(fields[i] as string, parts[i] ?? '');
   return toGpuMetrics(cells, fallbackIndex);
 }
 

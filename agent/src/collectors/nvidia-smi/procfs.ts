@@ -72,13 +72,19 @@ export function parseCgroup(text: string): CgroupFacts {
   if (pod?.[1]) out.k8sPodUid = pod[1].replace(/_/g, '-');
   const qos = /kubepods[-/.](besteffort|burstable)/i.exec(text);
   if (pod?.[1]) out.k8sQosClass = qos?.[1] ? qos[1].toLowerCase() : 'guaranteed';
-  const ctr = /(?:docker-|cri-containerd-|crio-|containerd-|\/docker\/|\/)([0-9a-f]{64})(?:\.scope)?(?:\/|$)/m.exec(text);
+  const ctr =
+    /(?:docker-|cri-containerd-|crio-|containerd-|\/docker\/|\/)([0-9a-f]{64})(?:\.scope)?(?:\/|$)/m.exec(
+      text,
+    );
   if (ctr?.[1]) out.containerId = ctr[1];
   return out;
 }
 
 /** `/proc/<pid>/environ` → the chosen variables only. */
-export function parseEnviron(buf: Buffer | string, keep: readonly string[] = CHOSEN_ENV): Record<string, string> {
+export function parseEnviron(
+  buf: Buffer | string,
+  keep: readonly string[] = CHOSEN_ENV,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const entry of buf.toString().split('\0')) {
     const eq = entry.indexOf('=');
@@ -155,7 +161,8 @@ export class ProcReader {
     const hit = this.cache.get(pid);
     if (hit && hit.start === start && start !== null) return hit.facts;
 
-    if (this.bootTime === undefined) this.bootTime = parseBootTime((await readText(join(this.root, 'stat'))) ?? '');
+    if (this.bootTime === undefined)
+      this.bootTime = parseBootTime((await readText(join(this.root, 'stat'))) ?? '');
     const [cmdline, status, cgroup, environ] = await Promise.all([
       readFile(join(dir, 'cmdline')).catch(() => null),
       readText(join(dir, 'status')),

@@ -1,0 +1,214 @@
+// Real Socket.IO server on port 0, real client.
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type Ack,
+  type AgentAuth,
+  type AgentToServerEvents,
+  type Sample,
+  type SamplesAckData,
+  SamplesReportSchema,
+  type ServerToAgentEvents,
+} from '@gpupulse/protocol';
+import { Server } from 'socket.io';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSilentLogger } from './logger.ts';
+import { MemoryQueue } from './queue.ts';
+import { SocketTransport } from './transport.ts';
+
+interface Harness {
+  url: string;
+  io: Server<AgentToServerEvents, ServerToAgentEvents>;
+  http: HttpServer;
+  received: Sample[];
+  reports: Array<{ seqs: number[]; replay: boolean }>;
+  auths: AgentAuth[];
+  inventories: number;
+  reply: (samples: Sample[]) => Ack<SamplesAckData> | null;
+  refuse: { code: string; message: string } | null;
+  refusals: number;
+}
+
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function startServer(): Promise<Harness> {
+  const http = createServer();
+  const io = new Server<AgentToServerEvents, ServerToAgentEvents>(http);
+  const h: Harness = {
+    url: '',
+    io,
+    http,
+    received: [],
+    reports: [],
+    auths: [],
+    inventories: 0,
+    reply: (samples) => ({ ok: true, data: { acked: samples.map((s) => s.seq), serverTime: Date.now() } }),
+    refuse: null,
+    refusals: 0,
+  };
+  const ns = io.of('/agent');
+  ns.use((socket, next) => {
+    if (h.refuse) {
+      h.refusals++;
+      const err = new Error(h.refuse.message) as Error & { data?: unknown };
+      err.data = h.refuse;
+      return next(err);
+    }
+    h.auths.push(socket.handshake.auth as AgentAuth);
+    next();
+  });
+  ns.on('connection', (socket) => {
+    socket.on('inventory:report', (_inv, ack) => {
+      h.inventories++;
+      ack({ ok: true, data: { serverTime: Date.now() } });
+    });
+    socket.on('samples:report', (report, ack) => {
+      const parsed = SamplesReportSchema.parse(report);
+      h.reports.push({ seqs: parsed.samples.map((s) => s.seq), replay: parsed.replay === true });
+      const reply = h.reply(parsed.samples);
+      if (!reply) return; // lose the ack
+      if (reply.ok) h.received.push(...parsed.samples.filter((s) => reply.data.acked.includes(s.seq)));
+      ack(reply);
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  h.url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  cleanup.push(
+    () =>
+      new Promise<void>((r) => {
+        io.close(() => r());
+      }),
+  );
+  return h;
+}
+
+const sample = (seq: number): Sample => ({
+  seq,
+  ts: 1_700_000_000_000 + seq,
+  gpuCollector: 'absent',
+  gpus: [],
+  host: null,
+});
+
+function connect(url: string, queue: MemoryQueue, extra: { ackTimeoutMs?: number } = {}) {
+  const t = new SocketTransport({
+    url,
+    token: 'tok',
+    node: 'node-1',
+    intervalMs: 1000,
+    agentVersion: '0.1.0',
+    logger: createSilentLogger(),
+    queue,
+    inventory: async () => ({
+      agentVersion: '0.1.0',
+      hostname: 'node-1',
+      os: null,
+      kernel: null,
+      cpuModel: null,
+      cpuCores: null,
+      memoryTotalBytes: null,
+      gpus: [],
+    }),
+    reconnectInitialMs: 50,
+    reconnectMaxMs: 200,
+    ...extra,
+  });
+  cleanup.push(() => t.close());
+  return t;
+}
+
+const until = async (cond: () => boolean, timeoutMs = 5_000) => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('SocketTransport', () => {
+  it('handshake auth, inventory once per connection, samples acked and removed', async () => {
+    const h = await startServer();
+    const q = new MemoryQueue();
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => t.connected);
+    for (let i = 0; i < 3; i++) {
+      q.push(sample(i));
+      t.notify();
+    }
+    await until(() => q.size === 0);
+    expect(h.received.map((s) => s.seq).sort()).toEqual([0, 1, 2]);
+    expect(h.auths[0]).toMatchObject({ token: 'tok', node: 'node-1', protocolVersion: 1, intervalMs: 1000 });
+    await until(() => h.inventories === 1);
+  });
+
+  it('backlog after an outage: live sample first, then the backlog as replay batches', async () => {
+    const h = await startServer();
+    const q = new MemoryQueue();
+    for (let i = 0; i < 10; i++) q.push(sample(i));
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => q.size === 0);
+    expect(h.reports[0]).toEqual({ seqs: [9], replay: false });
+    expect(h.reports[1]).toEqual({ seqs: [0, 1, 2, 3, 4, 5, 6, 7, 8], replay: true });
+  });
+
+  it('VALIDATION error: samples dropped and counted, not retried forever', async () => {
+    const h = await startServer();
+    h.reply = () => ({ ok: false, error: { code: 'VALIDATION', message: 'samples.0.ts: bad' } });
+    const q = new MemoryQueue();
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => t.connected);
+    q.push(sample(1));
+    t.notify();
+    await until(() => q.size === 0);
+    expect(q.dropped).toBe(1);
+    expect(h.reports).toHaveLength(1);
+  });
+
+  it('a lost ack is retried after the ack timeout', async () => {
+    const h = await startServer();
+    let lose = true;
+    h.reply = (samples) => {
+      if (lose) {
+        lose = false;
+        return null;
+      }
+      return { ok: true, data: { acked: samples.map((s) => s.seq), serverTime: 0 } };
+    };
+    const q = new MemoryQueue();
+    const t = connect(h.url, q, { ackTimeoutMs: 200 });
+    t.start();
+    await until(() => t.connected);
+    q.push(sample(5));
+    t.notify();
+    await until(() => q.size === 0);
+    expect(h.reports.map((r) => r.seqs)).toEqual([[5], [5]]);
+  });
+
+  it('refused by the server (UNAUTHORIZED): keeps retrying, connects once allowed', async () => {
+    const h = await startServer();
+    h.refuse = { code: 'UNAUTHORIZED', message: 'unknown agent token' };
+    const q = new MemoryQueue();
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => h.refusals >= 3);
+    expect(t.connected).toBe(false);
+    h.refuse = null;
+    await until(() => t.connected);
+  });
+
+  it('never emits while disconnected; flush sends what it can before close', async () => {
+    const q = new MemoryQueue();
+    const t = connect('http://127.0.0.1:9', q);
+    t.start();
+    q.push(sample(1));
+    t.notify();
+    expect(await t.flush(200)).toBe(false);
+    expect(q.size).toBe(1);
+  });
+});
