@@ -6,12 +6,15 @@ export interface LoggerOptions {
   level?: string;
   /** File descriptor to write to; 2 (stderr) keeps stdout free for `--once` JSON. */
   fd?: number;
+  /** `app` field of every line. Default gpupulse-agent. */
+  app?: string;
 }
 
 /** A pino logger writing JSON lines to stderr. */
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const app = options.app ?? 'gpupulse-agent';
   return pino(
-    { level: options.level ?? 'info', base: { app: 'gpupulse-agent' } },
+    { level: options.level ?? 'info', base: { app } },
     pino.destination({ dest: options.fd ?? 2, sync: true }),
   );
 }

@@ -49,7 +49,9 @@ if (!parsed.success) {
   process.exit(2);
 }
 const config = parsed.data;
-const logger = createLogger({ level: process.env.GPUPULSE_LOG_LEVEL ?? 'info' }).child({ component: 'sim' });
+const logger = createLogger({ level: process.env.GPUPULSE_LOG_LEVEL ?? 'info', app: 'gpupulse-sim' }).child({
+  component: 'sim',
+});
 const fleet = createSimFleet({
   nodes: config.nodes,
   gpusPerNode: config.gpusPerNode,
