@@ -53,13 +53,20 @@ describe('dashboard in headless Chromium', () => {
   });
 
   it('sees live values change', async () => {
-    const cells = page.locator('[data-testid="gpu-cell"]');
-    const before = await cells.allTextContents();
+    const cells = page.locator('[data-testid="node-row"][data-node^="sim-"] [data-testid="gpu-cell"]');
+    const read = async () =>
+      new Map(
+        await cells.evaluateAll((els) =>
+          els.map((e) => [e.getAttribute('data-gpu') ?? '', e.textContent ?? '']),
+        ),
+      );
+    const before = await read();
+    expect(before.size).toBe(32);
     await waitFor(
       'a GPU value to change on screen',
       async () => {
-        const after = await cells.allTextContents();
-        return after.length === before.length && after.some((t, i) => t !== before[i]);
+        const after = await read();
+        return [...after].some(([id, text]) => before.has(id) && before.get(id) !== text);
       },
       20_000,
       500,
