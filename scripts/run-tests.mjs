@@ -20,7 +20,16 @@ for (const pkg of packages) {
   console.log(`\n=== @gpupulse/${pkg} ===`);
   const r = spawnSync(
     'pnpm',
-    ['--filter', `@gpupulse/${pkg}`, 'exec', 'vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile=${out}`],
+    [
+      '--filter',
+      `@gpupulse/${pkg}`,
+      'exec',
+      'vitest',
+      'run',
+      '--reporter=default',
+      '--reporter=json',
+      `--outputFile=${out}`,
+    ],
     { stdio: 'inherit' },
   );
   let counted = false;
