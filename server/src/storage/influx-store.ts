@@ -73,15 +73,25 @@ export class InfluxStore implements MetricStore {
 
   async write(points: readonly MetricPoint[]): Promise<void> {
     if (this.closed) throw new StoreWriteError('store is closed', { retryable: false });
-    const lines: string[] = [];
+    // One request per retention policy (rollup tiers go to their own RP on InfluxDB 1.x).
+    const byRp = new Map<string, string[]>();
     for (const p of points) {
       const line = toLineProtocol(p);
-      if (line) lines.push(line);
+      if (!line) continue;
+      const rp = p.rp ?? '';
+      const list = byRp.get(rp);
+      if (list) list.push(line);
+      else byRp.set(rp, [line]);
     }
-    if (lines.length === 0) return;
+    for (const [rp, lines] of byRp) await this.writeLines(lines, rp);
+  }
+
+  private async writeLines(lines: string[], rp: string): Promise<void> {
     let res: Response;
     try {
-      res = await this.request('POST', '/write', { db: this.database, precision: 'ms' }, lines.join('\n'));
+      const params: Record<string, string> = { db: this.database, precision: 'ms' };
+      if (rp) params.rp = rp;
+      res = await this.request('POST', '/write', params, lines.join('\n'));
     } catch (err) {
       this.setUp(false, errMessage(err));
       throw new StoreWriteError(`InfluxDB write failed: ${errMessage(err)}`, { retryable: true });

@@ -16,6 +16,8 @@ export interface MetricPoint {
   strings?: Record<string, string>;
   /** Timestamp, ms since the epoch (written with `precision=ms`). */
   ts: number;
+  /** InfluxDB 1.x retention policy to write to (`/write?rp=`); absent: the database's default. */
+  rp?: string;
 }
 
 /** One series of an InfluxQL result (the InfluxDB v1 `/query` JSON shape, `epoch=ms`). */
