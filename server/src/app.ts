@@ -1,7 +1,9 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import {
   AGENT_NAMESPACE,
+  type AlertsList,
   DASHBOARD_NAMESPACE,
   type Health,
   LIMITS,
@@ -12,6 +14,8 @@ import {
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Server as SocketIOServer } from 'socket.io';
+import { type AlertsConfig, buildAlertsConfig, parseWebhookList } from './alerts/config.ts';
+import { AlertService, alertsQuery } from './alerts/service.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import type { AttributeFn } from './fleet/attribution.ts';
@@ -20,9 +24,14 @@ import { createStaticHandler } from './http/static-files.ts';
 import { silentLogger } from './logger.ts';
 import { createServerMetrics } from './metrics.ts';
 import { type AgentNamespace, setupAgentNamespace } from './socket/agent-namespace.ts';
-import { type DashboardNamespace, setupDashboardNamespace } from './socket/dashboard-namespace.ts';
+import {
+  DASHBOARD_ROOM,
+  type DashboardNamespace,
+  setupDashboardNamespace,
+} from './socket/dashboard-namespace.ts';
 import { MemoryStore } from './storage/memory-store.ts';
 import type { MetricStore } from './storage/metric-store.ts';
+import { DiskSpool } from './storage/spool.ts';
 import { WriteBuffer } from './storage/write-buffer.ts';
 import { SERVER_VERSION } from './version.ts';
 
@@ -37,6 +46,8 @@ export interface CreateServerOptions {
   clock?: Clock;
   /** Attribution seam (default: any process → `unassigned`). */
   attribute?: AttributeFn;
+  /** Alert rules and webhooks (default: the built-in rules and `config.webhooks`; main.ts loads GPUPULSE_ALERTS). */
+  alerts?: AlertsConfig;
 }
 
 export interface GpupulseServer {
@@ -49,6 +60,9 @@ export interface GpupulseServer {
   buffer: WriteBuffer;
   registry: Registry;
   io: SocketIOServer;
+  alerts: AlertService;
+  /** The write buffer's disk spool (`<dataDir>/spool`); null with the memory store or when disabled. */
+  spool: DiskSpool | null;
   /** Sends a `fleet:delta` now (tests; the ticker does it every `deltaIntervalMs`). */
   tick(): void;
   health(): Health;
@@ -90,7 +104,19 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   });
 
   let buffer: WriteBuffer | null = null;
+  let alerts: AlertService | null = null;
+  const spool =
+    config.spool.enabled && store.kind !== 'memory'
+      ? new DiskSpool({
+          dir: join(config.dataDir, 'spool'),
+          maxBytes: config.spool.maxBytes,
+          logger: logger.child({ component: 'spool' }),
+          onDrop: (reason, n) => metrics.writeObserver.dropped?.(reason, n),
+        })
+      : null;
   const metrics = createServerMetrics({
+    spool: () => (spool ? spool.stats : null),
+    alertsFiring: () => alerts?.engine.firingByRule() ?? {},
     bufferSize: () => buffer?.buffered ?? 0,
     storageUp: () => store.info().ok,
     fleet: () => fleet.counts(),
@@ -103,6 +129,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     maxPoints: config.writeBuffer.maxPoints,
     logger: logger.child({ component: 'write-buffer' }),
     observer: metrics.writeObserver,
+    spool: spool ?? undefined,
   });
   const writeBuffer = buffer;
   writeBuffer.start();
@@ -134,11 +161,27 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     };
   };
 
+  let publishAlerts: (list: AlertsList) => void = () => {};
+  const alertService = new AlertService({
+    config: opts.alerts ?? buildAlertsConfig({}, { webhooks: parseWebhookList(config.webhooks.join(',')) }),
+    clock,
+    logger: logger.child({ component: 'alerts' }),
+    nodes: () => fleet.snapshot(),
+    write: (points) => writeBuffer.enqueue(points),
+    publish: (list) => publishAlerts(list),
+    webhookObserver: metrics.webhookObserver,
+    onChange: (changed) => metrics.alertsChanged(changed),
+  });
+  alerts = alertService;
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     let pathname: string;
+    let searchParams: URLSearchParams;
     try {
-      pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+      const parsedUrl = new URL(req.url ?? '/', 'http://localhost');
+      pathname = parsedUrl.pathname;
+      searchParams = parsedUrl.searchParams;
     } catch {
       json(res, 400, { error: { code: 'VALIDATION', message: 'bad request URL' } });
       return;
@@ -163,6 +206,11 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
         nodes: fleet.snapshot(),
       };
       json(res, 200, body, head);
+      return;
+    }
+    if (pathname === '/api/v1/alerts') {
+      const { status, body } = alertsQuery(alertService, searchParams);
+      json(res, status, body, head);
       return;
     }
     if (pathname === '/metrics') {
@@ -202,6 +250,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     logger: logger.child({ component: 'agents' }),
     metrics,
     clockSkewMs: config.clockSkewMs,
+    onGpuEvents: (node, events, gpus) => alertService.recordEvents(node, events, gpus),
   });
   dashboards = setupDashboardNamespace({
     nsp: io.of(DASHBOARD_NAMESPACE) as unknown as DashboardNamespace,
@@ -212,9 +261,15 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     storageInfo,
     deltaIntervalMs: config.deltaIntervalMs,
     intervalMs: config.defaultAgentIntervalMs,
+    alertsSnapshot: () => alertService.snapshot(),
   });
+  publishAlerts = (list) => io.of(DASHBOARD_NAMESPACE).to(DASHBOARD_ROOM).emit('alerts:changed', list);
 
-  const sweeper = setInterval(() => fleet.sweep(), config.sweepIntervalMs);
+  // The 1 s ticker: node statuses, then alert rules over the fresh statuses.
+  const sweeper = setInterval(() => {
+    fleet.sweep();
+    alertService.tick();
+  }, config.sweepIntervalMs);
   sweeper.unref();
   // Keep storage health fresh when no writes happen.
   const pinger = setInterval(() => {
@@ -236,6 +291,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     clearInterval(sweeper);
     clearInterval(pinger);
     dashboards.stop();
+    await alertService.close();
     await writeBuffer.close(0);
     io.close();
     if (ownsStore) await store.close();
@@ -254,6 +310,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     buffer: writeBuffer,
     registry: metrics.registry,
     io,
+    alerts: alertService,
+    spool,
     tick: () => dashboards.tick(),
     health,
     close() {
@@ -265,6 +323,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
           io.close(() => resolve());
           httpServer.closeAllConnections();
         });
+        await alertService.close();
         await writeBuffer.close();
         if (ownsStore) await store.close();
       })();

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseWebhookList } from './alerts/config.ts';
 
 /** The built web app, resolved from this package's location: `<repo>/web/dist`. */
 export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web/dist', import.meta.url));
@@ -55,6 +56,34 @@ export interface ServerConfig {
   /** Agent clock further than this from the server's: one `CLOCK_SKEW` notice per connection. */
   clockSkewMs: number;
   writeBuffer: WriteBufferConfig;
+  /** A GPU held by a process below this utilization (%) for `idleWindowMs` is held-but-idle. */
+  idleThresholdPercent: number;
+  idleWindowMs: number;
+  /** Fallback poll of the projects file (it is also watched). */
+  projectsPollMs: number;
+  /** Unix group database for `groups` rules in the projects file. */
+  groupFile: string;
+  passwdFile: string;
+  /** Cadence of `gpupulse_project_usage` / `gpupulse_cluster_usage` points. */
+  projectUsageIntervalMs: number;
+  /** A minute's rollup is written this long after the minute ends (late samples still count). */
+  rollupGraceMs: number;
+  retention: RetentionConfig;
+  /** Alerts file (YAML/JSON); null: the built-in rules only. */
+  alertsFile: string | null;
+  /** Webhook specs from GPUPULSE_WEBHOOKS (comma-separated URLs, optional `slack+`/`json+` prefix). */
+  webhooks: string[];
+  /** Disk spool of the write buffer, in `<dataDir>/spool` (used with InfluxDB, not the memory store). */
+  spool: { enabled: boolean; maxBytes: number };
+}
+
+export interface RetentionConfig {
+  /** `auto`: create/alter retention policies on InfluxDB 1.x at start when permitted; `off`: never, write everything to the default RP. */
+  policies: 'auto' | 'off';
+  /** InfluxQL durations (`14d`, `180d`, `INF`). */
+  raw: string;
+  oneMinute: string;
+  oneHour: string;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +113,13 @@ const httpUrl = (name: string) =>
     { message: `${name} must be an http(s) URL, e.g. http://127.0.0.1:8086` },
   );
 
+/** An InfluxQL retention duration: `INF` or `<n><unit>` (units h, d, w). */
+const duration = (name: string) =>
+  z
+    .string()
+    .regex(/^(INF|\d+[hdw])$/i, `${name} must be an InfluxQL duration like 14d, 26w, 720h or INF`)
+    .optional();
+
 const EnvSchema = z.object({
   GPUPULSE_PORT: opt.pipe(
     z.coerce
@@ -104,6 +140,44 @@ const EnvSchema = z.object({
   GPUPULSE_DATA_DIR: opt,
   GPUPULSE_REDIS_URL: opt,
   GPUPULSE_WEB_DIR: opt,
+  GPUPULSE_ALERTS: opt,
+  GPUPULSE_WEBHOOKS: opt,
+  GPUPULSE_SPOOL_MAX_BYTES: opt.pipe(
+    z.coerce
+      .number<string | undefined>({ message: 'GPUPULSE_SPOOL_MAX_BYTES must be a number of bytes' })
+      .int('GPUPULSE_SPOOL_MAX_BYTES must be an integer')
+      .min(0, 'GPUPULSE_SPOOL_MAX_BYTES must be >= 0 (0 turns the spool off)')
+      .optional(),
+  ),
+  GPUPULSE_IDLE_THRESHOLD_PERCENT: opt.pipe(
+    z.coerce
+      .number<string | undefined>({ message: 'GPUPULSE_IDLE_THRESHOLD_PERCENT must be a number' })
+      .min(0, 'GPUPULSE_IDLE_THRESHOLD_PERCENT must be 0..100')
+      .max(100, 'GPUPULSE_IDLE_THRESHOLD_PERCENT must be 0..100')
+      .optional(),
+  ),
+  GPUPULSE_IDLE_WINDOW_MS: opt.pipe(
+    z.coerce
+      .number<string | undefined>({ message: 'GPUPULSE_IDLE_WINDOW_MS must be a number' })
+      .int('GPUPULSE_IDLE_WINDOW_MS must be an integer')
+      .min(0, 'GPUPULSE_IDLE_WINDOW_MS must be >= 0')
+      .optional(),
+  ),
+  GPUPULSE_ROLLUP_GRACE_MS: opt.pipe(
+    z.coerce
+      .number<string | undefined>({ message: 'GPUPULSE_ROLLUP_GRACE_MS must be a number' })
+      .int('GPUPULSE_ROLLUP_GRACE_MS must be an integer')
+      .min(0, 'GPUPULSE_ROLLUP_GRACE_MS must be 0..600000')
+      .max(600_000, 'GPUPULSE_ROLLUP_GRACE_MS must be 0..600000')
+      .optional(),
+  ),
+  GPUPULSE_RETENTION_POLICIES: opt.pipe(
+    z.enum(['auto', 'off'], { message: 'GPUPULSE_RETENTION_POLICIES must be auto or off' }).optional(),
+  ),
+  GPUPULSE_RETENTION_RAW: opt.pipe(duration('GPUPULSE_RETENTION_RAW')),
+  GPUPULSE_RETENTION_1M: opt.pipe(duration('GPUPULSE_RETENTION_1M')),
+  GPUPULSE_RETENTION_1H: opt.pipe(duration('GPUPULSE_RETENTION_1H')),
+  GPUPULSE_GROUP_FILE: opt,
   GPUPULSE_LOG_LEVEL: opt.pipe(
     z.enum(LOG_LEVELS, { message: `GPUPULSE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
   ),
@@ -139,6 +213,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     .filter((t) => t !== '');
   if (agentTokens.some((t) => t.length > 512))
     issues.push('GPUPULSE_AGENT_TOKENS: a token is longer than 512');
+  try {
+    parseWebhookList(e.GPUPULSE_WEBHOOKS);
+  } catch (err) {
+    issues.push(`GPUPULSE_WEBHOOKS: ${(err as Error).message}`);
+  }
   if (issues.length) throw new ConfigError(issues);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
   return {
@@ -165,5 +244,27 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     offlineAfterMs: 30_000,
     clockSkewMs: 2000,
     writeBuffer: { batchSize: 5000, flushIntervalMs: 1000, maxPoints: 500_000 },
+    idleThresholdPercent: e.GPUPULSE_IDLE_THRESHOLD_PERCENT ?? 5,
+    idleWindowMs: e.GPUPULSE_IDLE_WINDOW_MS ?? 10 * 60_000,
+    projectsPollMs: 10_000,
+    groupFile: e.GPUPULSE_GROUP_FILE ? abs(e.GPUPULSE_GROUP_FILE) : '/etc/group',
+    passwdFile: '/etc/passwd',
+    projectUsageIntervalMs: 10_000,
+    rollupGraceMs: e.GPUPULSE_ROLLUP_GRACE_MS ?? 30_000,
+    retention: {
+      policies: e.GPUPULSE_RETENTION_POLICIES ?? 'auto',
+      raw: e.GPUPULSE_RETENTION_RAW ?? '14d',
+      oneMinute: e.GPUPULSE_RETENTION_1M ?? '180d',
+      oneHour: e.GPUPULSE_RETENTION_1H ?? 'INF',
+    },
+    alertsFile: e.GPUPULSE_ALERTS ? abs(e.GPUPULSE_ALERTS) : null,
+    webhooks: (e.GPUPULSE_WEBHOOKS ?? '')
+      .split(',')
+      .map((w) => w.trim())
+      .filter(Boolean),
+    spool: {
+      enabled: e.GPUPULSE_SPOOL_MAX_BYTES !== 0,
+      maxBytes: e.GPUPULSE_SPOOL_MAX_BYTES || 1024 ** 3,
+    },
   };
 }

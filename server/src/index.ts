@@ -1,3 +1,19 @@
+export {
+  ALERT_KINDS,
+  type AlertKind,
+  type AlertRule,
+  type AlertsConfig,
+  AlertsConfigError,
+  buildAlertsConfig,
+  DEFAULT_ALERT_RULES,
+  loadAlertsFile,
+  parseWebhookList,
+  parseWebhookSpec,
+  type WebhookTarget,
+} from './alerts/config.ts';
+export { AlertEngine, type AlertFilter } from './alerts/engine.ts';
+export { AlertService } from './alerts/service.ts';
+export { WebhookNotifier } from './alerts/webhooks.ts';
 export { type CreateServerOptions, createServer, type GpupulseServer } from './app.ts';
 export { type Clock, ManualClock, systemClock } from './clock.ts';
 export {
@@ -35,11 +51,14 @@ export {
   StoreWriteError,
 } from './storage/metric-store.ts';
 export {
+  alertPoint,
+  MEASUREMENT_ALERT,
   MEASUREMENT_GPU,
   MEASUREMENT_HOST,
   MEASUREMENT_PROCESS,
   samplePoints,
   toLineProtocol,
 } from './storage/schema.ts';
+export { DiskSpool, type DiskSpoolOptions, type SpoolStats } from './storage/spool.ts';
 export { WriteBuffer, type WriteBufferOptions, type WriteBufferStats } from './storage/write-buffer.ts';
 export { SERVER_VERSION } from './version.ts';

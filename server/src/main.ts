@@ -4,6 +4,7 @@
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
+import { type AlertsConfig, AlertsConfigError, loadAlertsFile, parseWebhookList } from './alerts/config.ts';
 import { createServer, type GpupulseServer } from './app.ts';
 import { ConfigError, loadConfig, type ServerConfig } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -42,6 +43,18 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw err;
+  }
+  let alerts: AlertsConfig | undefined;
+  if (config.alertsFile) {
+    try {
+      alerts = loadAlertsFile(config.alertsFile, { webhooks: parseWebhookList(config.webhooks.join(',')) });
+    } catch (err) {
+      if (err instanceof AlertsConfigError) {
+        process.stderr.write(`gpupulse-server: GPUPULSE_ALERTS: ${err.message}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
   }
   const logger = createLogger(config.logLevel);
   const log = logger.child({ component: 'main' });
@@ -132,13 +145,21 @@ async function main(): Promise<void> {
 
   let server: GpupulseServer;
   try {
-    server = await createServer({ config, store, logger });
+    server = await createServer({ config, store, logger, alerts });
   } catch (err) {
     log.fatal({ err }, 'could not start the server');
     await store.close();
     await managed?.stop();
     process.exit(1);
   }
+  log.info(
+    {
+      alertRules: server.alerts.engine.ruleIds.length,
+      webhooks: server.alerts.webhooks.size,
+      spool: server.spool ? server.spool.dir : null,
+    },
+    'alerts and write spool',
+  );
   log.info(
     { url: server.url, port: server.port, storage: store.info().kind, webDir: config.webDir },
     `gpupulse-server listening on ${server.url}`,

@@ -1,4 +1,7 @@
+import type { Alert } from '@gpupulse/protocol';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { WebhookObserver } from './alerts/webhooks.ts';
+import { redact } from './alerts/webhooks.ts';
 import type { WriteBufferObserver } from './storage/write-buffer.ts';
 
 export interface ServerMetrics {
@@ -11,6 +14,9 @@ export interface ServerMetrics {
   rejectedPayloads: Counter<'event' | 'reason'>;
   deltasSent: Counter;
   writeObserver: WriteBufferObserver;
+  webhookObserver: WebhookObserver;
+  /** Counts alert transitions (firing / resolved) by rule. */
+  alertsChanged(changed: readonly Alert[]): void;
 }
 
 export interface MetricsSources {
@@ -18,6 +24,10 @@ export interface MetricsSources {
   storageUp(): boolean;
   fleet(): { nodes: number; gpus: number; byStatus: Record<string, number> };
   memoryStoreDropped(): number | null;
+  /** The write buffer's disk spool, null when there is none. */
+  spool?(): { bytes: number; segments: number; points: number; tornRecords: number } | null;
+  /** Firing alerts per rule id. */
+  alertsFiring?(): Record<string, number>;
 }
 
 /** The server's own figures, on a Registry of its own (several servers can share a process). */
@@ -82,7 +92,9 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
   });
   const pointsDropped = new Counter({
     name: 'gpupulse_storage_points_dropped_total',
-    help: 'Points never stored: overflow (write buffer full), rejected (4xx from storage), shutdown',
+    help:
+      'Points never stored: overflow (write buffer full), rejected (4xx from storage), shutdown, ' +
+      'spool_full (oldest spool segment deleted), spool_corrupt (unreadable spool record)',
     labelNames: ['reason'] as const,
     registers,
   });
@@ -139,6 +151,94 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     },
   });
 
+  const pointsSpooled = new Counter({
+    name: 'gpupulse_storage_points_spooled_total',
+    help: 'Points moved to the disk spool while storage was unreachable',
+    registers,
+  });
+  new Gauge({
+    name: 'gpupulse_spool_bytes',
+    help: 'Bytes in the write spool on disk',
+    registers,
+    collect() {
+      this.set(sources.spool?.()?.bytes ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'gpupulse_spool_segments',
+    help: 'Segment files in the write spool',
+    registers,
+    collect() {
+      this.set(sources.spool?.()?.segments ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'gpupulse_spool_points',
+    help: 'Points waiting in the write spool',
+    registers,
+    collect() {
+      this.set(sources.spool?.()?.points ?? 0);
+    },
+  });
+  let tornSeen = 0;
+  new Counter({
+    name: 'gpupulse_spool_torn_records_total',
+    help: 'Torn or corrupt spool records found (and skipped) when the spool was opened',
+    registers,
+    collect() {
+      const now = sources.spool?.()?.tornRecords ?? 0;
+      if (now > tornSeen) {
+        this.inc(now - tornSeen);
+        tornSeen = now;
+      }
+    },
+  });
+  const webhookMessages = new Counter({
+    name: 'gpupulse_webhook_messages_total',
+    help: 'Webhook messages by result (ok, failed = 4xx or retries exhausted); webhook = URL origin',
+    labelNames: ['webhook', 'result'] as const,
+    registers,
+  });
+  const webhookRetries = new Counter({
+    name: 'gpupulse_webhook_retries_total',
+    help: 'Webhook delivery retries (network error, 5xx, 429)',
+    labelNames: ['webhook'] as const,
+    registers,
+  });
+  const webhookRateLimited = new Counter({
+    name: 'gpupulse_webhook_rate_limited_total',
+    help: 'Alert changes held back by a webhook rate limit (sent as a summary)',
+    labelNames: ['webhook'] as const,
+    registers,
+  });
+  const webhookDropped = new Counter({
+    name: 'gpupulse_webhook_dropped_total',
+    help: 'Webhook messages dropped because the queue was full',
+    labelNames: ['webhook'] as const,
+    registers,
+  });
+  new Gauge({
+    name: 'gpupulse_alerts_firing',
+    help: 'Firing alerts by rule',
+    labelNames: ['rule'] as const,
+    registers,
+    collect() {
+      for (const [rule, n] of Object.entries(sources.alertsFiring?.() ?? {})) this.set({ rule }, n);
+    },
+  });
+  const alertTransitions = new Counter({
+    name: 'gpupulse_alert_transitions_total',
+    help: 'Alerts that fired or resolved, by rule and state',
+    labelNames: ['rule', 'state'] as const,
+    registers,
+  });
+  const webhookObserver: WebhookObserver = {
+    sent: (result, url) => webhookMessages.inc({ webhook: redact(url), result }),
+    retried: (url) => webhookRetries.inc({ webhook: redact(url) }),
+    rateLimited: (url, n) => webhookRateLimited.inc({ webhook: redact(url) }, n),
+    dropped: (url, n) => webhookDropped.inc({ webhook: redact(url) }, n),
+  };
+
   const writeObserver: WriteBufferObserver = {
     batch(result, points, seconds) {
       writeBatches.inc({ result });
@@ -149,9 +249,13 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     dropped(reason, points) {
       pointsDropped.inc({ reason }, points);
     },
+    spooled(points) {
+      pointsSpooled.inc(points);
+    },
   };
   for (const result of ['ok', 'retry', 'rejected']) writeBatches.inc({ result }, 0);
-  for (const reason of ['overflow', 'rejected', 'shutdown']) pointsDropped.inc({ reason }, 0);
+  for (const reason of ['overflow', 'rejected', 'shutdown', 'spool_full', 'spool_corrupt'])
+    pointsDropped.inc({ reason }, 0);
 
   return {
     registry,
@@ -163,5 +267,9 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     rejectedPayloads,
     deltasSent,
     writeObserver,
+    webhookObserver,
+    alertsChanged(changed) {
+      for (const a of changed) alertTransitions.inc({ rule: a.rule, state: a.state });
+    },
   };
 }

@@ -6,6 +6,8 @@ import {
   describeZodError,
   type ErrorCode,
   fail,
+  type GpuEvent,
+  type GpuMetrics,
   InventorySchema,
   ok,
   PROTOCOL_VERSION,
@@ -45,6 +47,8 @@ export interface AgentNamespaceDeps {
   logger: Logger;
   metrics: ServerMetrics;
   clockSkewMs: number;
+  /** Driver events (XID …) of accepted samples, for the alert engine. */
+  onGpuEvents?(node: string, events: GpuEvent[], gpus: readonly GpuMetrics[]): void;
 }
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
@@ -197,6 +201,10 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
         }
         fleet.ingest(node, samples);
         buffer.enqueue(points);
+        if (deps.onGpuEvents) {
+          const events = ordered.flatMap((s) => s.gpuEvents ?? []);
+          if (events.length > 0) deps.onGpuEvents(node, events, ordered[ordered.length - 1]!.gpus);
+        }
         metrics.samplesReceived.inc(samples.length);
         if (!replay && !socket.data.skewNoticeSent) {
           const latest = ordered[ordered.length - 1]!;

@@ -1,4 +1,5 @@
 import {
+  type AlertsList,
   type ConnectErrorData,
   DashboardAuthSchema,
   type DashboardToServerEvents,
@@ -33,6 +34,8 @@ export interface DashboardNamespaceDeps {
   /** `fleet:delta` cadence. */
   deltaIntervalMs: number;
   intervalMs: number;
+  /** Firing and recently resolved alerts, sent as `alerts:snapshot` on connect. */
+  alertsSnapshot?(): AlertsList;
 }
 
 export const DASHBOARD_ROOM = 'fleet';
@@ -84,6 +87,7 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
     metrics.dashboardsConnected.inc();
     log.debug({ remote: socket.handshake.address }, 'dashboard connected');
     socket.emit('fleet:snapshot', snapshot());
+    if (deps.alertsSnapshot) socket.emit('alerts:snapshot', deps.alertsSnapshot());
     socket.join(DASHBOARD_ROOM);
     socket.on('fleet:resync', (ack) => {
       if (typeof ack !== 'function') return;

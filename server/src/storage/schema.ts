@@ -5,13 +5,14 @@
  * in server/README.md. Field types are fixed here forever: InfluxDB refuses a type change.
  */
 
-import type { GpuMetrics, GpuProcess, HostMetrics, Sample } from '@gpupulse/protocol';
+import type { Alert, GpuMetrics, GpuProcess, HostMetrics, Sample } from '@gpupulse/protocol';
 import { Point } from '@influxdata/influxdb-client';
 import type { MetricPoint } from './metric-store.ts';
 
 export const MEASUREMENT_GPU = 'nvidia_smi';
 export const MEASUREMENT_HOST = 'gpupulse_host';
 export const MEASUREMENT_PROCESS = 'gpupulse_process';
+export const MEASUREMENT_ALERT = 'gpupulse_alert';
 
 type NumericKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number ? K : never }[keyof T];
 type StringKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T];
@@ -239,3 +240,276 @@ export function toLineProtocol(p: MetricPoint): string | null {
   point.timestamp(Math.trunc(p.ts));
   return point.toLineProtocol() ?? null;
 }
+
+/**
+ * The `gpupulse_alert` point of one alert transition (firing or resolved), at the time of the
+ * transition. Tags: rule, severity, host, uuid, project (the last two omitted when not a GPU /
+ * no project). Fields: state, message, value (float, omitted when null), started_at (ms),
+ * ended_at (ms, resolved only), gpu_index, threshold.
+ */
+export function alertPoint(alert: Alert): MetricPoint {
+  const tags: Record<string, string> = { rule: alert.rule, severity: alert.severity, host: alert.node };
+  setTag(tags, 'uuid', alert.gpuUuid);
+  setTag(tags, 'project', alert.project);
+  const ints: Record<string, number> = { started_at: alert.startedAt };
+  if (alert.endedAt !== null) ints.ended_at = alert.endedAt;
+  if (alert.gpuIndex !== null) ints.gpu_index = alert.gpuIndex;
+  const floats: Record<string, number> = {};
+  if (isNum(alert.value)) floats.value = alert.value;
+  if (isNum(alert.threshold)) floats.threshold = alert.threshold;
+  return {
+    measurement: MEASUREMENT_ALERT,
+    tags,
+    ints,
+    floats,
+    strings: { state: alert.state, message: alert.message },
+    ts: alert.state === 'resolved' && alert.endedAt !== null ? alert.endedAt : alert.startedAt,
+  };
+}
+
+// ---- project usage, cluster usage and rollups (server-computed) ----
+
+/** Live per-project usage, every 10 s (raw tier). */
+export const MEASUREMENT_PROJECT_USAGE = 'gpupulse_project_usage';
+/** Live cluster totals, every 10 s (raw tier). */
+export const MEASUREMENT_CLUSTER_USAGE = 'gpupulse_cluster_usage';
+
+export type RollupTier = '1m' | '1h';
+export type RollupKind = 'gpu' | 'project' | 'user' | 'cluster';
+/** Rollup measurements by kind and tier. */
+export const ROLLUP_MEASUREMENTS: Record<RollupKind, Record<RollupTier, string>> = {
+  gpu: { '1m': 'nvidia_smi_1m', '1h': 'nvidia_smi_1h' },
+  project: { '1m': 'project_usage_1m', '1h': 'project_usage_1h' },
+  user: { '1m': 'user_usage_1m', '1h': 'user_usage_1h' },
+  cluster: { '1m': 'cluster_usage_1m', '1h': 'cluster_usage_1h' },
+};
+
+/** GPU metrics rolled up per GPU: protocol key → raw `nvidia_smi` field; rollups get `<field>_mean`, `<field>_max`. */
+export const ROLLUP_GPU_METRICS = [
+  ['utilizationGpuPercent', 'utilization_gpu'],
+  ['memoryUsedMiB', 'memory_used'],
+  ['temperatureCelsius', 'temperature_gpu'],
+  ['powerDrawWatts', 'power_draw'],
+  ['clocksSmMHz', 'clocks_current_sm'],
+  ['clocksMemoryMHz', 'clocks_current_memory'],
+] as const satisfies ReadonlyArray<readonly [NumericKey<GpuMetrics>, string]>;
+export type RollupGpuMetric = (typeof ROLLUP_GPU_METRICS)[number][0];
+
+export interface ProjectUsageValues {
+  project: string;
+  institution: string | null;
+  gpusInUse: number;
+  gpusIdleHeld: number;
+  utilizationMean: number | null;
+  memoryUsedMiB: number;
+  powerDrawWatts: number;
+}
+
+export function projectUsagePoint(ts: number, v: ProjectUsageValues): MetricPoint {
+  const tags: Record<string, string> = { project: v.project };
+  setTag(tags, 'institution', v.institution);
+  const floats: Record<string, number> = {
+    gpus_in_use: v.gpusInUse,
+    gpus_idle_held: v.gpusIdleHeld,
+    memory_used: v.memoryUsedMiB,
+    power_draw: v.powerDrawWatts,
+  };
+  if (v.utilizationMean !== null) floats.utilization_mean = v.utilizationMean;
+  return { measurement: MEASUREMENT_PROJECT_USAGE, tags, floats, ts };
+}
+
+export interface ClusterUsageValues {
+  gpusTotal: number;
+  gpusInUse: number;
+  gpusIdleHeld: number;
+  gpusFree: number;
+  gpusOffline: number;
+  utilizationMean: number | null;
+  temperatureMean: number | null;
+  memoryUsedMiB: number;
+  powerDrawWatts: number;
+}
+
+export function clusterUsagePoint(ts: number, v: ClusterUsageValues): MetricPoint {
+  const ints = {
+    gpus_total: v.gpusTotal,
+    gpus_in_use: v.gpusInUse,
+    gpus_idle_held: v.gpusIdleHeld,
+    gpus_free: v.gpusFree,
+    gpus_offline: v.gpusOffline,
+  };
+  const floats: Record<string, number> = { memory_used: v.memoryUsedMiB, power_draw: v.powerDrawWatts };
+  if (v.utilizationMean !== null) floats.utilization_mean = v.utilizationMean;
+  if (v.temperatureMean !== null) floats.temperature_mean = v.temperatureMean;
+  return { measurement: MEASUREMENT_CLUSTER_USAGE, tags: {}, ints, floats, ts };
+}
+
+/** One GPU over one minute/hour. */
+export interface GpuRollupValues {
+  host: string;
+  uuid: string;
+  index: number;
+  name: string;
+  /** The project with the most GPU-seconds in the window; null: no process. */
+  project: string | null;
+  samples: number;
+  metrics: Partial<Record<RollupGpuMetric, { mean: number; max: number }>>;
+  gpuSecondsInUse: number;
+  gpuSecondsIdleHeld: number;
+  energyWh: number;
+}
+
+export function gpuRollupPoint(tier: RollupTier, start: number, v: GpuRollupValues): MetricPoint {
+  const tags: Record<string, string> = { host: v.host, uuid: v.uuid, index: String(v.index), name: v.name };
+  setTag(tags, 'project', v.project);
+  const floats: Record<string, number> = {
+    gpu_seconds_in_use: v.gpuSecondsInUse,
+    gpu_seconds_idle_held: v.gpuSecondsIdleHeld,
+    energy_wh: v.energyWh,
+  };
+  for (const [key, field] of ROLLUP_GPU_METRICS) {
+    const m = v.metrics[key];
+    if (m) {
+      floats[`${field}_mean`] = m.mean;
+      floats[`${field}_max`] = m.max;
+    }
+  }
+  return {
+    measurement: ROLLUP_MEASUREMENTS.gpu[tier],
+    tags,
+    ints: { samples: v.samples },
+    floats,
+    ts: start,
+  };
+}
+
+/** A project, a user within a project, or the whole cluster over one minute/hour. */
+export interface UsageRollupValues {
+  kind: Exclude<RollupKind, 'gpu'>;
+  project?: string;
+  institution?: string | null;
+  user?: string;
+  gpuSecondsInUse: number;
+  gpuSecondsIdleHeld: number;
+  energyWh: number;
+  /** Share-weighted (project, user) or plain (cluster) mean utilization; null when unknown. */
+  utilizationMean: number | null;
+  /** Means over the window (GPU count, MiB, W). */
+  gpusInUseMean: number;
+  gpusIdleHeldMean: number;
+  memoryUsedMean: number;
+  powerDrawMean: number;
+  /** Cluster only. */
+  temperatureMean?: number | null;
+  gpusMean?: number;
+}
+
+export function usageRollupPoint(tier: RollupTier, start: number, v: UsageRollupValues): MetricPoint {
+  const tags: Record<string, string> = {};
+  setTag(tags, 'project', v.project);
+  setTag(tags, 'institution', v.institution);
+  setTag(tags, 'user', v.user);
+  const floats: Record<string, number> = {
+    gpu_seconds_in_use: v.gpuSecondsInUse,
+    gpu_seconds_idle_held: v.gpuSecondsIdleHeld,
+    energy_wh: v.energyWh,
+    gpus_in_use_mean: v.gpusInUseMean,
+    gpus_idle_held_mean: v.gpusIdleHeldMean,
+    memory_used_mean: v.memoryUsedMean,
+    power_draw_mean: v.powerDrawMean,
+  };
+  if (v.utilizationMean !== null) floats.utilization_mean = v.utilizationMean;
+  if (v.temperatureMean !== null && v.temperatureMean !== undefined)
+    floats.temperature_mean = v.temperatureMean;
+  if (v.gpusMean !== undefined) floats.gpus_mean = v.gpusMean;
+  return { measurement: ROLLUP_MEASUREMENTS[v.kind][tier], tags, floats, ts: start };
+}
+
+// ---- history: metric names of the API → measurement/field per scope and tier ----
+
+export type HistoryMetric =
+  | 'utilization'
+  | 'memory'
+  | 'temperature'
+  | 'power'
+  | 'clocks'
+  | 'clocks_memory'
+  | 'gpus_in_use'
+  | 'gpus_idle_held';
+export const HISTORY_METRICS: readonly HistoryMetric[] = [
+  'utilization',
+  'memory',
+  'temperature',
+  'power',
+  'clocks',
+  'clocks_memory',
+  'gpus_in_use',
+  'gpus_idle_held',
+];
+
+const GPU_HISTORY: Partial<Record<HistoryMetric, string>> = {
+  utilization: 'utilization_gpu',
+  memory: 'memory_used',
+  temperature: 'temperature_gpu',
+  power: 'power_draw',
+  clocks: 'clocks_current_sm',
+  clocks_memory: 'clocks_current_memory',
+};
+const PROJECT_RAW: Partial<Record<HistoryMetric, string>> = {
+  utilization: 'utilization_mean',
+  memory: 'memory_used',
+  power: 'power_draw',
+  gpus_in_use: 'gpus_in_use',
+  gpus_idle_held: 'gpus_idle_held',
+};
+const USAGE_ROLLUP: Partial<Record<HistoryMetric, string>> = {
+  utilization: 'utilization_mean',
+  memory: 'memory_used_mean',
+  power: 'power_draw_mean',
+  gpus_in_use: 'gpus_in_use_mean',
+  gpus_idle_held: 'gpus_idle_held_mean',
+};
+
+/**
+ * Where a history metric lives: measurement and field for a scope (`gpu` and `node` read per-GPU
+ * data; `project` and `cluster` their own usage series) and tier; null when the scope has no such metric.
+ */
+export function historySource(
+  scope: 'gpu' | 'node' | 'project' | 'cluster',
+  metric: HistoryMetric,
+  tier: 'raw' | RollupTier,
+): { measurement: string; field: string } | null {
+  if (scope === 'gpu' || scope === 'node') {
+    const f = GPU_HISTORY[metric];
+    if (!f) return null;
+    return tier === 'raw'
+      ? { measurement: MEASUREMENT_GPU, field: f }
+      : { measurement: ROLLUP_MEASUREMENTS.gpu[tier], field: `${f}_mean` };
+  }
+  if (scope === 'project') {
+    const f = tier === 'raw' ? PROJECT_RAW[metric] : USAGE_ROLLUP[metric];
+    if (!f) return null;
+    return {
+      measurement: tier === 'raw' ? MEASUREMENT_PROJECT_USAGE : ROLLUP_MEASUREMENTS.project[tier],
+      field: f,
+    };
+  }
+  const f =
+    metric === 'temperature'
+      ? 'temperature_mean'
+      : tier === 'raw'
+        ? PROJECT_RAW[metric]
+        : USAGE_ROLLUP[metric];
+  if (!f) return null;
+  return {
+    measurement: tier === 'raw' ? MEASUREMENT_CLUSTER_USAGE : ROLLUP_MEASUREMENTS.cluster[tier],
+    field: f,
+  };
+}
+
+/** Fields of the usage rollups summed by the usage API. */
+export const USAGE_SUM_FIELDS = {
+  busy: 'gpu_seconds_in_use',
+  idle: 'gpu_seconds_idle_held',
+  energy: 'energy_wh',
+} as const;

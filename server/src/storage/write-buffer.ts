@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { type MetricPoint, type MetricStore, StoreWriteError } from './metric-store.ts';
+import type { DiskSpool } from './spool.ts';
 
 export interface WriteBufferOptions {
   store: MetricStore;
@@ -16,14 +17,27 @@ export interface WriteBufferOptions {
   observer?: WriteBufferObserver;
   /** Random source for the jitter (tests). */
   random?: () => number;
+  /**
+   * Disk spool for outages: a batch that fails with a retryable error goes to the spool, and while
+   * the spool is not empty every new batch goes behind it, so points reach storage in order.
+   * Without one, failed batches wait in memory (bounded by `maxPoints`).
+   */
+  spool?: DiskSpool;
 }
+
+export type DropReason = 'overflow' | 'rejected' | 'shutdown' | 'spool_full' | 'spool_corrupt';
 
 /** Hooks for metrics. */
 export interface WriteBufferObserver {
   /** One write attempt ended: `ok`, `retry` (retryable failure) or `rejected` (4xx, dropped). */
   batch?(result: 'ok' | 'retry' | 'rejected', points: number, seconds: number): void;
-  /** Points dropped: `overflow` (buffer full), `rejected` (4xx), `shutdown` (not flushed in time). */
-  dropped?(reason: 'overflow' | 'rejected' | 'shutdown', points: number): void;
+  /**
+   * Points dropped: `overflow` (buffer full), `rejected` (4xx), `shutdown` (not flushed in time),
+   * `spool_full` (oldest spool segment deleted), `spool_corrupt` (unreadable spool record).
+   */
+  dropped?(reason: DropReason, points: number): void;
+  /** Points moved to the disk spool. */
+  spooled?(points: number): void;
 }
 
 export interface WriteBufferStats {
@@ -35,6 +49,7 @@ export interface WriteBufferStats {
   pointsRejected: number;
   pointsDroppedOverflow: number;
   pointsDroppedShutdown: number;
+  pointsSpooled: number;
   consecutiveFailures: number;
 }
 
@@ -53,6 +68,7 @@ export class WriteBuffer {
   private readonly logger: Logger | undefined;
   private readonly observer: WriteBufferObserver;
   private readonly random: () => number;
+  readonly spool: DiskSpool | null;
   /** Chunks of at most batchSize points, oldest first. */
   private chunks: MetricPoint[][] = [];
   private size = 0;
@@ -71,6 +87,7 @@ export class WriteBuffer {
     pointsRejected: 0,
     pointsDroppedOverflow: 0,
     pointsDroppedShutdown: 0,
+    pointsSpooled: 0,
     consecutiveFailures: 0,
   };
 
@@ -84,9 +101,20 @@ export class WriteBuffer {
     this.logger = opts.logger;
     this.observer = opts.observer ?? {};
     this.random = opts.random ?? Math.random;
+    this.spool = opts.spool ?? null;
   }
 
-  /** Points waiting to be written (including a batch in flight). */
+  /** Points waiting in the disk spool. */
+  get spooled(): number {
+    return this.spool ? this.spool.stats.points : 0;
+  }
+
+  /** True while the spool holds points (new batches then go behind them). */
+  private get spooling(): boolean {
+    return this.spool !== null && !this.spool.empty;
+  }
+
+  /** Points waiting in memory (including a batch in flight); see `spooled` for the disk spool. */
   get buffered(): number {
     return this.size;
   }
@@ -101,6 +129,7 @@ export class WriteBuffer {
     if (this.timer || this.stopped) return;
     this.timer = setInterval(() => this.kick(true), this.flushIntervalMs);
     this.timer.unref();
+    if (this.spooling) this.kick(true);
   }
 
   enqueue(points: readonly MetricPoint[]): void {
@@ -129,15 +158,21 @@ export class WriteBuffer {
     const deadline = Date.now() + timeoutMs;
     if (this.inFlight) await this.inFlight;
     let backoff = this.initialBackoffMs;
-    while (this.size > 0 && Date.now() < deadline) {
+    while ((this.size > 0 || this.spooling) && Date.now() < deadline) {
       const ok = await this.writeOne(true);
       if (!ok) {
+        if (this.spool) {
+          // Storage is down: keep the rest on disk for the next start instead of waiting.
+          this.moveToSpool();
+          if (this.size === 0) break;
+        }
         const wait = Math.min(backoff, deadline - Date.now());
         if (wait <= 0) break;
         await new Promise((r) => setTimeout(r, wait));
         backoff = Math.min(backoff * 2, this.maxBackoffMs);
       }
     }
+    if (this.size > 0 && this.spool) this.moveToSpool();
     if (this.size > 0) {
       const n = this.size;
       this.chunks = [];
@@ -149,10 +184,11 @@ export class WriteBuffer {
     }
   }
 
-  /** Flushes (bounded by timeoutMs) and refuses further points. */
+  /** Flushes (bounded by timeoutMs; with a spool, what is left stays on disk) and refuses further points. */
   async close(timeoutMs = 10_000): Promise<void> {
     await this.flush(timeoutMs);
     this.stopped = true;
+    this.spool?.close();
   }
 
   private stopTimers(): void {
@@ -189,13 +225,18 @@ export class WriteBuffer {
 
   /** Starts a write if none is running and one is due (`partial`: a partial chunk may go). */
   private kick(partial: boolean): void {
-    if (this.inFlight || this.stopped || this.size === 0) return;
+    if (this.inFlight || this.stopped) return;
+    const spooling = this.spooling;
+    // While the spool holds points, new ones queue behind them on disk (order is kept, memory stays small).
+    if (spooling) this.moveToSpool();
+    if (this.size === 0 && !spooling) return;
     if (Date.now() < this.retryAt) return;
-    if (!partial && this.chunks.length <= 1 && (this.chunks[0]?.length ?? 0) < this.batchSize) return;
+    if (!spooling && !partial && this.chunks.length <= 1 && (this.chunks[0]?.length ?? 0) < this.batchSize)
+      return;
     this.inFlight = this.writeOne(false)
       .then((ok) => {
         this.inFlight = null;
-        if (ok && this.chunks.length > 0 && (this.chunks[0]?.length ?? 0) >= this.batchSize) this.kick(false);
+        if (ok && (this.spooling || (this.chunks[0]?.length ?? 0) >= this.batchSize)) this.kick(false);
       })
       .catch((err) => {
         this.inFlight = null;
@@ -203,15 +244,55 @@ export class WriteBuffer {
       }) as Promise<void>;
   }
 
-  /** Writes the oldest chunk. Returns false when a retryable failure left it in the buffer. */
+  /** Moves every chunk in memory to the spool (behind what is there). Stops at an I/O error. */
+  private moveToSpool(): void {
+    while (this.chunks.length > 0) {
+      const chunk = this.chunks[0]!;
+      if (chunk.length > 0 && !this.toSpool(chunk)) break;
+      this.chunks.shift();
+      this.size -= chunk.length;
+    }
+    this.stats.buffered = this.size;
+  }
+
+  private toSpool(points: readonly MetricPoint[]): boolean {
+    try {
+      this.spool!.append(points);
+      this.stats.pointsSpooled += points.length;
+      this.observer.spooled?.(points.length);
+      return true;
+    } catch (err) {
+      if (!this.loggedReasons.has('spool-io')) {
+        this.loggedReasons.add('spool-io');
+        this.logger?.error(
+          { err: err instanceof Error ? err.message : String(err), dir: this.spool!.dir },
+          'cannot write the spool; keeping points in memory (logged once)',
+        );
+      }
+      return false;
+    }
+  }
+
+  /**
+   * Writes the oldest batch: the spool's head while the spool holds points, else the oldest chunk.
+   * Returns false when a retryable failure left it waiting (in the spool when there is one).
+   */
   private async writeOne(flushing: boolean): Promise<boolean> {
-    const batch = this.chunks.shift();
+    const fromSpool = this.spooling;
+    let batch: MetricPoint[] | undefined;
+    if (fromSpool) {
+      this.moveToSpool();
+      batch = this.spool!.peek() ?? undefined;
+    } else {
+      batch = this.chunks.shift();
+    }
     if (!batch || batch.length === 0) return true;
     const started = performance.now();
     try {
       await this.store.write(batch);
       const seconds = (performance.now() - started) / 1000;
-      this.size -= batch.length;
+      if (fromSpool) this.spool!.ack();
+      else this.size -= batch.length;
       this.stats.buffered = this.size;
       this.stats.batchesOk++;
       this.stats.pointsWritten += batch.length;
@@ -227,8 +308,13 @@ export class WriteBuffer {
       const retryable = !(err instanceof StoreWriteError) || err.retryable;
       const message = err instanceof Error ? err.message : String(err);
       if (retryable) {
-        // Put it back at the front (the overflow bound may have shrunk the buffer meanwhile).
-        this.chunks.unshift(batch);
+        if (!fromSpool) {
+          // To the spool when there is one (new batches then queue behind it); else back to the
+          // front of memory (the overflow bound may have shrunk the buffer meanwhile).
+          if (this.spool && this.toSpool(batch)) this.size -= batch.length;
+          else this.chunks.unshift(batch);
+          this.stats.buffered = this.size;
+        }
         this.stats.batchesRetried++;
         this.stats.consecutiveFailures++;
         this.observer.batch?.('retry', batch.length, seconds);
@@ -239,7 +325,12 @@ export class WriteBuffer {
         const delay = Math.round(exp / 2 + (this.random() * exp) / 2);
         this.retryAt = Date.now() + delay;
         if (this.stats.consecutiveFailures === 1) {
-          this.logger?.warn({ err: message, points: batch.length }, 'write failed; retrying with backoff');
+          this.logger?.warn(
+            { err: message, points: batch.length, spool: this.spool !== null },
+            this.spool
+              ? 'write failed; spooling to disk and retrying with backoff'
+              : 'write failed; retrying with backoff',
+          );
         } else {
           this.logger?.debug(
             { err: message, delay, failures: this.stats.consecutiveFailures },
@@ -257,7 +348,8 @@ export class WriteBuffer {
         return false;
       }
       // Not retryable: InfluxDB refused the batch (or part of it). Drop and count, never loop.
-      this.size -= batch.length;
+      if (fromSpool) this.spool!.ack();
+      else this.size -= batch.length;
       this.stats.buffered = this.size;
       this.stats.batchesRejected++;
       const rejected = err instanceof StoreWriteError && err.dropped !== null ? err.dropped : batch.length;
