@@ -127,6 +127,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     batchSize: config.writeBuffer.batchSize,
     flushIntervalMs: config.writeBuffer.flushIntervalMs,
     maxPoints: config.writeBuffer.maxPoints,
+    initialBackoffMs: config.writeBuffer.initialBackoffMs,
+    maxBackoffMs: config.writeBuffer.maxBackoffMs,
     logger: logger.child({ component: 'write-buffer' }),
     observer: metrics.writeObserver,
     spool: spool ?? undefined,

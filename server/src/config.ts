@@ -24,6 +24,9 @@ export interface WriteBufferConfig {
   batchSize: number;
   flushIntervalMs: number;
   maxPoints: number;
+  /** Retry backoff (defaults 250 ms → 30 s). */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
 }
 
 export interface ServerConfig {

@@ -119,19 +119,23 @@ export const DEFAULT_WEBHOOK: Omit<WebhookTarget, 'url' | 'format'> = {
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 /** A duration: seconds as a number, or a string `500ms`, `30s`, `5m`, `1h`. → ms */
-const DurationSchema = z.union([
-  z
-    .number()
-    .min(0)
-    .transform((s) => s * 1000),
-  z
-    .string()
-    .regex(/^\d+(\.\d+)?(ms|s|m|h)$/, 'a duration like 30s, 5m, 1h or 500ms (or a number of seconds)')
-    .transform((v) => {
-      const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)!;
-      return Number(m[1]) * UNITS[m[2]!]!;
-    }),
-]);
+const DURATION_HINT = 'a duration like 30s, 5m, 1h or 500ms (or a number of seconds)';
+const DurationSchema = z.union(
+  [
+    z
+      .number()
+      .min(0)
+      .transform((s) => s * 1000),
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?(ms|s|m|h)$/, DURATION_HINT)
+      .transform((v) => {
+        const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)!;
+        return Number(m[1]) * UNITS[m[2]!]!;
+      }),
+  ],
+  { error: () => DURATION_HINT },
+);
 
 const RuleFileSchema = z
   .object({
@@ -309,7 +313,7 @@ export function loadAlertsFile(
     throw new AlertsConfigError(
       path,
       doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
+        const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
         return `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${e.message.split('\n')[0]}`;
       }),
     );

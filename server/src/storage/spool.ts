@@ -79,7 +79,7 @@ export class DiskSpool {
   private writeFd: number | null = null;
   private readFd: { seq: number; fd: number } | null = null;
   private nextSeq = 1;
-  readonly stats: SpoolStats = {
+  private readonly st: SpoolStats = {
     bytes: 0,
     segments: 0,
     records: 0,
@@ -96,10 +96,16 @@ export class DiskSpool {
     this.onDrop = opts.onDrop;
   }
 
+  /** Figures for /metrics (opens the spool on first use). */
+  get stats(): Readonly<SpoolStats> {
+    this.open();
+    return this.st;
+  }
+
   /** True when nothing waits. Opens (scans) the directory on first call if it exists. */
   get empty(): boolean {
     this.open();
-    return this.stats.records === 0;
+    return this.st.records === 0;
   }
 
   /** Scans an existing spool directory (idempotent). Does not create the directory. */
@@ -127,9 +133,9 @@ export class DiskSpool {
       this.nextSeq = seq + 1;
     }
     this.recount();
-    if (this.stats.records > 0) {
+    if (this.st.records > 0) {
       this.logger?.warn(
-        { dir: this.dir, points: this.stats.points, bytes: this.stats.bytes },
+        { dir: this.dir, points: this.st.points, bytes: this.st.bytes },
         'spool holds unwritten points from an earlier run; draining them first',
       );
     }
@@ -148,7 +154,7 @@ export class DiskSpool {
     payload.copy(record, HEADER);
 
     // Make room first: delete the oldest segments while the new record would not fit.
-    while (this.stats.bytes + record.length > this.maxBytes && this.segments.length > 0) this.dropOldest();
+    while (this.st.bytes + record.length > this.maxBytes && this.segments.length > 0) this.dropOldest();
 
     let tail = this.segments[this.segments.length - 1];
     if (!tail || this.writeFd === null || tail.bytes + record.length > this.segmentBytes) {
@@ -267,7 +273,7 @@ export class DiskSpool {
     const seg = this.segments[0]!;
     const lost = seg.points;
     this.removeFirst();
-    this.stats.pointsDroppedFull += lost;
+    this.st.pointsDroppedFull += lost;
     this.recount();
     if (lost > 0) {
       this.onDrop?.('spool_full', lost);
@@ -298,7 +304,7 @@ export class DiskSpool {
           return crc32(payload) === header.readUInt32BE(4);
         })();
         if (!ok) {
-          this.stats.tornRecords++;
+          this.st.tornRecords++;
           this.logger?.warn(
             { file, offset: off, size },
             'torn or corrupt spool record (crash while writing?); skipped',
@@ -335,9 +341,9 @@ export class DiskSpool {
       records += s.records;
       points += s.points;
     }
-    this.stats.bytes = bytes;
-    this.stats.segments = this.segments.length;
-    this.stats.records = records;
-    this.stats.points = points;
+    this.st.bytes = bytes;
+    this.st.segments = this.segments.length;
+    this.st.records = records;
+    this.st.points = points;
   }
 }
