@@ -1,0 +1,158 @@
+// Server load benchmark (DESIGN.md budgets): N nodes × G GPUs at 1 Hz from the simulator,
+// against (a) a bare Socket.IO server that only acks — the baseline, measured in the same run —
+// and (b) gpupulse-server writing to a real influxd. Prints CPU (% of one core), RSS, freshness
+// (agent sample → dashboard delta) and checks that every acked sample is in InfluxDB.
+//
+//   pnpm --filter @gpupulse/test exec tsx bench/server-bench.ts      (env: NODES=1000 GPUS=8 SECONDS=60)
+import { resolve } from 'node:path';
+import { connectDashboard } from '../src/support/dashboard.ts';
+import { rows, startInfluxd } from '../src/support/influxd.ts';
+import { repoRoot } from '../src/support/paths.ts';
+import { type Proc, startProcess, startServer, startSim, stopAll } from '../src/support/processes.ts';
+import { freePort, sleep, waitFor } from '../src/support/wait.ts';
+import { cpuPercentOver, cpuSeconds, peakRssMiB, percentile } from './proc-stats.ts';
+
+const NODES = Number(process.env.NODES ?? 1000);
+const GPUS = Number(process.env.GPUS ?? 8);
+const SECONDS = Number(process.env.SECONDS ?? 60);
+const WARMUP_MS = Number(process.env.WARMUP_MS ?? 15_000);
+
+function simStats(
+  sim: Proc,
+  msg = 'sim stats',
+): { connected: number; sent: number; acked: number; rejected: number } {
+  const lines = sim
+    .output()
+    .split('\n')
+    .filter((l) => l.includes(`"msg":"${msg}"`));
+  const last = lines.at(-1);
+  return last ? JSON.parse(last) : { connected: 0, sent: 0, acked: 0, rejected: 0 };
+}
+
+async function waitConnected(sim: Proc): Promise<void> {
+  await waitFor('all simulated nodes connected', () => simStats(sim).connected >= NODES, 120_000, 1000);
+}
+
+async function baseline(): Promise<{ cpu: number; rss: number }> {
+  const port = await freePort();
+  const bare = startProcess(process.execPath, [
+    '--import',
+    'tsx',
+    resolve(repoRoot, 'test/bench/bare-socketio-server.ts'),
+    String(port),
+  ]);
+  await waitFor('bare server', () => bare.output().includes('listening'), 20_000);
+  const sim = startSim(`http://127.0.0.1:${port}`, [
+    '--nodes',
+    String(NODES),
+    '--gpus-per-node',
+    String(GPUS),
+    '--prefix',
+    'bare',
+  ]);
+  await waitConnected(sim);
+  await sleep(WARMUP_MS);
+  const pid = bare.child.pid!;
+  const cpu = await cpuPercentOver(pid, SECONDS * 1000);
+  const rss = peakRssMiB(pid);
+  await sim.stop();
+  await bare.stop();
+  return { cpu, rss };
+}
+
+async function gpupulse() {
+  const influx = await startInfluxd();
+  const server = await startServer({ GPUPULSE_INFLUX_URL: influx.url, GPUPULSE_LOG_LEVEL: 'warn' });
+  const sim = startSim(server.url, [
+    '--nodes',
+    String(NODES),
+    '--gpus-per-node',
+    String(GPUS),
+    '--prefix',
+    'load',
+  ]);
+  await waitConnected(sim);
+  await sleep(WARMUP_MS);
+
+  const dash = connectDashboard(server.url);
+  const lags: number[] = [];
+  const seen = new Map<string, number>();
+  dash.socket.on('fleet:delta', (d) => {
+    const now = Date.now();
+    for (const n of d.nodes) {
+      if (n.lastSampleTs !== null && seen.get(n.node) !== n.lastSampleTs) {
+        seen.set(n.node, n.lastSampleTs);
+        lags.push(now - n.lastSampleTs);
+      }
+    }
+  });
+  const influxPid = Number(
+    /\d+/.exec(
+      (await import('node:child_process'))
+        .execSync(`pgrep -f "influxd -config .*gpupulse-influxd"`)
+        .toString(),
+    )?.[0],
+  );
+  const pid = server.child.pid!;
+  const acked0 = simStats(sim).acked;
+  const influxCpu0 = Number.isFinite(influxPid) ? cpuSeconds(influxPid) : Number.NaN;
+  const cpu = await cpuPercentOver(pid, SECONDS * 1000);
+  const influxCpu = Number.isFinite(influxPid)
+    ? ((cpuSeconds(influxPid) - influxCpu0) / SECONDS) * 100
+    : Number.NaN;
+  const rss = peakRssMiB(pid);
+  dash.close();
+  await sim.stop();
+  await sleep(3000); // let the write buffer flush
+  const stats = simStats(sim, 'stopping');
+  const count = Number(
+    rows(await influx.query(`SELECT count("utilization_gpu") FROM "nvidia_smi" WHERE "host" =~ /^load-/`))[0]
+      ?.count ?? 0,
+  );
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  await server.stop();
+  await influx.stop();
+  return {
+    cpu,
+    rss,
+    influxCpu,
+    lags,
+    sent: stats.sent,
+    acked: stats.acked,
+    ackedInWindow: stats.acked - acked0,
+    rejected: simStats(sim).rejected,
+    count,
+    metrics,
+  };
+}
+
+const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+try {
+  console.log(
+    `server benchmark: ${NODES} nodes × ${GPUS} GPUs at 1 Hz, ${SECONDS} s measured after ${WARMUP_MS / 1000} s warm-up`,
+  );
+  const base = await baseline();
+  const g = await gpupulse();
+  const drops = g.metrics.split('\n').filter((l) => /drop/i.test(l) && !l.startsWith('#'));
+  console.log('');
+  console.log('| process | CPU (% of one core) | peak RSS (MiB) |');
+  console.log('|---|---|---|');
+  console.log(`| bare Socket.IO server, ack only (baseline) | ${fmt(base.cpu)} | ${fmt(base.rss, 0)} |`);
+  console.log(
+    `| gpupulse-server (validate, fleet state, attribution, InfluxDB writes) | ${fmt(g.cpu)} | ${fmt(g.rss, 0)} |`,
+  );
+  console.log(`| influxd 1.6.7 | ${fmt(g.influxCpu)} | – |`);
+  console.log('');
+  console.log(`ratio gpupulse / bare: ${fmt(g.cpu / base.cpu, 2)}×`);
+  console.log(
+    `freshness sample → dashboard (ms): p50 ${fmt(percentile(g.lags, 50), 0)}, p99 ${fmt(percentile(g.lags, 99), 0)}, max ${fmt(Math.max(...g.lags), 0)} (n=${g.lags.length})`,
+  );
+  console.log(
+    `samples sent ${g.sent}, acked ${g.acked} (rejected ${g.rejected}); nvidia_smi points in InfluxDB: ${g.count} = ${fmt(g.count / GPUS, 0)} samples × ${GPUS} GPUs`,
+  );
+  const ok = g.count >= g.acked * GPUS && g.count <= g.sent * GPUS;
+  console.log(`every acked sample stored (acked ≤ stored ≤ sent): ${ok ? 'yes' : 'NO'}`);
+  if (drops.length) console.log(`drop counters:\n${drops.join('\n')}`);
+} finally {
+  await stopAll();
+}
