@@ -321,5 +321,14 @@ export const HealthSchema = z.object({
   dashboards: z.number(),
   nodes: z.number(),
   gpus: z.number(),
+  /** The projects file: path, when it was last loaded, and the error of the last failed (re)load. */
+  projects: z
+    .object({
+      file: z.string().nullable(),
+      projects: z.number().int(),
+      loadedAt: z.number().nullable(),
+      error: z.string().nullable(),
+    })
+    .optional(),
 });
 export type Health = z.infer<typeof HealthSchema>;

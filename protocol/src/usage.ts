@@ -71,6 +71,8 @@ export const ProjectsMetaSchema = z.object({
   projects: z.array(ProjectInfoSchema),
   institutions: z.array(InstitutionInfoSchema),
   areas: z.array(AreaInfoSchema),
+  /** Why the last (re)load of the projects file failed (the last good config stays in effect); null/absent: fine. */
+  configError: z.string().nullable().optional(),
 });
 export type ProjectsMeta = z.infer<typeof ProjectsMetaSchema>;
 

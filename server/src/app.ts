@@ -18,21 +18,30 @@ import { type AlertsConfig, buildAlertsConfig, parseWebhookList } from './alerts
 import { AlertService, alertsQuery } from './alerts/service.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
-import type { AttributeFn } from './fleet/attribution.ts';
+import { type AttributeFn, attributionFromFn, UNASSIGNED } from './fleet/attribution.ts';
 import { FleetState } from './fleet/fleet-state.ts';
+import { InfluxBackend, MemoryBackend } from './history/query-backend.ts';
+import { createProjectsApi } from './http/api-projects.ts';
 import { createStaticHandler } from './http/static-files.ts';
 import { silentLogger } from './logger.ts';
 import { createServerMetrics } from './metrics.ts';
+import { createProjectAttribution } from './projects/attributor.ts';
+import { ProjectsRegistry } from './projects/projects-registry.ts';
+import { readGroupDb } from './projects/unix-groups.ts';
+import { ensureRetentionPolicies, type TierPolicies } from './rollups/retention.ts';
+import { RollupAggregator } from './rollups/rollup-aggregator.ts';
 import { type AgentNamespace, setupAgentNamespace } from './socket/agent-namespace.ts';
 import {
   DASHBOARD_ROOM,
   type DashboardNamespace,
   setupDashboardNamespace,
 } from './socket/dashboard-namespace.ts';
+import { InfluxStore } from './storage/influx-store.ts';
 import { MemoryStore } from './storage/memory-store.ts';
 import type { MetricStore } from './storage/metric-store.ts';
 import { DiskSpool } from './storage/spool.ts';
 import { WriteBuffer } from './storage/write-buffer.ts';
+import { LiveUsage } from './usage/live-usage.ts';
 import { SERVER_VERSION } from './version.ts';
 
 export interface CreateServerOptions {
@@ -44,7 +53,7 @@ export interface CreateServerOptions {
   logger?: Logger;
   /** Default: the system clock. */
   clock?: Clock;
-  /** Attribution seam (default: any process → `unassigned`). */
+  /** Attribution seam; default: the rules of the projects file (`config.projectsFile`). */
   attribute?: AttributeFn;
   /** Alert rules and webhooks (default: the built-in rules and `config.webhooks`; main.ts loads GPUPULSE_ALERTS). */
   alerts?: AlertsConfig;
@@ -63,7 +72,15 @@ export interface GpupulseServer {
   alerts: AlertService;
   /** The write buffer's disk spool (`<dataDir>/spool`); null with the memory store or when disabled. */
   spool: DiskSpool | null;
-  /** Sends a `fleet:delta` now (tests; the ticker does it every `deltaIntervalMs`). */
+  /** The projects file in effect (hot-reloaded). */
+  projects: ProjectsRegistry;
+  /** Live per-project usage (computed on every tick). */
+  usage: LiveUsage;
+  /** Minute/hour rollups built from the samples received. */
+  rollups: RollupAggregator;
+  /** Retention policy per storage tier (InfluxDB 1.x; empty elsewhere). */
+  retentionPolicies: TierPolicies;
+  /** Sends a `fleet:delta` (and `projects:usage`) now (tests; the ticker does it every `deltaIntervalMs`). */
   tick(): void;
   health(): Health;
   /** Stops accepting, disconnects everyone, flushes the write buffer (bounded), closes an owned store. */
@@ -95,9 +112,24 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   const store: MetricStore = opts.store ?? new MemoryStore({ now: () => clock.now() });
   const startedAt = Date.now();
 
+  const projects = new ProjectsRegistry({
+    file: config.projectsFile,
+    logger: logger.child({ component: 'projects' }),
+    pollMs: config.projectsPollMs,
+    readGroups: () => readGroupDb(config.groupFile, config.passwdFile),
+    now: () => clock.now(),
+  });
+  projects.reload();
+  const attribution = opts.attribute
+    ? attributionFromFn(opts.attribute)
+    : createProjectAttribution(() => ({ config: projects.current, groups: projects.groups }));
+  let rollups: RollupAggregator | null = null;
   const fleet = new FleetState({
     clock,
-    attribute: opts.attribute,
+    attribution,
+    idleThresholdPercent: config.idleThresholdPercent,
+    idleWindowMs: config.idleWindowMs,
+    onSamples: (node, samples, intervalMs) => rollups?.ingest(node, samples, intervalMs),
     staleIntervals: config.staleIntervals,
     defaultIntervalMs: config.defaultAgentIntervalMs,
     offlineAfterMs: config.offlineAfterMs,
@@ -136,6 +168,51 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   const writeBuffer = buffer;
   writeBuffer.start();
 
+  const retentionPolicies: TierPolicies =
+    store instanceof InfluxStore
+      ? await ensureRetentionPolicies(
+          store,
+          store.database,
+          config.retention,
+          logger.child({ component: 'retention' }),
+        )
+      : {};
+  const institutionOf = (p: string) =>
+    p === UNASSIGNED ? null : (projects.current.projects.get(p)?.institution ?? null);
+  const rollupAggregator = new RollupAggregator({
+    attribution,
+    institutionOf,
+    idleThresholdPercent: config.idleThresholdPercent,
+    idleWindowMs: config.idleWindowMs,
+    graceMs: config.rollupGraceMs,
+    now: () => clock.now(),
+    emit: (points) => writeBuffer.enqueue(points),
+    rp: { '1m': retentionPolicies['1m'], '1h': retentionPolicies['1h'] },
+  });
+  rollups = rollupAggregator;
+  const liveUsage = new LiveUsage({
+    fleet,
+    projects: () => projects.current,
+    clock,
+    sink: (points) => writeBuffer.enqueue(points),
+    pointIntervalMs: config.projectUsageIntervalMs,
+  });
+  const projectsMeta = () => ({ ...projects.current.meta, configError: projects.error });
+  const projectsApi = createProjectsApi({
+    usage: () => liveUsage.latest(),
+    meta: projectsMeta,
+    history: {
+      backend:
+        store instanceof MemoryStore
+          ? new MemoryBackend(store)
+          : new InfluxBackend(store, store instanceof InfluxStore ? store.database : config.influx.database),
+      policies: retentionPolicies,
+      now: () => clock.now(),
+      rollupGraceMs: config.rollupGraceMs,
+    },
+    logger: logger.child({ component: 'api' }),
+  });
+
   const storageInfo = (): StorageInfo => store.info();
   const serveStatic = createStaticHandler(config.webDir);
   const httpLog = logger.child({ component: 'http' });
@@ -160,6 +237,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       dashboards: dashboards.connected(),
       nodes: counts.nodes,
       gpus: counts.gpus,
+      projects: projects.status(),
     };
   };
 
@@ -221,6 +299,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       res.end(head ? undefined : text);
       return;
     }
+    if (isApi && (await projectsApi(req, res, pathname, searchParams))) return;
     if (isApi) {
       json(res, 404, { error: { code: 'NOT_FOUND', message: `no API endpoint ${pathname}` } }, head);
       return;
@@ -264,7 +343,15 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     deltaIntervalMs: config.deltaIntervalMs,
     intervalMs: config.defaultAgentIntervalMs,
     alertsSnapshot: () => alertService.snapshot(),
+    projects: { meta: projectsMeta, latest: () => liveUsage.latest(), tick: () => liveUsage.update() },
   });
+  projects.onChange(() => {
+    fleet.reattribute();
+    io.of(DASHBOARD_NAMESPACE).to(DASHBOARD_ROOM).emit('projects:meta', projectsMeta());
+  });
+  projects.start();
+  const rollupTimer = setInterval(() => rollupAggregator.flush(), 5000);
+  rollupTimer.unref();
   publishAlerts = (list) => io.of(DASHBOARD_NAMESPACE).to(DASHBOARD_ROOM).emit('alerts:changed', list);
 
   // The 1 s ticker: node statuses, then alert rules over the fresh statuses.
@@ -292,6 +379,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   } catch (err) {
     clearInterval(sweeper);
     clearInterval(pinger);
+    clearInterval(rollupTimer);
+    projects.close();
     dashboards.stop();
     await alertService.close();
     await writeBuffer.close(0);
@@ -314,6 +403,10 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     io,
     alerts: alertService,
     spool,
+    projects,
+    usage: liveUsage,
+    rollups: rollupAggregator,
+    retentionPolicies,
     tick: () => dashboards.tick(),
     health,
     close() {
@@ -326,6 +419,10 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
           httpServer.closeAllConnections();
         });
         await alertService.close();
+        clearInterval(rollupTimer);
+        projects.close();
+        // The minute and hour in progress are written as they are (a restart loses the rest).
+        rollupAggregator.flush(clock.now(), true);
         await writeBuffer.close();
         if (ownsStore) await store.close();
       })();

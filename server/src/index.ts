@@ -25,9 +25,33 @@ export {
   type ServerConfig,
   type WriteBufferConfig,
 } from './config.ts';
-export { type AttributeFn, attributeUnassigned, UNASSIGNED } from './fleet/attribution.ts';
-export { FleetState, type FleetStateOptions } from './fleet/fleet-state.ts';
+export {
+  type AttributeFn,
+  type Attribution,
+  type AttributionRule,
+  attributeUnassigned,
+  attributionFromFn,
+  memoryShares,
+  type ProcessShare,
+  splitGpu,
+  topProject,
+  UNASSIGNED,
+} from './fleet/attribution.ts';
+export {
+  FleetState,
+  type FleetStateOptions,
+  type GpuState,
+  type IngestedSample,
+} from './fleet/fleet-state.ts';
+export { chooseStep, chooseTier, queryHistory, queryUsage, usageCsv } from './history/history-api.ts';
+export { buildInfluxQL, InfluxBackend, MemoryBackend, type QueryBackend } from './history/query-backend.ts';
 export { createLogger, silentLogger } from './logger.ts';
+export { createProjectAttribution } from './projects/attributor.ts';
+export { type ProjectsConfig, ProjectsFileError, parseProjectsFile } from './projects/projects-file.ts';
+export { ProjectsRegistry, type ProjectsRegistryOptions } from './projects/projects-registry.ts';
+export { type GroupDb, parseGroupDb, readGroupDb } from './projects/unix-groups.ts';
+export { ensureRetentionPolicies, RP_NAMES, type TierPolicies } from './rollups/retention.ts';
+export { RollupAggregator, type RollupAggregatorOptions } from './rollups/rollup-aggregator.ts';
 export { InfluxStore, type InfluxStoreOptions, quoteIdent, quoteString } from './storage/influx-store.ts';
 export {
   freePort,
@@ -61,4 +85,5 @@ export {
 } from './storage/schema.ts';
 export { DiskSpool, type DiskSpoolOptions, type SpoolStats } from './storage/spool.ts';
 export { WriteBuffer, type WriteBufferOptions, type WriteBufferStats } from './storage/write-buffer.ts';
+export { LiveUsage, type LiveUsageOptions } from './usage/live-usage.ts';
 export { SERVER_VERSION } from './version.ts';

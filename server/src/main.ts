@@ -73,10 +73,7 @@ async function main(): Promise<void> {
   }
   if (config.projectsFile) {
     if (existsSync(config.projectsFile)) {
-      log.info(
-        { projectsFile: config.projectsFile },
-        'projects file recorded (project attribution rules come later)',
-      );
+      log.info({ projectsFile: config.projectsFile }, 'projects file (watched; reloaded on change)');
     } else {
       log.warn({ projectsFile: config.projectsFile }, 'GPUPULSE_PROJECTS points to a missing file');
     }

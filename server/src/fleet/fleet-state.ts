@@ -1,10 +1,62 @@
-import type { GpuProcess, GpuView, Inventory, NodeStatus, NodeView, Sample } from '@gpupulse/protocol';
+import type {
+  GpuMetrics,
+  GpuProcess,
+  GpuView,
+  Inventory,
+  NodeStatus,
+  NodeView,
+  Sample,
+} from '@gpupulse/protocol';
 import type { Clock } from '../clock.ts';
-import { type AttributeFn, attributeUnassigned } from './attribution.ts';
+import {
+  type AttributeFn,
+  type Attribution,
+  attributionFromFn,
+  type ProcessShare,
+  splitGpu,
+  topProject,
+  unassignedAttribution,
+} from './attribution.ts';
+
+/** One sample as ingested, with the process list in effect for it. */
+export interface IngestedSample {
+  sample: Sample;
+  processes: readonly GpuProcess[];
+}
+
+/** What `forEachGpu` hands out: a GPU with its node status, shares and idle state. */
+export interface GpuState {
+  node: string;
+  status: NodeStatus;
+  gpu: GpuMetrics;
+  shares: readonly ProcessShare[];
+  /** Server time since when a process holds the GPU below the idle threshold; null: not so. */
+  idleSince: number | null;
+  idleHeld: boolean;
+}
+
+/** Applies a sample's process update (full list, or a delta with `processesGone`) to the list in effect. */
+export function applyProcessUpdate(prev: readonly GpuProcess[], s: Sample): readonly GpuProcess[] {
+  if (s.processesMode !== 'delta') return s.processes ?? prev;
+  if (!s.processes?.length && !s.processesGone?.length) return prev;
+  const key = (p: { gpuUuid: string; pid: number }) => `${p.gpuUuid}\u0000${p.pid}`;
+  const map = new Map(prev.map((p) => [key(p), p]));
+  for (const g of s.processesGone ?? []) map.delete(key(g));
+  for (const p of s.processes ?? []) map.set(key(p), p);
+  return [...map.values()];
+}
 
 export interface FleetStateOptions {
   clock: Clock;
   attribute?: AttributeFn;
+  /** Process → project (wins over `attribute`). Default: every process `unassigned`. */
+  attribution?: Attribution;
+  /** A GPU held by a process with utilization below this (%) … (default 5) */
+  idleThresholdPercent?: number;
+  /** … for this long is held-but-idle (default 10 min). */
+  idleWindowMs?: number;
+  /** Called with every ingested batch (sorted by `ts`), e.g. to build rollups. */
+  onSamples?: (node: string, samples: readonly IngestedSample[], intervalMs: number) => void;
   /** A node is `stale` after this many of its intervals without a sample (default 3). */
   staleIntervals?: number;
   /** Interval assumed when the agent does not say (default 1000 ms). */
@@ -27,6 +79,10 @@ interface NodeEntry {
   processes: readonly GpuProcess[];
   inventory: Inventory | null;
   view: NodeView | null;
+  /** GPU uuid → server time since when it is held below the idle threshold. */
+  idleSince: Map<string, number>;
+  /** GPU uuid → its processes' shares (cached per process list). */
+  shares: Map<string, ProcessShare[]> | null;
 }
 
 /**
@@ -38,7 +94,11 @@ export class FleetState {
   private readonly dirty = new Set<string>();
   private readonly removed = new Set<string>();
   private readonly clock: Clock;
+  private readonly attribution: Attribution;
   private readonly attribute: AttributeFn;
+  private readonly idleThresholdPercent: number;
+  readonly idleWindowMs: number;
+  private readonly onSamples: FleetStateOptions['onSamples'];
   private readonly staleIntervals: number;
   private readonly defaultIntervalMs: number;
   private readonly offlineAfterMs: number;
@@ -46,15 +106,55 @@ export class FleetState {
 
   constructor(opts: FleetStateOptions) {
     this.clock = opts.clock;
-    this.attribute = opts.attribute ?? attributeUnassigned;
+    this.attribution =
+      opts.attribution ?? (opts.attribute ? attributionFromFn(opts.attribute) : unassignedAttribution);
+    this.attribute = (node, gpu, processes) =>
+      processes.length === 0 ? null : topProject(splitGpu(this.attribution, node, gpu, processes));
+    this.idleThresholdPercent = opts.idleThresholdPercent ?? 5;
+    this.idleWindowMs = opts.idleWindowMs ?? 10 * 60_000;
+    this.onSamples = opts.onSamples;
     this.staleIntervals = opts.staleIntervals ?? 3;
     this.defaultIntervalMs = opts.defaultIntervalMs ?? 1000;
     this.offlineAfterMs = opts.offlineAfterMs ?? 30_000;
     this.forgetAfterMs = opts.forgetAfterMs ?? 24 * 3600_000;
   }
 
+  /** Per GPU: the project with the largest share of its processes (null without processes). */
   get attributeFn(): AttributeFn {
     return this.attribute;
+  }
+
+  get attributionRules(): Attribution {
+    return this.attribution;
+  }
+
+  /** Forget cached attribution (after the projects file changed); every node is sent again. */
+  reattribute(): void {
+    for (const e of this.nodes.values()) {
+      e.shares = null;
+      this.refresh(e, true);
+    }
+  }
+
+  /** Every GPU of every node with its status, shares and idle state. */
+  forEachGpu(fn: (g: GpuState) => void): void {
+    const now = this.clock.now();
+    for (const e of this.nodes.values()) {
+      const s = e.lastSample;
+      if (!s) continue;
+      const shares = this.sharesOf(e);
+      for (const gpu of s.gpus) {
+        const since = e.idleSince.get(gpu.uuid) ?? null;
+        fn({
+          node: e.node,
+          status: e.status,
+          gpu,
+          shares: shares.get(gpu.uuid) ?? [],
+          idleSince: since,
+          idleHeld: since !== null && now - since >= this.idleWindowMs,
+        });
+      }
+    }
   }
 
   /** An agent connected (a later connection of the same node replaces the earlier one). */
@@ -82,15 +182,34 @@ export class FleetState {
    */
   ingest(node: string, samples: readonly Sample[]): { updated: boolean } {
     const e = this.entry(node);
+    if (this.onSamples && samples.length > 0) {
+      let processes = e.processes;
+      const ordered = [...samples].sort((a, b) => a.ts - b.ts);
+      const out: IngestedSample[] = [];
+      for (const s of ordered) {
+        processes = applyProcessUpdate(processes, s);
+        out.push({ sample: s, processes });
+      }
+      this.onSamples(node, out, e.intervalMs);
+    }
     let newest: Sample | null = null;
     for (const s of samples) {
       if ((newest === null || s.ts > newest.ts) && (e.lastSample === null || s.ts > e.lastSample.ts))
         newest = s;
     }
     if (!newest) return { updated: false };
+    const prevTs = e.lastSample?.ts ?? -1;
     e.lastSample = newest;
-    if (newest.processes) e.processes = newest.processes;
+    // Live updates in ts order (a delta builds on the one before); replays do not change live state.
+    for (const s of [...samples].filter((x) => x.ts > prevTs).sort((a, b) => a.ts - b.ts)) {
+      const next = applyProcessUpdate(e.processes, s);
+      if (next !== e.processes) {
+        e.processes = next;
+        e.shares = null;
+      }
+    }
     e.lastSeen = this.clock.now();
+    this.trackIdle(e, newest);
     this.refresh(e, true);
     return { updated: true };
   }
@@ -176,6 +295,8 @@ export class FleetState {
         processes: [],
         inventory: null,
         view: null,
+        idleSince: new Map(),
+        shares: null,
       };
       this.nodes.set(node, e);
       this.removed.delete(node);
@@ -201,19 +322,53 @@ export class FleetState {
     }
   }
 
-  private viewOf(e: NodeEntry): NodeView {
-    if (e.view) return e.view;
-    const s = e.lastSample;
+  private trackIdle(e: NodeEntry, s: Sample): void {
+    const now = this.clock.now();
+    const held = new Set(e.processes.map((p) => p.gpuUuid));
+    for (const g of s.gpus) {
+      const u = g.utilizationGpuPercent;
+      const low = held.has(g.uuid) && u !== null && u < this.idleThresholdPercent && g.state === 'ok';
+      if (!low) e.idleSince.delete(g.uuid);
+      else if (!e.idleSince.has(g.uuid)) e.idleSince.set(g.uuid, now);
+    }
+    for (const uuid of e.idleSince.keys()) if (!s.gpus.some((g) => g.uuid === uuid)) e.idleSince.delete(uuid);
+  }
+
+  private sharesOf(e: NodeEntry): Map<string, ProcessShare[]> {
+    if (e.shares) return e.shares;
     const byGpu = new Map<string, GpuProcess[]>();
     for (const p of e.processes) {
       const list = byGpu.get(p.gpuUuid);
       if (list) list.push(p);
       else byGpu.set(p.gpuUuid, [p]);
     }
-    const gpus: GpuView[] = (s?.gpus ?? []).map((g) => ({
-      ...g,
-      project: this.attribute(e.node, g, byGpu.get(g.uuid) ?? []),
-    }));
+    const indexOf = new Map((e.lastSample?.gpus ?? []).map((g) => [g.uuid, g.index]));
+    const out = new Map<string, ProcessShare[]>();
+    for (const [uuid, procs] of byGpu)
+      out.set(uuid, splitGpu(this.attribution, e.node, { uuid, index: indexOf.get(uuid) ?? -1 }, procs));
+    e.shares = out;
+    return out;
+  }
+
+  private viewOf(e: NodeEntry): NodeView {
+    if (e.view) return e.view;
+    const s = e.lastSample;
+    const shares = this.sharesOf(e);
+    const now = this.clock.now();
+    const uniq = (xs: Array<string | null>) => [...new Set(xs.filter((x): x is string => x !== null))].sort();
+    const gpus: GpuView[] = (s?.gpus ?? []).map((g) => {
+      const sh = shares.get(g.uuid) ?? [];
+      const since = e.idleSince.get(g.uuid) ?? null;
+      return {
+        ...g,
+        project: topProject(sh),
+        users: uniq(sh.map((x) => x.user)),
+        jobs: uniq(sh.map((x) => x.job)),
+        processCount: sh.length,
+        idleHeldSince: since,
+        idleHeld: since !== null && now - since >= this.idleWindowMs,
+      };
+    });
     e.view = {
       node: e.node,
       status: e.status,

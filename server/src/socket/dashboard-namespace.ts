@@ -8,6 +8,8 @@ import {
   fail,
   ok,
   PROTOCOL_VERSION,
+  type ProjectsMeta,
+  type ProjectsUsage,
   type ServerToDashboardEvents,
   type StorageInfo,
 } from '@gpupulse/protocol';
@@ -36,6 +38,8 @@ export interface DashboardNamespaceDeps {
   intervalMs: number;
   /** Firing and recently resolved alerts, sent as `alerts:snapshot` on connect. */
   alertsSnapshot?(): AlertsList;
+  /** Projects: `projects:meta` + the latest `projects:usage` on connect, `projects:usage` every tick. */
+  projects?: { meta(): ProjectsMeta; latest(): ProjectsUsage; tick(): ProjectsUsage };
 }
 
 export const DASHBOARD_ROOM = 'fleet';
@@ -88,6 +92,10 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
     log.debug({ remote: socket.handshake.address }, 'dashboard connected');
     socket.emit('fleet:snapshot', snapshot());
     if (deps.alertsSnapshot) socket.emit('alerts:snapshot', deps.alertsSnapshot());
+    if (deps.projects) {
+      socket.emit('projects:meta', deps.projects.meta());
+      socket.emit('projects:usage', deps.projects.latest());
+    }
     socket.join(DASHBOARD_ROOM);
     socket.on('fleet:resync', (ack) => {
       if (typeof ack !== 'function') return;
@@ -119,6 +127,7 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
         ...(storageChanged ? { storage } : {}),
       });
       metrics.deltasSent.inc();
+      if (deps.projects) nsp.to(DASHBOARD_ROOM).emit('projects:usage', deps.projects.tick());
     } catch (err) {
       log.error({ err }, 'fleet:delta tick failed');
     }
