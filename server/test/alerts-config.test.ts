@@ -59,7 +59,10 @@ describe('alerts config', () => {
       ].join('\n'),
     );
     const c = loadAlertsFile(good, { webhooks: parseWebhookList('http://127.0.0.1:9/a') });
-    expect(c.rules.find((r) => r.id === 'gpu_temperature_high')).toMatchObject({ threshold: 80, forMs: 120_000 });
+    expect(c.rules.find((r) => r.id === 'gpu_temperature_high')).toMatchObject({
+      threshold: 80,
+      forMs: 120_000,
+    });
     expect(c.webhooks.map((w) => [w.url, w.format, w.ratePerMinute])).toEqual([
       ['http://127.0.0.1:9/a', 'json', 10],
       ['https://chat.example/hook', 'slack', 5],
@@ -94,7 +97,14 @@ describe('alerts config', () => {
     };
     expect(issues({ rulez: [] })[0]).toMatch(/rulez|unrecognized/i);
     expect(issues({ rules: [{ id: 'mine' }] })[0]).toMatch(/rules\[0\]\.kind: required/);
-    expect(issues({ rules: [{ id: 'a', kind: 'xid' }, { id: 'a', kind: 'xid' }] })[0]).toMatch(/duplicate/);
+    expect(
+      issues({
+        rules: [
+          { id: 'a', kind: 'xid' },
+          { id: 'a', kind: 'xid' },
+        ],
+      })[0],
+    ).toMatch(/duplicate/);
     expect(issues({ rules: [{ id: 'gpu_stale', for: 'soon' }] })[0]).toMatch(/rules\[0\]\.for: .*duration/);
     expect(issues({ rules: [{ id: 't', kind: 'gpu_temperature' }] })[0]).toMatch(/threshold: required/);
     expect(issues({ webhooks: ['ftp://x'] })[0]).toMatch(/webhooks\[0\]: .*http/);

@@ -43,7 +43,8 @@ function setup(file: unknown = {}) {
   return { clock, engine, run };
 }
 
-const firing = (changes: Alert[], rule: string) => changes.filter((a) => a.rule === rule && a.state === 'firing');
+const firing = (changes: Alert[], rule: string) =>
+  changes.filter((a) => a.rule === rule && a.state === 'firing');
 const resolved = (changes: Alert[], rule: string) =>
   changes.filter((a) => a.rule === rule && a.state === 'resolved');
 
@@ -138,7 +139,16 @@ describe('alert engine: default rules with a fake clock', () => {
     const view = () => [nodeView('n1', [g0, gpuView(1)])];
     engine.recordEvents(
       'n1',
-      [{ kind: 'xid', gpuUuid: null, pciBusId: '0000:3b:00.0', code: 79, message: 'GPU has fallen off the bus', ts: T0 }],
+      [
+        {
+          kind: 'xid',
+          gpuUuid: null,
+          pciBusId: '0000:3b:00.0',
+          code: 79,
+          message: 'GPU has fallen off the bus',
+          ts: T0,
+        },
+      ],
       [g0],
     );
     const c = run(1, view);
@@ -158,7 +168,9 @@ describe('alert engine: default rules with a fake clock', () => {
     expect(firing(run(9, g('stale')), 'gpu_stale')).toHaveLength(0);
     expect(firing(run(2, g('stale')), 'gpu_stale')[0]).toMatchObject({ gpuIndex: 0 });
     expect(resolved(run(1, g('ok')), 'gpu_stale')).toHaveLength(1);
-    const coll = () => [nodeView('n1', [gpuView(0), gpuView(1)], { gpuCollector: 'stale', gpuError: 'timeout' })];
+    const coll = () => [
+      nodeView('n1', [gpuView(0), gpuView(1)], { gpuCollector: 'stale', gpuError: 'timeout' }),
+    ];
     const c = firing(run(11, coll), 'gpu_stale');
     expect(c).toHaveLength(1);
     expect(c[0]).toMatchObject({ gpuUuid: null, gpuIndex: null });
@@ -201,10 +213,7 @@ describe('alert engine: default rules with a fake clock', () => {
   it('dedup per (rule, node, gpu); a vanished GPU resolves; list filters and bounds resolved', () => {
     const { run, engine } = setup({ maxResolved: 2 });
     const hot = { memoryTemperatureCelsius: 99 };
-    const both = () => [
-      nodeView('a', [gpuView(0, hot), gpuView(1, hot)]),
-      nodeView('b', [gpuView(0, hot)]),
-    ];
+    const both = () => [nodeView('a', [gpuView(0, hot), gpuView(1, hot)]), nodeView('b', [gpuView(0, hot)])];
     const c = run(5, both);
     expect(firing(c, 'memory_temperature_high')).toHaveLength(3);
     expect(new Set(c.map((a) => a.id)).size).toBe(3);

@@ -15,14 +15,25 @@ describe('write spool during an influxd outage (real influxd)', () => {
     const port = await freePort();
     let influxd = await startManagedInfluxd({ dataDir: influxDir, httpPort: port });
     onCleanup(() => influxd.stop());
-    const store = new InfluxStore({ url: influxd.url, database: 'spool_test', kind: 'managed-influxdb', timeoutMs: 1000 });
+    const store = new InfluxStore({
+      url: influxd.url,
+      database: 'spool_test',
+      kind: 'managed-influxdb',
+      timeoutMs: 1000,
+    });
     await store.init();
     const dataDir = await tempDir('gpupulse-data-');
     const server = await startServer({
       store,
       config: {
         dataDir,
-        writeBuffer: { batchSize: 300, flushIntervalMs: 100, maxPoints: 100_000, initialBackoffMs: 100, maxBackoffMs: 400 },
+        writeBuffer: {
+          batchSize: 300,
+          flushIntervalMs: 100,
+          maxPoints: 100_000,
+          initialBackoffMs: 100,
+          maxBackoffMs: 400,
+        },
       },
     });
     expect(server.spool?.dir).toBe(join(dataDir, 'spool'));
@@ -45,7 +56,11 @@ describe('write spool during an influxd outage (real influxd)', () => {
       }
     })();
 
-    await waitFor(() => acked >= 50 && server.buffer.stats.pointsWritten > 0, 5000, 'writes before the outage');
+    await waitFor(
+      () => acked >= 50 && server.buffer.stats.pointsWritten > 0,
+      5000,
+      'writes before the outage',
+    );
     await influxd.stop();
     const before = acked;
     let maxSpooled = 0;

@@ -211,14 +211,24 @@ describe('WriteBuffer with a disk spool', () => {
     const dir = join(await tempDir(), 'spool');
     const store = new FlakyStore();
     store.down = true;
-    const first = new WriteBuffer({ store, batchSize: 5, flushIntervalMs: 10_000, spool: new DiskSpool({ dir }) });
+    const first = new WriteBuffer({
+      store,
+      batchSize: 5,
+      flushIntervalMs: 10_000,
+      spool: new DiskSpool({ dir }),
+    });
     first.enqueue(batch(0, 12));
     const t = Date.now();
     await first.close(5000);
     expect(Date.now() - t).toBeLessThan(2000);
     expect(first.stats.pointsDroppedShutdown).toBe(0);
     store.down = false;
-    const second = new WriteBuffer({ store, batchSize: 5, flushIntervalMs: 20, spool: new DiskSpool({ dir }) });
+    const second = new WriteBuffer({
+      store,
+      batchSize: 5,
+      flushIntervalMs: 20,
+      spool: new DiskSpool({ dir }),
+    });
     onCleanup(() => second.close(500));
     second.start();
     second.enqueue(batch(12, 3));
