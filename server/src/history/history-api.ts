@@ -242,7 +242,7 @@ export async function queryHistory(deps: HistoryDeps, params: URLSearchParams): 
   return { scope: p.scope, id: p.id ?? null, tier, from: alignedFrom, to, stepMs, series: out };
 }
 
-const round = (v: number | null) => (v === null ? null : Math.round(v * 1000) / 1000);
+const round = (v: number | null) => (v === null ? null : Math.round(v * 10_000) / 10_000);
 
 // ---- usage ----
 

@@ -190,14 +190,17 @@ export class InfluxStore implements MetricStore {
   }
 }
 
-/** Quotes an InfluxQL identifier (database, measurement, tag key). */
+/**
+ * Quotes an InfluxQL identifier (database, measurement, tag key). InfluxQL's scanner refuses a raw
+ * newline inside quotes, so it is written as the escape `\n` (which it reads back as a newline).
+ */
 export function quoteIdent(name: string): string {
-  return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 }
 
-/** Quotes an InfluxQL string literal (tag values). */
+/** Quotes an InfluxQL string literal (tag values); `\`, `'` and newlines escaped. */
 export function quoteString(value: string): string {
-  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
 }
 
 async function readError(res: Response): Promise<string> {

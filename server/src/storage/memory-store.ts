@@ -172,8 +172,11 @@ const UNIT_MS: Record<string, number> = {
 };
 const IDENT = String.raw`(?:"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*)`;
 
+/** InfluxQL escapes inside quotes: `\\n` is a newline, `\\x` is x. */
+const unescapeChar = (_m: string, c: string) => (c === 'n' ? '\n' : c);
+
 function unquoteIdent(s: string): string {
-  return s.startsWith('"') ? s.slice(1, -1).replace(/\\(.)/g, '$1') : s;
+  return s.startsWith('"') ? s.slice(1, -1).replace(/\\(.)/g, unescapeChar) : s;
 }
 
 function parseSelect(sql: string, now: number): ParsedSelect {
@@ -196,7 +199,7 @@ function parseSelect(sql: string, now: number): ParsedSelect {
       }
       const g = new RegExp(String.raw`^\s*(${IDENT})\s*=\s*'((?:[^'\\]|\\.)*)'\s*$`).exec(cond);
       if (g) {
-        tagConds.push([unquoteIdent(g[1]!), g[2]!.replace(/\\(.)/g, '$1')]);
+        tagConds.push([unquoteIdent(g[1]!), g[2]!.replace(/\\(.)/g, unescapeChar)]);
         continue;
       }
       throw new StoreQueryError(
