@@ -27,6 +27,8 @@ export interface AgentOptions {
   /** Called with every sample (after it is queued). */
   onSample?: (sample: Sample) => void;
   collectorTimeoutMs?: number;
+  /** First sequence number; default: where the queue says to continue (disk spool), else 0. */
+  firstSeq?: number;
 }
 
 export interface Agent {
@@ -41,6 +43,8 @@ export interface Agent {
   stop(flushTimeoutMs?: number): Promise<void>;
   readonly queue: SampleQueue;
   readonly transport: SocketTransport | null;
+  /** The sequence number the next sample gets. */
+  readonly nextSeq: number;
 }
 
 export function createAgent(options: AgentOptions): Agent {
@@ -85,6 +89,7 @@ export function createAgent(options: AgentOptions): Agent {
     intervalMs: options.intervalMs,
     logger: log.child({ component: 'runner' }),
     timeoutMs: options.collectorTimeoutMs,
+    firstSeq: options.firstSeq ?? queue.nextSeq,
     stats: () => ({
       droppedSamples: queue.dropped,
       spoolSamples: queue.size,
@@ -100,6 +105,9 @@ export function createAgent(options: AgentOptions): Agent {
   return {
     queue,
     transport,
+    get nextSeq() {
+      return runner.nextSeq;
+    },
     start() {
       runner.start();
       transport?.start();

@@ -4,23 +4,53 @@ import { resolve } from 'node:path';
 import { SampleSchema } from '@gpupulse/protocol';
 import { Command, Option } from 'commander';
 import { createAgent } from './agent.ts';
+import { runCheck } from './check.ts';
 import { createCollectors } from './collectors/index.ts';
 import { type AgentConfig, ConfigError, resolveConfig } from './config.ts';
 import { collectInventory } from './inventory.ts';
 import { createLogger } from './logger.ts';
+import type { SampleQueue } from './queue.ts';
+import { DiskSpool } from './spool.ts';
 import { AGENT_VERSION } from './version.ts';
+
+/** SIGTERM → exit within this long, whatever happens. */
+const STOP_DEADLINE_MS = 4_500;
 
 function buildCli(): Command {
   return new Command('gpupulse-agent')
-    .description('Streams GPU (nvidia-smi) and host metrics of this node to a gpupulse server.')
+    .description('Streams GPU (nvidia-smi), process and host metrics of this node to a gpupulse server.')
     .version(AGENT_VERSION)
     .option('--server <url>', 'server base URL, e.g. http://gpupulse:8080 (env GPUPULSE_SERVER)')
     .option('--token <token>', 'agent token accepted by the server (env GPUPULSE_TOKEN)')
     .option('--node <name>', 'node name (env GPUPULSE_NODE; default: hostname)')
     .option('--interval <ms>', 'sampling interval in ms (env GPUPULSE_INTERVAL_MS; default 1000)')
     .option('--nvidia-smi <path>', 'nvidia-smi binary (env GPUPULSE_NVIDIA_SMI; default: nvidia-smi on PATH)')
-    .option('--spool-dir <dir>', 'directory for the unsent-sample spool (env GPUPULSE_SPOOL_DIR)')
+    .option(
+      '--spool-dir <dir>',
+      'disk spool for unacked samples, kept across restarts (env GPUPULSE_SPOOL_DIR; default: in memory, 3600 samples)',
+    )
+    .option(
+      '--spool-max-bytes <size>',
+      'spool size bound, e.g. 256MiB (env GPUPULSE_SPOOL_MAX_BYTES; default 256MiB)',
+    )
+    .option(
+      '--spool-max-age <duration>',
+      'spool age bound, e.g. 24h (env GPUPULSE_SPOOL_MAX_AGE; default 24h)',
+    )
+    .option(
+      '--project-env <names>',
+      'comma-separated environment variables read from GPU processes (env GPUPULSE_PROJECT_ENV; default GPUPULSE_PROJECT,PROJECT)',
+    )
+    .option(
+      '--kmsg <path>',
+      'kernel log followed for NVIDIA XID errors, or "off" (env GPUPULSE_KMSG; default /dev/kmsg)',
+    )
+    .option('--config <file>', 'YAML or JSON config file (env GPUPULSE_CONFIG)')
     .option('--once', 'collect one sample, print it as JSON on stdout, exit')
+    .option(
+      '--check',
+      'check collectors, nvidia-smi, GPUs and the server (token), print the result, exit 0/1',
+    )
     .addOption(
       new Option('--log-level <level>', 'log level (env GPUPULSE_LOG_LEVEL; default info)').choices([
         'fatal',
@@ -34,7 +64,14 @@ function buildCli(): Command {
     )
     .addHelpText(
       'after',
-      '\nFlags win over environment variables. Logs go to stderr as JSON lines; with --once stdout holds only the sample.\nRelative paths are relative to the working directory (agent/ when run through `pnpm agent`).',
+      [
+        '',
+        'Precedence: flags > environment variables > config file > defaults.',
+        'Config file keys: server, token, node, intervalMs, nvidiaSmi, spoolDir, spoolMaxBytes, spoolMaxAge,',
+        'projectEnv, kmsg, logLevel.',
+        'Logs go to stderr as JSON lines; with --once stdout holds only the sample.',
+        'Relative paths are relative to the working directory (agent/ when run through `pnpm agent`).',
+      ].join('\n'),
     );
 }
 
@@ -52,23 +89,37 @@ async function checkSpoolDir(dir: string): Promise<string> {
 }
 
 async function run(config: AgentConfig): Promise<number> {
+  const quiet = config.once || config.check;
   const logger = createLogger({
-    level: config.once ? (config.logLevel === 'info' ? 'warn' : config.logLevel) : config.logLevel,
+    level: quiet ? (config.logLevel === 'info' ? 'warn' : config.logLevel) : config.logLevel,
   });
-  if (config.spoolDir) {
+  if (config.check) return runCheck(config, logger);
+
+  let queue: SampleQueue | undefined;
+  if (config.spoolDir && !config.once) {
     const dir = await checkSpoolDir(config.spoolDir);
-    logger.info({ spoolDir: dir }, 'spool dir accepted; samples are kept in memory in this version');
+    const spool = new DiskSpool({
+      dir,
+      maxBytes: config.spoolMaxBytes,
+      maxAgeMs: config.spoolMaxAgeMs,
+      logger: logger.child({ component: 'spool' }),
+    });
+    logger.info({ spoolDir: dir, ...spool.opened }, 'spool opened');
+    queue = spool;
   }
   const { collectors, nvidiaSmi } = createCollectors({
     nvidiaSmi: config.nvidiaSmi,
     intervalMs: config.intervalMs,
     logger,
+    projectEnv: config.projectEnv,
+    kmsg: config.kmsg === 'off' ? null : config.kmsg,
   });
   const agent = createAgent({
     node: config.node,
     intervalMs: config.intervalMs,
     collectors,
     logger,
+    queue,
     server: config.server && config.token ? { url: config.server, token: config.token } : undefined,
     inventory: () => collectInventory(config.node, nvidiaSmi),
   });
@@ -86,22 +137,47 @@ async function run(config: AgentConfig): Promise<number> {
     return 0;
   }
 
+  const firstSeq = agent.nextSeq;
   logger.info(
-    { node: config.node, server: config.server, intervalMs: config.intervalMs, nvidiaSmi: config.nvidiaSmi },
+    {
+      node: config.node,
+      server: config.server,
+      intervalMs: config.intervalMs,
+      nvidiaSmi: config.nvidiaSmi,
+      spoolDir: config.spoolDir ?? null,
+      configFile: config.configFile ?? null,
+      firstSeq,
+      version: AGENT_VERSION,
+    },
     'gpupulse-agent starting',
   );
   agent.start();
-  await new Promise<void>((resolveStop) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      logger.info({ signal }, 'stopping');
+  const signal = await new Promise<NodeJS.Signals>((resolveStop) => {
+    const onSignal = (sig: NodeJS.Signals) => {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      resolveStop();
+      resolveStop(sig);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  await agent.stop(3_000);
+  logger.info({ signal }, 'stopping');
+  // Whatever hangs, exit 0 within 5 s of SIGTERM (unsent samples stay in the spool, if any).
+  setTimeout(() => {
+    logger.warn('stop took too long; exiting');
+    process.exit(0);
+  }, STOP_DEADLINE_MS).unref();
+  await agent.stop(config.spoolDir ? 1_500 : 3_000);
+  logger.info(
+    {
+      firstSeq,
+      nextSeq: agent.nextSeq,
+      acked: agent.transport?.acked ?? 0,
+      unsent: agent.queue.size,
+      dropped: agent.queue.dropped,
+    },
+    'stopped',
+  );
   return 0;
 }
 

@@ -21,6 +21,8 @@ export interface SampleQueue {
   readonly bytes: number | null;
   /** Samples dropped since start (overflow + rejected). */
   readonly dropped: number;
+  /** The sequence number to continue from (a disk spool persists it); undefined: start at 0. */
+  readonly nextSeq?: number;
   close?(): Promise<void>;
 }
 

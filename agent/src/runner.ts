@@ -16,6 +16,11 @@ export interface RunnerOptions {
   stats?: () => Partial<AgentStats>;
   /** First sequence number (a disk spool continues where it stopped). */
   firstSeq?: number;
+  /**
+   * The first tick waits for every collector's `ready` (the first nvidia-smi round) up to this
+   * long, so the first samples do not show a node with zero GPUs. Default max(2 × interval, 5 s).
+   */
+  firstRoundTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -51,10 +56,17 @@ export class Runner {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.startCollectors();
-    this.startedAt = this.now();
-    this.ticks = 0;
-    this.schedule();
+    const started = this.startCollectors();
+    const wait = this.opts.firstRoundTimeoutMs ?? Math.max(2 * this.opts.intervalMs, 5_000);
+    void started
+      .then(() => Promise.all(this.states.map((s) => s.collector.ready?.(wait))))
+      .catch(() => undefined)
+      .then(() => {
+        if (!this.running) return;
+        this.startedAt = this.now();
+        this.ticks = 0;
+        this.schedule();
+      });
   }
 
   private startCollectors(): Promise<unknown> {

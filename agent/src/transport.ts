@@ -35,6 +35,14 @@ export interface TransportOptions {
   ackTimeoutMs?: number;
   reconnectInitialMs?: number;
   reconnectMaxMs?: number;
+  /** Backlog replay: at most this many samples per batch (default 500) … */
+  replayBatchSize?: number;
+  /** … and at most this many batches per second (default 10, with ±25 % jitter). */
+  replayBatchesPerSec?: number;
+  /** Warn when the server's clock differs by more than this (default 2000 ms). */
+  clockSkewWarnMs?: number;
+  /** Called with each ack's server time and the local receive time (tests, stats). */
+  onServerTime?: (serverTime: number, localTime: number) => void;
 }
 
 function errorText(err: unknown): string {
@@ -58,6 +66,16 @@ export class SocketTransport {
   private lastConnectError: string | null = null;
   private wasConnected = false;
   private idleWaiters: Array<() => void> = [];
+  private replayTimer: NodeJS.Timeout | null = null;
+  private nextReplayAt = 0;
+  private skewWarned = false;
+  private readonly replayBatchSize: number;
+  private readonly replayGapMs: number;
+  private readonly clockSkewWarnMs: number;
+  /** Last measured clock skew (server − agent, ms), null before the first ack. */
+  clockSkewMs: number | null = null;
+  /** Backlog batches sent with `replay: true` since start. */
+  replayBatches = 0;
   /** Samples acked by the server since start. */
   acked = 0;
 
@@ -66,6 +84,9 @@ export class SocketTransport {
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 10_000;
     this.reconnectInitialMs = opts.reconnectInitialMs ?? 1_000;
     this.reconnectMaxMs = opts.reconnectMaxMs ?? 30_000;
+    this.replayBatchSize = Math.max(1, Math.min(LIMITS.maxSamplesPerBatch, opts.replayBatchSize ?? 500));
+    this.replayGapMs = 1000 / Math.max(0.01, opts.replayBatchesPerSec ?? 10);
+    this.clockSkewWarnMs = opts.clockSkewWarnMs ?? 2_000;
     const auth: AgentAuth = {
       token: opts.token,
       node: opts.node,
@@ -105,6 +126,10 @@ export class SocketTransport {
       if (!this.socket.active) this.reconnectLater();
     });
     this.socket.on('server:notice', (n) => {
+      if (n.code === 'CLOCK_SKEW') {
+        if (this.skewWarned) return;
+        this.skewWarned = true;
+      }
       const level = n.level === 'error' ? 'error' : n.level === 'warn' ? 'warn' : 'info';
       this.log[level]({ code: n.code }, `server notice: ${n.message}`);
     });
@@ -133,6 +158,8 @@ export class SocketTransport {
 
   private onConnect(): void {
     this.wasConnected = true;
+    this.skewWarned = false;
+    this.nextReplayAt = 0;
     this.connectErrors = 0;
     this.lastConnectError = null;
     this.log.info({ queued: this.opts.queue.size }, 'connected to server');
@@ -166,7 +193,9 @@ export class SocketTransport {
     try {
       const q = this.opts.queue;
       while (this.socket.connected && !this.closed) {
-        // Live first (the newest sample, once), then the backlog oldest first.
+        // Live first (the newest sample, once), then the backlog oldest first, at a bounded rate
+        // (≤ replayBatchesPerSec batches of ≤ replayBatchSize, jittered) so that many agents
+        // reconnecting at once do not flatten the server.
         const newest = q.newest();
         let batch: Sample[];
         let replay = false;
@@ -174,9 +203,22 @@ export class SocketTransport {
           batch = [newest];
           this.liveSentSeq = newest.seq;
         } else {
-          batch = q.oldest(this.batchLimit);
+          if (q.size === 0) break;
+          const wait = this.nextReplayAt - Date.now();
+          if (wait > 0) {
+            if (!this.replayTimer) {
+              this.replayTimer = setTimeout(() => {
+                this.replayTimer = null;
+                this.notify();
+              }, wait);
+            }
+            break;
+          }
+          batch = q.oldest(Math.min(this.batchLimit, this.replayBatchSize));
           replay = true;
           if (batch.length === 0) break;
+          this.nextReplayAt = Date.now() + this.replayGapMs * (0.75 + Math.random() * 0.5);
+          this.replayBatches++;
         }
         const progressed = await this.sendBatch(batch, replay);
         if (!progressed) {
@@ -196,11 +238,27 @@ export class SocketTransport {
     }
   }
 
+  private checkSkew(serverTime: number, sentAt: number): void {
+    const receivedAt = Date.now();
+    this.opts.onServerTime?.(serverTime, receivedAt);
+    // The server stamped its clock somewhere between send and receive: compare with the midpoint.
+    const skew = serverTime - (sentAt + receivedAt) / 2;
+    this.clockSkewMs = Math.round(skew);
+    if (Math.abs(skew) > this.clockSkewWarnMs && !this.skewWarned) {
+      this.skewWarned = true;
+      this.log.warn(
+        { skewMs: this.clockSkewMs },
+        `server clock is ${Math.abs(this.clockSkewMs)} ms ${skew > 0 ? 'ahead of' : 'behind'} this node; samples keep the node's timestamps (run NTP/chrony)`,
+      );
+    }
+  }
+
   /** Sends one batch; true when the queue made progress. */
   private async sendBatch(batch: Sample[], replay: boolean): Promise<boolean> {
     const q = this.opts.queue;
     const report = replay ? { samples: batch, replay: true } : { samples: batch };
     let ack: Ack<SamplesAckData>;
+    const sentAt = Date.now();
     try {
       ack = (await this.socket
         .timeout(this.ackTimeoutMs)
@@ -210,6 +268,7 @@ export class SocketTransport {
       return false;
     }
     if (ack.ok) {
+      this.checkSkew(ack.data.serverTime, sentAt);
       const removed = q.remove(ack.data.acked);
       this.acked += removed;
       return removed > 0;
@@ -259,6 +318,8 @@ export class SocketTransport {
   close(): void {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.replayTimer) clearTimeout(this.replayTimer);
+    this.replayTimer = null;
     if (this.manualReconnectTimer) clearTimeout(this.manualReconnectTimer);
     this.retryTimer = this.manualReconnectTimer = null;
     this.socket.removeAllListeners();

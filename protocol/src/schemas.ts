@@ -114,6 +114,27 @@ export const HostMetricsSchema = z.object({
   cpuPerCorePercent: z.array(z.number().finite()).max(1024).optional(),
   swapUsedBytes: optMetric,
   swapTotalBytes: optMetric,
+  /** Per network interface (loopback and virtual interfaces left out), bytes per second. */
+  netInterfaces: z
+    .array(z.object({ name: name, rxBytesPerSec: metric, txBytesPerSec: metric }))
+    .max(256)
+    .optional(),
+  /** Block device I/O summed over whole disks, bytes per second. */
+  diskReadBytesPerSec: optMetric,
+  diskWriteBytesPerSec: optMetric,
+  /** Filesystem usage per mount point (refreshed every minute or so, not per sample). */
+  filesystems: z
+    .array(
+      z.object({
+        mount: text,
+        fsType: z.string().max(64).nullable(),
+        sizeBytes: metric,
+        usedBytes: metric,
+        availableBytes: metric,
+      }),
+    )
+    .max(128)
+    .optional(),
 });
 export type HostMetrics = z.infer<typeof HostMetricsSchema>;
 

@@ -6,8 +6,11 @@ import {
   createNvidiaSmiProcessCollector,
   NvidiaSmi,
   type NvidiaSmiOptions,
+  type ProcessCollectorOptions,
 } from './nvidia-smi/collector.ts';
+import { ProcReader } from './nvidia-smi/procfs.ts';
 import type { Collector } from './types.ts';
+import { createXidCollector } from './xid/index.ts';
 
 export type { Collector, SampleParts } from './types.ts';
 
@@ -19,6 +22,12 @@ export interface CollectorSetOptions {
   nvidiaSmiOptions?: Partial<NvidiaSmiOptions>;
   /** Leave out the host collector (tests that only look at GPUs). */
   host?: boolean;
+  /** Environment variables copied from GPU processes into `GpuProcess.env`. */
+  projectEnv?: readonly string[];
+  /** Kernel log followed for XID errors (default /dev/kmsg); null: no XID collector. */
+  kmsg?: string | null;
+  /** Overrides for the process collector (tests). */
+  processOptions?: ProcessCollectorOptions;
 }
 
 export interface CollectorSet {
@@ -34,7 +43,19 @@ export function createCollectors(options: CollectorSetOptions): CollectorSet {
     logger: options.logger.child({ component: 'nvidia-smi' }),
     ...options.nvidiaSmiOptions,
   });
-  const collectors: Collector[] = [createNvidiaSmiGpuCollector(smi), createNvidiaSmiProcessCollector(smi)];
+  const proc = new ProcReader({ projectEnv: options.projectEnv });
+  const collectors: Collector[] = [
+    createNvidiaSmiGpuCollector(smi),
+    createNvidiaSmiProcessCollector(smi, { proc, ...options.processOptions }),
+  ];
   if (options.host !== false) collectors.push(createHostCollector());
+  if (options.kmsg !== null)
+    collectors.push(
+      createXidCollector({
+        path: options.kmsg ?? '/dev/kmsg',
+        logger: options.logger.child({ component: 'xid' }),
+        gpuByPci: () => smi.gpuByPci(),
+      }),
+    );
   return { collectors, nvidiaSmi: smi };
 }

@@ -2,7 +2,19 @@ import type { Sample } from '@gpupulse/protocol';
 import type { Logger } from '../logger.ts';
 
 /** The parts of a sample a collector may contribute; the runner adds seq, ts and agent stats. */
-export type SampleParts = Partial<Pick<Sample, 'gpuCollector' | 'gpuError' | 'gpus' | 'host' | 'processes'>>;
+export type SampleParts = Partial<
+  Pick<
+    Sample,
+    | 'gpuCollector'
+    | 'gpuError'
+    | 'gpus'
+    | 'host'
+    | 'processes'
+    | 'processesMode'
+    | 'processesGone'
+    | 'gpuEvents'
+  >
+>;
 
 /**
  * Minimal collector contract. The runner owns policy: interval, timeout, counters, and what

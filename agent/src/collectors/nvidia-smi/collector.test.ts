@@ -116,7 +116,7 @@ describe('nvidia-smi collector with the fake nvidia-smi', () => {
     await smi.start();
     expect(smi.gpuParts()).toEqual({ gpuCollector: 'absent', gpuError: null, gpus: [] });
     const procs = createNvidiaSmiProcessCollector(smi);
-    expect(await procs.collect()).toEqual({ processes: [] });
+    expect(await procs.collect()).toEqual({ processes: [], processesMode: 'full' });
   });
 
   it('processes: compute apps enriched from /proc (real pid → user, cmdline)', async () => {

@@ -1,17 +1,21 @@
 // I/O side of the nvidia-smi collector: one long-lived `--query-gpu … -lms` child, a watchdog
 // that restarts it with backoff, and one-shot `--query-compute-apps` calls.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import type { GpuCollectorState, GpuMetrics, GpuProcess } from '@gpupulse/protocol';
+import type { GpuCollectorState, GpuMetrics, GpuProcess, GpuProcessKey, MigDevice } from '@gpupulse/protocol';
 import { LIMITS } from '@gpupulse/protocol';
 import { backoffDelay } from '../../backoff.ts';
 import type { Logger } from '../../logger.ts';
 import type { Collector, SampleParts } from '../types.ts';
+import { normalizePciBusId } from '../xid/parse.ts';
 import {
   COMPUTE_APP_FIELDS,
+  migDevicesByGpu,
   type NvidiaSmiVersion,
   parseComputeApps,
   parseGpuRow,
   parseHelpQuery,
+  parseListGpus,
+  parseMigTable,
   parseVersion,
   planGpuQuery,
   RoundAssembler,
@@ -36,6 +40,8 @@ export interface NvidiaSmiOptions {
   quietMs?: number;
   /** Environment for the child (tests). */
   env?: NodeJS.ProcessEnv;
+  /** MIG devices (`-L` + the default table) are refreshed this often while a GPU is in MIG mode. Default 60 s. */
+  migRefreshMs?: number;
 }
 
 interface RunResult {
@@ -127,6 +133,13 @@ export class NvidiaSmi {
   private readyWaiters: Array<() => void> = [];
   private starting: Promise<void> | null = null;
   version: NvidiaSmiVersion | null = null;
+  private mig = new Map<number, MigDevice[]>();
+  private migAt = 0;
+  private migRefreshing = false;
+  private readonly migRefreshMs: number;
+  private pciToUuid = new Map<string, string>();
+  /** Field discoveries since start (the first one included). */
+  discoveries = 0;
   /** Restarts of the loop child since start (for tests and stats). */
   restarts = 0;
   /** Complete rounds received since start. */
@@ -141,6 +154,7 @@ export class NvidiaSmi {
     this.restartInitialMs = opts.restartInitialMs ?? 1_000;
     this.restartMaxMs = opts.restartMaxMs ?? 60_000;
     this.quietMs = opts.quietMs ?? Math.max(5, Math.min(100, Math.floor(opts.intervalMs / 4)));
+    this.migRefreshMs = opts.migRefreshMs ?? 60_000;
   }
 
   get state(): Status {
@@ -159,7 +173,8 @@ export class NvidiaSmi {
 
   /** Resolves at the first round, or when nvidia-smi turns out absent/failing, or after timeoutMs. */
   ready(timeoutMs: number): Promise<void> {
-    if (this.round || this.status === 'absent' || this.status === 'error') return Promise.resolve();
+    if ((this.round && !this.migRefreshing) || this.status === 'absent' || this.status === 'error')
+      return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(done, timeoutMs);
       const waiters = this.readyWaiters;
@@ -179,6 +194,11 @@ export class NvidiaSmi {
     for (const f of w) f();
   }
 
+  /**
+   * Discovers the supported fields (`--help-query-gpu`) and the versions (`--version`), then starts
+   * the loop child. Runs at start and before every restart, so a driver upgrade (nvidia-smi
+   * restarted, version changed) gets a fresh field list.
+   */
   private async discoverAndSpawn(): Promise<void> {
     if (this.stopped) return;
     try {
@@ -190,15 +210,12 @@ export class NvidiaSmi {
       );
       const supported = parseHelpQuery(help.stdout);
       if (supported.size === 0) throw new CommandError('nvidia-smi --help-query-gpu listed no fields', null);
-      this.fields = planGpuQuery(supported);
+      const fields = planGpuQuery(supported);
+      if (this.fields && fields.join(',') !== this.fields.join(','))
+        this.log.info({ fields: fields.length, before: this.fields.length }, 'nvidia-smi fields changed');
+      this.fields = fields;
+      this.discoveries++;
       this.log.debug({ fields: this.fields.length }, 'nvidia-smi fields discovered');
-      // Versions for the inventory, in the background: old drivers have no --version; not fatal.
-      runCommand(this.opts.nvidiaSmi, ['--version'], this.commandTimeoutMs, this.opts.env).then(
-        (v) => {
-          this.version = parseVersion(v.stdout);
-        },
-        () => undefined,
-      );
     } catch (err) {
       const e = err as CommandError;
       if (e.code === 'ENOENT') {
@@ -211,7 +228,102 @@ export class NvidiaSmi {
       this.scheduleRestart();
       return;
     }
+    await this.readVersion();
     this.spawnLoop();
+  }
+
+  /** `--version` (old drivers: the default table's banner); not fatal when it fails. */
+  private async readVersion(): Promise<void> {
+    let v: NvidiaSmiVersion | null = null;
+    try {
+      v = parseVersion(
+        (await runCommand(this.opts.nvidiaSmi, ['--version'], this.commandTimeoutMs, this.opts.env)).stdout,
+      );
+    } catch {
+      v = null;
+    }
+    if (!v?.driverVersion || !v.cudaVersion) {
+      try {
+        const table = parseVersion(
+          (await runCommand(this.opts.nvidiaSmi, [], this.commandTimeoutMs, this.opts.env)).stdout,
+        );
+        v = {
+          nvidiaSmiVersion: v?.nvidiaSmiVersion ?? table.nvidiaSmiVersion,
+          driverVersion: v?.driverVersion ?? table.driverVersion,
+          cudaVersion: v?.cudaVersion ?? table.cudaVersion,
+        };
+      } catch {
+        // keep what --version gave
+      }
+    }
+    if (!v) return;
+    const before = this.version;
+    if (
+      before &&
+      (before.driverVersion !== v.driverVersion || before.nvidiaSmiVersion !== v.nvidiaSmiVersion)
+    )
+      this.log.warn(
+        { from: before.driverVersion, to: v.driverVersion },
+        'NVIDIA driver changed; nvidia-smi fields re-discovered',
+      );
+    this.version = v;
+  }
+
+  /** MIG devices from `nvidia-smi -L` and the default table, in the background, at most every migRefreshMs. */
+  private refreshMig(force = false): void {
+    if (this.migRefreshing || this.stopped) return;
+    if (!force && Date.now() - this.migAt < this.migRefreshMs) return;
+    this.migRefreshing = true;
+    this.migAt = Date.now();
+    void Promise.all([
+      runCommand(this.opts.nvidiaSmi, ['-L'], this.commandTimeoutMs, this.opts.env),
+      runCommand(this.opts.nvidiaSmi, [], this.commandTimeoutMs, this.opts.env).catch(() => ({
+        stdout: '',
+        stderr: '',
+      })),
+    ])
+      .then(([list, table]) => {
+        const next = migDevicesByGpu(parseListGpus(list.stdout), parseMigTable(table.stdout));
+        const count = [...next.values()].reduce((n, d) => n + d.length, 0);
+        const before = [...this.mig.values()].reduce((n, d) => n + d.length, 0);
+        if (count !== before) this.log.info({ migDevices: count }, 'MIG devices changed');
+        this.mig = next;
+      })
+      .catch((err: Error) => this.log.debug({ err: err.message }, 'MIG refresh failed'))
+      .finally(() => {
+        this.migRefreshing = false;
+        if (this.round) {
+          for (const g of this.round)
+            if (g.migModeCurrent === true) g.migDevices = this.mig.get(g.index) ?? [];
+        }
+        this.wake();
+      });
+  }
+
+  /** Adds what the loop query does not carry (CUDA version, MIG devices) to one round, once. */
+  private decorate(gpus: GpuMetrics[]): GpuMetrics[] {
+    const cuda = this.version?.cudaVersion ?? null;
+    const driver = this.version?.driverVersion ?? null;
+    let anyMig = false;
+    const pci = new Map<string, string>();
+    for (const g of gpus) {
+      g.cudaVersion = cuda;
+      if (g.driverVersion === undefined || g.driverVersion === null) g.driverVersion = driver;
+      if (g.migModeCurrent === true) {
+        anyMig = true;
+        g.migDevices = this.mig.get(g.index) ?? [];
+      }
+      const key = normalizePciBusId(g.pciBusId);
+      if (key) pci.set(key, g.uuid);
+    }
+    this.pciToUuid = pci;
+    if (anyMig) this.refreshMig(this.mig.size === 0 && this.migAt === 0);
+    return gpus;
+  }
+
+  /** Normalized PCI bus id → GPU uuid of the latest round (XID events). */
+  gpuByPci(): ReadonlyMap<string, string> {
+    return this.pciToUuid;
   }
 
   private spawnLoop(): void {
@@ -237,14 +349,14 @@ export class NvidiaSmi {
 
     const onRound = (gpus: GpuMetrics[]) => {
       const recovered = this.status !== 'ok' && this.status !== 'starting';
-      this.round = gpus;
+      this.round = this.decorate(gpus);
       this.roundAt = Date.now();
       this.rounds++;
       this.attempt = 0;
       if (recovered) this.log.info({ gpus: gpus.length }, 'nvidia-smi recovered');
       this.status = 'ok';
       this.errorText = null;
-      this.wake();
+      if (!this.migRefreshing) this.wake();
     };
     const onLine = (line: string) => {
       if (line.trim() === '') return;
@@ -344,8 +456,7 @@ export class NvidiaSmi {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       this.restarts++;
-      if (this.fields) this.spawnLoop();
-      else void this.discoverAndSpawn();
+      void this.discoverAndSpawn();
     }, delay);
   }
 
@@ -431,6 +542,73 @@ export interface ProcessCollectorOptions {
   timeoutMs?: number;
   /** Where /proc facts come from (tests may point it elsewhere); null: do not read /proc. */
   proc?: ProcReader | null;
+  /** A full process list at least this often (default 60 s); deltas in between. 0: always full. */
+  fullEveryMs?: number;
+  /** A process whose GPU memory moved by more than this fraction is resent (default 0.05). */
+  memoryChange?: number;
+  now?: () => number;
+}
+
+const processKey = (p: { gpuUuid: string; pid: number }) => `${p.gpuUuid}\u0000${p.pid}`;
+
+/**
+ * Turns the full process list of each interval into what is sent: a full list (`processesMode:
+ * 'full'`) first and then every `fullEveryMs`, in between only changes (`'delta'`: new processes,
+ * processes whose memory moved by > memoryChange, and `processesGone`), nothing when nothing changed.
+ */
+export class ProcessDeltaTracker {
+  private sent = new Map<string, GpuProcess>();
+  private lastFullAt: number | null = null;
+  private readonly fullEveryMs: number;
+  private readonly memoryChange: number;
+
+  constructor(options: { fullEveryMs?: number; memoryChange?: number } = {}) {
+    this.fullEveryMs = options.fullEveryMs ?? 60_000;
+    this.memoryChange = options.memoryChange ?? 0.05;
+  }
+
+  /** The next list must be full (a sample was lost, or the collector failed). */
+  forceFull(): void {
+    this.lastFullAt = null;
+  }
+
+  private changed(before: GpuProcess, now: GpuProcess): boolean {
+    if (before.startedAt !== now.startedAt || before.name !== now.name) return true;
+    const a = before.usedMemoryMiB;
+    const b = now.usedMemoryMiB;
+    if (a === null || b === null) return a !== b;
+    if (a === 0) return b !== 0;
+    return Math.abs(b - a) > this.memoryChange * a;
+  }
+
+  next(list: readonly GpuProcess[], now: number): SampleParts {
+    if (this.lastFullAt === null || now - this.lastFullAt >= this.fullEveryMs) {
+      this.lastFullAt = now;
+      this.sent = new Map(list.map((p) => [processKey(p), p]));
+      return { processes: [...list], processesMode: 'full' };
+    }
+    const changed: GpuProcess[] = [];
+    const seen = new Set<string>();
+    for (const p of list) {
+      const k = processKey(p);
+      seen.add(k);
+      const before = this.sent.get(k);
+      if (!before || this.changed(before, p)) {
+        changed.push(p);
+        this.sent.set(k, p);
+      }
+    }
+    const gone: GpuProcessKey[] = [];
+    for (const [k, p] of this.sent) {
+      if (seen.has(k)) continue;
+      gone.push({ gpuUuid: p.gpuUuid, pid: p.pid });
+      this.sent.delete(k);
+    }
+    if (changed.length === 0 && gone.length === 0) return {};
+    const out: SampleParts = { processes: changed, processesMode: 'delta' };
+    if (gone.length > 0) out.processesGone = gone.slice(0, LIMITS.maxProcessesPerSample);
+    return out;
+  }
 }
 
 /** The compute-process collector: one `--query-compute-apps` per interval, enriched from /proc. */
@@ -440,16 +618,20 @@ export function createNvidiaSmiProcessCollector(
 ): Collector {
   const timeoutMs = options.timeoutMs ?? Math.max(500, Math.min(smi.intervalMs, 5_000));
   const proc = options.proc === undefined ? new ProcReader() : options.proc;
+  const tracker = new ProcessDeltaTracker(options);
+  const now = options.now ?? Date.now;
   return {
     name: 'nvidia-smi-processes',
     async collect() {
-      if (!smi.available) return { processes: [] };
+      if (!smi.available) return tracker.next([], now());
       if (smi.state === 'starting') return {};
-      const apps = await smi.computeApps(timeoutMs);
-      if (!proc) return { processes: apps.slice(0, LIMITS.maxProcessesPerSample) };
-      const enriched = await proc.enrich(apps.slice(0, LIMITS.maxProcessesPerSample));
-      return { processes: enriched };
+      const apps = (await smi.computeApps(timeoutMs)).slice(0, LIMITS.maxProcessesPerSample);
+      const list = proc ? await proc.enrich(apps) : apps;
+      return tracker.next(list, now());
     },
-    fallback: () => ({}),
+    fallback: () => {
+      tracker.forceFull();
+      return {};
+    },
   };
 }

@@ -1,5 +1,5 @@
 // Pure parsing of `nvidia-smi` CSV output. No I/O here: see collector.ts for the child processes.
-import type { GpuMetrics, GpuProcess } from '@gpupulse/protocol';
+import type { GpuMetrics, GpuProcess, MigDevice } from '@gpupulse/protocol';
 import { LIMITS } from '@gpupulse/protocol';
 
 /** A value nvidia-smi prints instead of a number or string: `[N/A]`, `N/A`, `[Not Supported]`, … */
@@ -376,4 +376,90 @@ export function parseVersion(text: string): NvidiaSmiVersion {
     driverVersion: get(/^DRIVER version\s*:\s*(.+)$/m) ?? get(/Driver Version:\s*([\d.]+)/),
     cudaVersion: get(/^CUDA Version\s*:\s*(.+)$/m) ?? get(/CUDA Version:\s*([\d.]+)/),
   };
+}
+
+// ---- MIG (`nvidia-smi -L` and the default table) ----
+
+export interface ListedGpu {
+  index: number;
+  name: string;
+  uuid: string | null;
+  mig: Array<{ index: number; profile: string | null; uuid: string | null }>;
+}
+
+/** `nvidia-smi -L`: GPUs and their MIG devices (`  MIG 3g.71gb  Device  0: (UUID: MIG-…)`). */
+export function parseListGpus(text: string): ListedGpu[] {
+  const out: ListedGpu[] = [];
+  for (const line of text.split('\n')) {
+    const gpu = /^GPU (\d+): (.+?)(?: \(UUID: ([^)]+)\))?\s*$/.exec(line);
+    if (gpu) {
+      out.push({ index: Number(gpu[1]), name: (gpu[2] ?? '').trim(), uuid: gpu[3] ?? null, mig: [] });
+      continue;
+    }
+    const mig = /^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s*(?:\(UUID: ([^)]+)\))?/.exec(line);
+    const last = out[out.length - 1];
+    if (mig && last) last.mig.push({ index: Number(mig[2]), profile: mig[1] ?? null, uuid: mig[3] ?? null });
+  }
+  return out;
+}
+
+export interface MigTableRow {
+  gpu: number;
+  gpuInstanceId: number | null;
+  computeInstanceId: number | null;
+  migDevice: number;
+  memoryUsedMiB: number | null;
+  memoryTotalMiB: number | null;
+}
+
+/**
+ * The `MIG devices:` table of the default `nvidia-smi` output: one row per MIG device with GPU,
+ * GI id, CI id, MIG device index and its memory usage (`16925MiB / 71424MiB`).
+ */
+export function parseMigTable(text: string): MigTableRow[] {
+  const start = text.indexOf('MIG devices:');
+  if (start < 0) return [];
+  const out: MigTableRow[] = [];
+  const lines = text.slice(start).split('\n');
+  for (const line of lines.slice(1)) {
+    if (/Processes:/.test(line)) break;
+    const m =
+      /^\|\s+(\d+)\s+(\d+|N\/A)\s+(\d+|N\/A)\s+(\d+)\s+\|\s+(\d+)MiB\s*\/\s*(\d+)MiB/.exec(line) ??
+      /^\|\s+(\d+)\s+(\d+|N\/A)\s+(\d+|N\/A)\s+(\d+)\s+\|/.exec(line);
+    if (!m) continue;
+    const num = (s: string | undefined) => (s === undefined || s === 'N/A' ? null : Number(s));
+    out.push({
+      gpu: Number(m[1]),
+      gpuInstanceId: num(m[2]),
+      computeInstanceId: num(m[3]),
+      migDevice: Number(m[4]),
+      memoryUsedMiB: num(m[5]),
+      memoryTotalMiB: num(m[6]),
+    });
+  }
+  return out;
+}
+
+/** MIG devices per GPU index, joining `-L` (profile, uuid) with the table (GI/CI ids, memory). */
+export function migDevicesByGpu(
+  list: readonly ListedGpu[],
+  table: readonly MigTableRow[],
+): Map<number, MigDevice[]> {
+  const out = new Map<number, MigDevice[]>();
+  for (const g of list) {
+    const devices: MigDevice[] = g.mig.map((d) => {
+      const row = table.find((r) => r.gpu === g.index && r.migDevice === d.index);
+      return {
+        index: d.index,
+        uuid: d.uuid,
+        profile: d.profile,
+        gpuInstanceId: row?.gpuInstanceId ?? null,
+        computeInstanceId: row?.computeInstanceId ?? null,
+        memoryTotalMiB: row?.memoryTotalMiB ?? null,
+        memoryUsedMiB: row?.memoryUsedMiB ?? null,
+      };
+    });
+    out.set(g.index, devices);
+  }
+  return out;
 }

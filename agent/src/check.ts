@@ -1,0 +1,145 @@
+// `gpupulse-agent --check`: which collectors work, nvidia-smi version, GPUs found, server reachable
+// and token accepted. Prints one line per check on stdout; exit code 1 when any check failed.
+import { access, constants } from 'node:fs/promises';
+import { AGENT_NAMESPACE, type AgentAuth, PROTOCOL_VERSION } from '@gpupulse/protocol';
+import { io } from 'socket.io-client';
+import { createCollectors } from './collectors/index.ts';
+import type { AgentConfig } from './config.ts';
+import type { Logger } from './logger.ts';
+import { Runner } from './runner.ts';
+import { AGENT_VERSION } from './version.ts';
+
+export interface CheckLine {
+  ok: boolean | null;
+  what: string;
+  detail: string;
+}
+
+function line(l: CheckLine): string {
+  const mark = l.ok === null ? 'skip' : l.ok ? 'ok  ' : 'FAIL';
+  return `${mark}  ${l.what}: ${l.detail}`;
+}
+
+/** Connects to `<server>/agent` with the token; resolves with null when accepted, else the reason. */
+export function checkServer(
+  url: string,
+  token: string,
+  node: string,
+  timeoutMs = 10_000,
+): Promise<string | null> {
+  return new Promise((resolve) => {
+    const auth: AgentAuth = {
+      token,
+      node,
+      protocolVersion: PROTOCOL_VERSION,
+      agentVersion: AGENT_VERSION,
+    };
+    const socket = io(`${url.replace(/\/+$/, '')}${AGENT_NAMESPACE}`, {
+      auth,
+      transports: ['websocket'],
+      reconnection: false,
+      timeout: timeoutMs,
+    });
+    const done = (why: string | null) => {
+      clearTimeout(t);
+      socket.removeAllListeners();
+      socket.disconnect();
+      resolve(why);
+    };
+    const t = setTimeout(() => done(`no answer within ${timeoutMs} ms`), timeoutMs);
+    socket.on('connect', () => done(null));
+    socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
+      done(err.data?.code ? `${err.data.code}: ${err.data.message ?? ''}` : `unreachable (${err.message})`);
+    });
+  });
+}
+
+export async function runCheck(config: AgentConfig, logger: Logger, out = process.stdout): Promise<number> {
+  const lines: CheckLine[] = [];
+  const print = (l: CheckLine) => {
+    lines.push(l);
+    out.write(`${line(l)}\n`);
+  };
+  const { collectors, nvidiaSmi } = createCollectors({
+    nvidiaSmi: config.nvidiaSmi,
+    intervalMs: config.intervalMs,
+    logger,
+    projectEnv: config.projectEnv,
+    kmsg: config.kmsg === 'off' ? null : config.kmsg,
+  });
+  const runner = new Runner({ collectors, intervalMs: config.intervalMs, logger, timeoutMs: 10_000 });
+  const sample = await runner.collectOnce(15_000);
+  await runner.stop();
+
+  const v = nvidiaSmi.version;
+  if (sample.gpuCollector === 'absent') {
+    print({ ok: false, what: 'nvidia-smi', detail: `${config.nvidiaSmi} not found` });
+  } else if (sample.gpuCollector === 'ok') {
+    print({
+      ok: true,
+      what: 'nvidia-smi',
+      detail: `version ${v?.nvidiaSmiVersion ?? 'unknown'}, driver ${v?.driverVersion ?? 'unknown'}, CUDA ${v?.cudaVersion ?? 'unknown'}`,
+    });
+  } else {
+    print({
+      ok: false,
+      what: 'nvidia-smi',
+      detail: `${sample.gpuCollector}: ${sample.gpuError ?? 'no data'}`,
+    });
+  }
+  print({
+    ok: sample.gpuCollector === 'ok' ? sample.gpus.length > 0 : false,
+    what: 'GPUs',
+    detail:
+      sample.gpus.length > 0
+        ? `${sample.gpus.length} found: ${sample.gpus.map((g) => `${g.index} ${g.name}`).join('; ')}`
+        : 'none found',
+  });
+  const errors = sample.agent?.collectorErrors ?? {};
+  const durations = sample.agent?.collectorDurationsMs ?? {};
+  for (const c of collectors) {
+    const failed = (errors[c.name] ?? 0) > 0;
+    let detail = failed ? 'failed (see the log)' : `works (${durations[c.name] ?? 0} ms)`;
+    if (c.name === 'nvidia-smi-processes' && !failed)
+      detail += `, ${sample.processes?.length ?? 0} GPU process(es)`;
+    if (c.name === 'host' && !failed)
+      detail += sample.host ? `, ${sample.host.cpuPerCorePercent?.length ?? 0} cores` : '';
+    if (c.name === 'xid') {
+      const readable = await access(config.kmsg, constants.R_OK).then(
+        () => true,
+        () => false,
+      );
+      print({
+        ok: readable ? !failed : null,
+        what: 'collector xid',
+        detail: readable ? `follows ${config.kmsg}` : `${config.kmsg} not readable: XID events off`,
+      });
+      continue;
+    }
+    print({ ok: !failed, what: `collector ${c.name}`, detail });
+  }
+  if (config.spoolDir) {
+    const w = await access(config.spoolDir, constants.W_OK).then(
+      () => true,
+      () => false,
+    );
+    print({
+      ok: w,
+      what: 'spool dir',
+      detail: w ? `${config.spoolDir} writable` : `${config.spoolDir} not writable`,
+    });
+  }
+  if (config.server && config.token) {
+    const why = await checkServer(config.server, config.token, config.node);
+    print({
+      ok: why === null,
+      what: 'server',
+      detail: why === null ? `${config.server} reachable, token accepted` : `${config.server}: ${why}`,
+    });
+  } else {
+    print({ ok: null, what: 'server', detail: 'not configured (--server, --token)' });
+  }
+  const failed = lines.filter((l) => l.ok === false).length;
+  out.write(failed === 0 ? 'all checks passed\n' : `${failed} check(s) failed\n`);
+  return failed === 0 ? 0 : 1;
+}
