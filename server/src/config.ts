@@ -81,8 +81,11 @@ export interface ServerConfig {
 }
 
 export interface RetentionConfig {
-  /** `auto`: create/alter retention policies on InfluxDB 1.x at start when permitted; `off`: never, write everything to the default RP. */
-  policies: 'auto' | 'off';
+  /**
+   * `auto`: create/alter retention policies on InfluxDB 1.x at start when permitted; `existing`: use
+   * `rp_1m`/`rp_1h` without creating them (2.x DBRP mappings); `off`: everything to the default RP.
+   */
+  policies: 'auto' | 'existing' | 'off';
   /** InfluxQL durations (`14d`, `180d`, `INF`). */
   raw: string;
   oneMinute: string;
@@ -175,7 +178,11 @@ const EnvSchema = z.object({
       .optional(),
   ),
   GPUPULSE_RETENTION_POLICIES: opt.pipe(
-    z.enum(['auto', 'off'], { message: 'GPUPULSE_RETENTION_POLICIES must be auto or off' }).optional(),
+    z
+      .enum(['auto', 'existing', 'off'], {
+        message: 'GPUPULSE_RETENTION_POLICIES must be auto, existing or off',
+      })
+      .optional(),
   ),
   GPUPULSE_RETENTION_RAW: opt.pipe(duration('GPUPULSE_RETENTION_RAW')),
   GPUPULSE_RETENTION_1M: opt.pipe(duration('GPUPULSE_RETENTION_1M')),

@@ -23,6 +23,8 @@ export async function ensureRetentionPolicies(
   logger?: Logger,
 ): Promise<TierPolicies> {
   if (retention.policies === 'off') return {};
+  // InfluxDB 2.x with DBRP mappings made by hand: use the names, create nothing.
+  if (retention.policies === 'existing') return { '1m': RP_NAMES['1m'], '1h': RP_NAMES['1h'] };
   const out: TierPolicies = {};
   let existing: Set<string>;
   try {
