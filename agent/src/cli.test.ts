@@ -1,5 +1,8 @@
 // The CLI as users run it: node bin/gpupulse-agent.mjs …
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SampleSchema } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { AGENT_BIN_PATH, FAKE_NVIDIA_SMI_PATH } from './index.ts';
@@ -49,7 +52,13 @@ describe('gpupulse-agent CLI', () => {
       '--interval',
       '--nvidia-smi',
       '--spool-dir',
+      '--spool-max-bytes',
+      '--spool-max-age',
+      '--project-env',
+      '--kmsg',
+      '--config',
       '--once',
+      '--check',
     ]) {
       expect(stdout).toContain(f);
     }
@@ -62,4 +71,66 @@ describe('gpupulse-agent CLI', () => {
     expect(stderr).toMatch(/--interval \(GPUPULSE_INTERVAL_MS\)/);
     expect(stderr).toMatch(/--server \(GPUPULSE_SERVER\): is required unless --once/);
   });
+
+  it('--check without a server: collectors, nvidia-smi version and GPUs listed, exit 0', async () => {
+    const { code, stdout } = await run(['--check', '--nvidia-smi', FAKE_NVIDIA_SMI_PATH, '--kmsg', 'off'], {
+      FAKE_NVIDIA_SMI_GPUS: '2',
+    });
+    expect(stdout).toMatch(/^ok {4}nvidia-smi: version 590\.48\.01, driver 590\.48\.01, CUDA 13\.1$/m);
+    expect(stdout).toMatch(/^ok {4}GPUs: 2 found/m);
+    expect(stdout).toMatch(/^ok {4}collector host: works/m);
+    expect(stdout).toMatch(/^ok {4}collector nvidia-smi-processes: works .*3 GPU process/m);
+    expect(stdout).toMatch(/^skip {2}server: not configured/m);
+    expect(code).toBe(0);
+  });
+
+  it('--check with a failing nvidia-smi and an unreachable server: exit 1, says why', async () => {
+    const { code, stdout } = await run(
+      ['--check', '--nvidia-smi', FAKE_NVIDIA_SMI_PATH, '--server', 'http://127.0.0.1:1', '--token', 't'],
+      { FAKE_NVIDIA_SMI_MODE: 'fail' },
+    );
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^FAIL {2}nvidia-smi: error: .*Unable to determine the device handle/m);
+    expect(stdout).toMatch(/^FAIL {2}server: http:\/\/127\.0\.0\.1:1: unreachable/m);
+  });
+
+  it('SIGTERM: exits 0 within 5 s even with the server unreachable (samples stay in the spool)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpupulse-cli-spool-'));
+    const child = spawn(
+      process.execPath,
+      [
+        AGENT_BIN_PATH,
+        '--server',
+        'http://127.0.0.1:1',
+        '--token',
+        't',
+        '--interval',
+        '200',
+        '--spool-dir',
+        dir,
+        '--nvidia-smi',
+        FAKE_NVIDIA_SMI_PATH,
+        '--kmsg',
+        'off',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const t0 = Date.now();
+    while (!/"msg":"gpupulse-agent starting"/.test(err) || Date.now() - t0 < 2_500) {
+      if (Date.now() - t0 > 15_000) throw new Error(`agent did not start: ${err}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const sent = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - sent).toBeLessThan(5_000);
+    const stopped = err.split('\n').find((l) => l.includes('"msg":"stopped"'));
+    expect(JSON.parse(stopped ?? '{}').unsent).toBeGreaterThan(0);
+    rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
 });

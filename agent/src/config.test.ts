@@ -1,6 +1,8 @@
-import os from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, resolveConfig } from './config.ts';
+import { ConfigError, parseDuration, parseSize, resolveConfig } from './config.ts';
 
 describe('resolveConfig', () => {
   it('defaults', () => {
@@ -37,5 +39,61 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ once: true, interval: 'fast' }, {})).toThrow(ConfigError);
     expect(() => resolveConfig({ once: true, interval: '10' }, {})).toThrow(/--interval .*at least 100/);
     expect(() => resolveConfig({ once: true, node: 'bad\nname' }, {})).toThrow(/--node/);
+  });
+
+  it('defaults of the new settings', () => {
+    const c = resolveConfig({ once: true }, {});
+    expect(c).toMatchObject({
+      spoolMaxBytes: 256 * 1024 * 1024,
+      spoolMaxAgeMs: 24 * 3600_000,
+      projectEnv: ['GPUPULSE_PROJECT', 'PROJECT'],
+      kmsg: '/dev/kmsg',
+      check: false,
+    });
+  });
+  it('sizes and durations', () => {
+    expect(parseSize('256MiB')).toBe(256 * 1024 * 1024);
+    expect(parseSize('1GB')).toBe(1e9);
+    expect(parseSize('4096')).toBe(4096);
+    expect(parseSize('lots')).toBeNull();
+    expect(parseDuration('24h')).toBe(86_400_000);
+    expect(parseDuration('90m')).toBe(5_400_000);
+    expect(parseDuration('3600')).toBe(3_600_000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(() => resolveConfig({ once: true, spoolMaxBytes: 'huge' }, {})).toThrow(
+      /--spool-max-bytes \(GPUPULSE_SPOOL_MAX_BYTES\)/,
+    );
+    expect(() => resolveConfig({ once: true, projectEnv: 'OK,not ok' }, {})).toThrow(/--project-env/);
+  });
+  it('config file (YAML or JSON): flags > env > file > defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpupulse-config-'));
+    const yaml = join(dir, 'agent.yaml');
+    writeFileSync(
+      yaml,
+      'server: http://file:8080\ntoken: t-file\nnode: node-file\nintervalMs: 5000\nspoolDir: /var/spool/file\nspoolMaxBytes: 1GiB\nspoolMaxAge: 12h\nprojectEnv: [LAB_PROJECT, PROJECT]\n',
+    );
+    const fromFile = resolveConfig({ config: yaml }, {});
+    expect(fromFile).toMatchObject({
+      server: 'http://file:8080',
+      token: 't-file',
+      node: 'node-file',
+      intervalMs: 5000,
+      spoolMaxBytes: 1024 ** 3,
+      spoolMaxAgeMs: 12 * 3600_000,
+      projectEnv: ['LAB_PROJECT', 'PROJECT'],
+      configFile: yaml,
+    });
+    const env = { GPUPULSE_CONFIG: yaml, GPUPULSE_NODE: 'node-env', GPUPULSE_INTERVAL_MS: '2000' };
+    expect(resolveConfig({ interval: '700' }, env)).toMatchObject({
+      node: 'node-env',
+      intervalMs: 700,
+      token: 't-file',
+    });
+    const json = join(dir, 'agent.json');
+    writeFileSync(json, JSON.stringify({ server: 'http://json:1', token: 'j', kmsg: 'off' }));
+    expect(resolveConfig({ config: json }, {})).toMatchObject({ server: 'http://json:1', kmsg: 'off' });
+    writeFileSync(json, JSON.stringify({ sever: 'typo' }));
+    expect(() => resolveConfig({ config: json }, {})).toThrow(/unknown key\(s\) sever/);
+    expect(() => resolveConfig({ config: join(dir, 'missing.yaml') }, {})).toThrow(/cannot read/);
   });
 });

@@ -94,3 +94,50 @@ describe('MemoryQueue', () => {
     expect(q.dropped).toBe(3);
   });
 });
+
+describe('Runner: the first samples', () => {
+  it('wait for the collectors to be ready (the first nvidia-smi round) instead of reporting zero GPUs', async () => {
+    let ready = false;
+    const slowGpu: Collector = {
+      ...okGpu,
+      ready: () =>
+        new Promise<void>((r) =>
+          setTimeout(() => {
+            ready = true;
+            r();
+          }, 300),
+        ),
+      collect: async () => (ready ? okGpu.collect() : { gpuCollector: 'stale', gpus: [] }),
+    };
+    const samples: Array<{ gpus: number; at: number }> = [];
+    const t0 = Date.now();
+    const r = new Runner({
+      collectors: [slowGpu],
+      intervalMs: 50,
+      logger: createSilentLogger(),
+      onSample: (s) => samples.push({ gpus: s.gpus.length, at: Date.now() - t0 }),
+    });
+    r.start();
+    await new Promise((res) => setTimeout(res, 600));
+    await r.stop();
+    expect(samples.length).toBeGreaterThan(2);
+    expect(samples.every((s) => s.gpus === 1)).toBe(true);
+    expect(samples[0]?.at).toBeGreaterThanOrEqual(300);
+  });
+
+  it('ready never comes: samples start after firstRoundTimeoutMs', async () => {
+    const never: Collector = { ...okGpu, ready: () => new Promise<void>(() => {}) };
+    const seqs: number[] = [];
+    const r = new Runner({
+      collectors: [never],
+      intervalMs: 50,
+      firstRoundTimeoutMs: 100,
+      logger: createSilentLogger(),
+      onSample: (s) => seqs.push(s.seq),
+    });
+    r.start();
+    await new Promise((res) => setTimeout(res, 400));
+    await r.stop();
+    expect(seqs.length).toBeGreaterThan(2);
+  });
+});

@@ -59,7 +59,12 @@ export class Runner {
     const started = this.startCollectors();
     const wait = this.opts.firstRoundTimeoutMs ?? Math.max(2 * this.opts.intervalMs, 5_000);
     void started
-      .then(() => Promise.all(this.states.map((s) => s.collector.ready?.(wait))))
+      .then(() =>
+        Promise.race([
+          Promise.all(this.states.map((s) => s.collector.ready?.(wait))),
+          new Promise<void>((r) => setTimeout(r, wait).unref()),
+        ]),
+      )
       .catch(() => undefined)
       .then(() => {
         if (!this.running) return;

@@ -13,8 +13,9 @@ import {
 import { Server } from 'socket.io';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSilentLogger } from './logger.ts';
-import { MemoryQueue } from './queue.ts';
-import { SocketTransport } from './transport.ts';
+import { MemoryQueue, type SampleQueue } from './queue.ts';
+import { DiskSpool } from './spool.ts';
+import { SocketTransport, type TransportOptions } from './transport.ts';
 
 interface Harness {
   url: string;
@@ -93,7 +94,11 @@ const sample = (seq: number): Sample => ({
   host: null,
 });
 
-function connect(url: string, queue: MemoryQueue, extra: { ackTimeoutMs?: number } = {}) {
+function connect(
+  url: string,
+  queue: SampleQueue,
+  extra: Partial<Omit<TransportOptions, 'queue' | 'url'>> = {},
+) {
   const t = new SocketTransport({
     url,
     token: 'tok',
@@ -210,5 +215,71 @@ describe('SocketTransport', () => {
     t.notify();
     expect(await t.flush(200)).toBe(false);
     expect(q.size).toBe(1);
+  });
+
+  it('replay is bounded: ≤ batch size per report, ≤ batches per second; live samples go first', async () => {
+    const h = await startServer();
+    const q = new MemoryQueue();
+    for (let i = 0; i < 50; i++) q.push(sample(i));
+    const t = connect(h.url, q, { replayBatchSize: 10, replayBatchesPerSec: 20 });
+    const t0 = Date.now();
+    t.start();
+    await until(() => t.connected);
+    q.push(sample(50));
+    t.notify();
+    await until(() => q.size === 0);
+    const elapsed = Date.now() - t0;
+    const replays = h.reports.filter((r) => r.replay);
+    expect(replays.length).toBe(5);
+    for (const r of replays) expect(r.seqs.length).toBeLessThanOrEqual(10);
+    // 5 batches at 20/s (±25 % jitter) take at least 4 × 37 ms
+    expect(elapsed).toBeGreaterThanOrEqual(140);
+    // both live samples went before any replay batch that was due after them
+    expect(h.reports[0]).toEqual({ seqs: [49], replay: false });
+    expect(h.reports.find((r) => r.seqs.includes(50))?.replay).toBe(false);
+    expect(replays.flatMap((r) => r.seqs).every((s, i, all) => i === 0 || s > (all[i - 1] ?? -1))).toBe(true); // oldest first
+  });
+
+  it('clock skew > 2 s: measured from the ack, warned once per connection', async () => {
+    const h = await startServer();
+    h.reply = (samples) => ({
+      ok: true,
+      data: { acked: samples.map((s) => s.seq), serverTime: Date.now() + 5_000 },
+    });
+    const warnings: string[] = [];
+    const logger = createSilentLogger();
+    logger.warn = ((_o: unknown, msg?: string) => {
+      warnings.push(String(msg));
+    }) as typeof logger.warn;
+    const q = new MemoryQueue();
+    const t = connect(h.url, q, { logger });
+    t.start();
+    await until(() => t.connected);
+    for (let i = 0; i < 3; i++) {
+      q.push(sample(i));
+      t.notify();
+      await until(() => q.size === 0);
+    }
+    expect(t.clockSkewMs).toBeGreaterThan(4_500);
+    expect(warnings.filter((w) => w.includes('server clock is'))).toHaveLength(1);
+  });
+
+  it('with the disk spool: an outage backlog is replayed from disk, oldest first, and the spool empties', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'gpupulse-transport-spool-'));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const q = new DiskSpool({ dir, segmentBytes: 4096, maxAgeMs: 1e12 }); // the samples are from 2023
+    for (let i = 0; i < 200; i++) q.push(sample(i));
+    const h = await startServer();
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => q.size === 0);
+    expect(h.received.map((s) => s.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+    expect(q.bytes).toBe(0);
+    await q.close();
   });
 });

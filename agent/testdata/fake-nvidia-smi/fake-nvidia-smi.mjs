@@ -5,7 +5,7 @@
 // Env:
 //   FAKE_NVIDIA_SMI_CAPTURE  capture file name (in the agent's nvidia-smi testdata) or absolute path
 //   FAKE_NVIDIA_SMI_STATE    idle | load (default load)
-//   FAKE_NVIDIA_SMI_MODE     ok (default) | hang | fail | hang-after=N
+//   FAKE_NVIDIA_SMI_MODE     ok (default) | hang | fail | hang-after=N | die-after=N
 //   FAKE_NVIDIA_SMI_GPUS     replicate the captured GPU row N times (index/uuid/bus id varied)
 //   FAKE_NVIDIA_SMI_APPS     JSON array of {gpu_uuid?, pid, process_name, used_gpu_memory} for --query-compute-apps
 import { readFileSync } from 'node:fs';
@@ -23,6 +23,7 @@ const capturePath = isAbsolute(captureName) ? captureName : join(CAPTURE_DIR, ca
 const state = env.FAKE_NVIDIA_SMI_STATE || 'load';
 const mode = env.FAKE_NVIDIA_SMI_MODE || 'ok';
 const hangAfter = mode.startsWith('hang-after=') ? Number(mode.slice('hang-after='.length)) : null;
+const dieAfter = mode.startsWith('die-after=') ? Number(mode.slice('die-after='.length)) : null;
 
 const out = (s) => process.stdout.write(s);
 const hangForever = () => setInterval(() => {}, 1 << 30);
@@ -236,6 +237,7 @@ function main() {
   let rounds = 0;
   const tick = () => {
     if (hangAfter !== null && rounds >= hangAfter) return void hangForever();
+    if (dieAfter !== null && rounds >= dieAfter) return die(FAIL_MESSAGE, 15);
     out(renderRound());
     rounds++;
     setTimeout(tick, opts.loopMs);

@@ -111,6 +111,74 @@ describe('nvidia-smi collector with the fake nvidia-smi', () => {
     await until(() => smi.restarts >= 2);
   });
 
+  it('die mid-run (exit 15 with the device-handle message): error, restart with backoff, recovery', async () => {
+    const smi = fake({ FAKE_NVIDIA_SMI_MODE: 'die-after=2' });
+    const states = new Set<string>();
+    await smi.start();
+    await smi.ready(5_000);
+    await until(() => {
+      states.add(smi.gpuParts().gpuCollector ?? '');
+      return smi.restarts >= 2 && smi.gpuParts().gpuCollector === 'ok';
+    }, 8_000);
+    expect(states).toContain('error');
+    expect(smi.discoveries).toBeGreaterThanOrEqual(3); // fields re-discovered before every restart
+  });
+
+  it('killed loop child: GPUs reported error with the exit reason, restarted', async () => {
+    const smi = fake({ FAKE_NVIDIA_SMI_GPUS: '2' }, { restartInitialMs: 300 });
+    await smi.start();
+    await smi.ready(5_000);
+    const pid = smi.childPid as number;
+    process.kill(pid, 'SIGKILL');
+    await until(() => smi.gpuParts().gpuCollector === 'error');
+    const parts = smi.gpuParts();
+    expect(parts.gpuError).toMatch(/signal SIGKILL/);
+    expect(parts.gpus?.map((g) => g.state)).toEqual(['error', 'error']);
+    await until(() => smi.gpuParts().gpuCollector === 'ok' && smi.childPid !== pid);
+  });
+
+  it('driver change: after a restart the version and the field list are discovered again', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    const smi = fake({}, { env });
+    await smi.start();
+    await smi.ready(5_000);
+    expect(smi.version).toMatchObject({ driverVersion: '590.48.01', cudaVersion: '13.1' });
+    expect(smi.gpuParts().gpus?.[0]).toMatchObject({ cudaVersion: '13.1', driverVersion: '590.48.01' });
+    env.FAKE_NVIDIA_SMI_CAPTURE = 'linux-x86_64__nvidia-l40s__595.80.txt';
+    process.kill(smi.childPid as number, 'SIGKILL');
+    await until(() => smi.gpuParts().gpus?.[0]?.name === 'NVIDIA L40S');
+    expect(smi.version?.driverVersion).toBe('595.80');
+    expect(smi.discoveries).toBe(2);
+    expect(smi.gpuParts().gpus?.[0]).toMatchObject({ driverVersion: '595.80', cudaVersion: '13.2' });
+  });
+
+  it('MIG (H200): mode, the 5 MIG devices with profile, GI/CI ids and memory; utilization unknown, not 0', async () => {
+    const smi = fake({ FAKE_NVIDIA_SMI_CAPTURE: 'linux-x86_64__nvidia-h200-mig__590.48.01.txt' });
+    await smi.start();
+    await smi.ready(5_000);
+    const gpu = smi.gpuParts().gpus?.[0];
+    expect(gpu?.migModeCurrent).toBe(true);
+    expect(gpu?.utilizationGpuPercent).toBeNull();
+    expect(gpu?.migDevices).toHaveLength(5);
+    expect(gpu?.migDevices?.[0]).toEqual({
+      index: 0,
+      uuid: 'MIG-00000000-0000-0000-0000-000000000000',
+      profile: '1c.3g.71gb',
+      gpuInstanceId: 2,
+      computeInstanceId: 0,
+      memoryTotalMiB: 71424,
+      memoryUsedMiB: 16925,
+    });
+    expect(gpu?.migDevices?.map((d) => d.profile)).toEqual([
+      '1c.3g.71gb',
+      '2c.3g.71gb',
+      '2g.35gb',
+      '1g.18gb',
+      '1g.18gb',
+    ]);
+    expect(gpu?.migDevices?.map((d) => d.gpuInstanceId)).toEqual([2, 2, 3, 9, 10]);
+  });
+
   it('missing binary: absent, zero GPUs, no processes', async () => {
     const smi = fake({}, { nvidiaSmi: '/nonexistent/nvidia-smi' });
     await smi.start();

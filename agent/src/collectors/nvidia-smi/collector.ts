@@ -234,29 +234,20 @@ export class NvidiaSmi {
 
   /** `--version` (old drivers: the default table's banner); not fatal when it fails. */
   private async readVersion(): Promise<void> {
-    let v: NvidiaSmiVersion | null = null;
-    try {
-      v = parseVersion(
-        (await runCommand(this.opts.nvidiaSmi, ['--version'], this.commandTimeoutMs, this.opts.env)).stdout,
+    // `--version` and the default table's banner (old drivers have no --version), side by side so
+    // that a hung driver costs one command timeout, not two.
+    const run = (args: string[]) =>
+      runCommand(this.opts.nvidiaSmi, args, this.commandTimeoutMs, this.opts.env).then(
+        (r) => parseVersion(r.stdout),
+        () => null,
       );
-    } catch {
-      v = null;
-    }
-    if (!v?.driverVersion || !v.cudaVersion) {
-      try {
-        const table = parseVersion(
-          (await runCommand(this.opts.nvidiaSmi, [], this.commandTimeoutMs, this.opts.env)).stdout,
-        );
-        v = {
-          nvidiaSmiVersion: v?.nvidiaSmiVersion ?? table.nvidiaSmiVersion,
-          driverVersion: v?.driverVersion ?? table.driverVersion,
-          cudaVersion: v?.cudaVersion ?? table.cudaVersion,
-        };
-      } catch {
-        // keep what --version gave
-      }
-    }
-    if (!v) return;
+    const [fromVersion, fromTable] = await Promise.all([run(['--version']), run([])]);
+    if (!fromVersion && !fromTable) return;
+    const v: NvidiaSmiVersion = {
+      nvidiaSmiVersion: fromVersion?.nvidiaSmiVersion ?? fromTable?.nvidiaSmiVersion ?? null,
+      driverVersion: fromVersion?.driverVersion ?? fromTable?.driverVersion ?? null,
+      cudaVersion: fromVersion?.cudaVersion ?? fromTable?.cudaVersion ?? null,
+    };
     const before = this.version;
     if (
       before &&
@@ -494,6 +485,11 @@ export class NvidiaSmi {
       this.opts.env,
     );
     return parseComputeApps(stdout, COMPUTE_APP_FIELDS);
+  }
+
+  /** pid of the loop child, when one runs (tests). */
+  get childPid(): number | undefined {
+    return this.child?.pid;
   }
 
   /** Latest GPUs for the inventory. */
