@@ -75,6 +75,8 @@ export interface TimeSeriesOptions {
   formatTime: (time: number, withDate: boolean) => string;
   yMin?: number;
   yMax?: number;
+  /** Tick spacing on the value axis (with yMax: round ticks in display units). */
+  yInterval?: number;
   /** Accessible description (ECharts `aria.label`). */
   description?: string;
   showLegend?: boolean;
@@ -143,6 +145,7 @@ export function buildTimeSeriesOption(o: TimeSeriesOptions): EChartsCoreOption {
       type: 'value',
       min: o.yMin,
       max: o.yMax,
+      interval: o.yInterval,
       axisLabel: { color: p.muted, formatter: (v: number) => o.format(v) },
       splitLine: { lineStyle: { color: p.grid } },
     },
@@ -151,8 +154,9 @@ export function buildTimeSeriesOption(o: TimeSeriesOptions): EChartsCoreOption {
       return {
         type: 'line',
         name: s.name,
-        showSymbol: false,
-        symbol: 'none',
+        // A few points (a fresh node, a short history) are drawn as dots so they show at all.
+        showSymbol: s.points.length < 30,
+        symbolSize: 4,
         connectNulls: false,
         sampling: 'lttb',
         data: s.points,

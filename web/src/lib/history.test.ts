@@ -56,7 +56,7 @@ describe('historyUrl', () => {
     expect(url.startsWith('/api/v1/history?scope=node&id=')).toBe(true);
     const p = new URL(url, 'http://x').searchParams;
     expect(p.get('id')).toBe(`<img src=x onerror=alert(1)> "q" & 노드`);
-    expect(p.get('metrics')).toBe('utilizationGpuPercent,memoryUsedMiB');
+    expect(p.get('metrics')).toBe('utilization,memory');
     expect(p.get('from')).toBe('1000');
     expect(p.get('step')).toBe('1000');
     expect(url).not.toContain('<');
@@ -79,11 +79,13 @@ describe('parseHistory', () => {
     stepMs: 1000,
     series: [
       { metric: 'utilization_gpu', key: 'GPU-a', points: [[2000, 5], [1000, 4]] },
-      { metric: 'memoryUsedMiB', key: '1', points: [[1000, 10]] },
+      { metric: 'memory', key: '1', points: [[1000, 10]] },
     ],
   };
   it('accepts Telegraf field names, sorts points, and finds a GPU by uuid or index', () => {
     expect(normalizeMetric('temperature_gpu')).toBe('temperatureCelsius');
+    expect(normalizeMetric('clocks_memory')).toBe('clocksMemoryMHz');
+    expect(normalizeMetric('gpus_in_use')).toBe('gpus_in_use');
     const parsed = parseHistory(res);
     expect(pointsForGpu(parsed, 'utilizationGpuPercent', { uuid: 'GPU-a', index: 0 })).toEqual([
       [1000, 4],

@@ -62,28 +62,36 @@ export function historyUrl(q: HistoryQuery): string {
   const p = new URLSearchParams();
   p.set('scope', q.scope);
   if (q.id !== null) p.set('id', q.id);
-  p.set('metrics', q.metrics.join(','));
+  p.set('metrics', q.metrics.map(apiMetric).join(','));
   p.set('from', String(Math.floor(q.from)));
   p.set('to', String(Math.floor(q.to)));
   if (q.stepMs !== undefined) p.set('step', String(Math.round(q.stepMs)));
   return `/api/v1/history?${p.toString()}`;
 }
 
-/** The metrics the detail charts draw: protocol key ↔ InfluxDB (Telegraf) field name. */
+/**
+ * The metrics the detail charts draw: protocol key, the history API's metric name, and the
+ * InfluxDB (Telegraf) field name (series come back under the API name; the others are accepted).
+ */
 export const GPU_CHART_METRICS = [
-  ['utilizationGpuPercent', 'utilization_gpu'],
-  ['memoryUsedMiB', 'memory_used'],
-  ['temperatureCelsius', 'temperature_gpu'],
-  ['powerDrawWatts', 'power_draw'],
-  ['clocksSmMHz', 'clocks_current_sm'],
-  ['clocksMemoryMHz', 'clocks_current_memory'],
+  ['utilizationGpuPercent', 'utilization', 'utilization_gpu'],
+  ['memoryUsedMiB', 'memory', 'memory_used'],
+  ['temperatureCelsius', 'temperature', 'temperature_gpu'],
+  ['powerDrawWatts', 'power', 'power_draw'],
+  ['clocksSmMHz', 'clocks', 'clocks_current_sm'],
+  ['clocksMemoryMHz', 'clocks_memory', 'clocks_current_memory'],
 ] as const;
 export type GpuChartMetric = (typeof GPU_CHART_METRICS)[number][0];
 export const GPU_METRIC_KEYS: readonly GpuChartMetric[] = GPU_CHART_METRICS.map(([k]) => k);
 
-/** Accepts a series' metric as the protocol key or the InfluxDB field name. */
+/** The history API's name for a metric (`utilizationGpuPercent` → `utilization`); others pass through. */
+export function apiMetric(metric: string): string {
+  return GPU_CHART_METRICS.find(([k]) => k === metric)?.[1] ?? metric;
+}
+
+/** Accepts a series' metric as the API name, the protocol key or the InfluxDB field name. */
 export function normalizeMetric(metric: string): string {
-  const hit = GPU_CHART_METRICS.find(([k, f]) => metric === k || metric === f);
+  const hit = GPU_CHART_METRICS.find(([k, a, f]) => metric === k || metric === a || metric === f);
   return hit ? hit[0] : metric;
 }
 
