@@ -270,7 +270,10 @@ export function metricFormatter(metric: string, locale: string): (v: number) => 
     case 'utilizationGpuPercent':
       return (v) => formatPercent(locale, v);
     case 'memoryUsedMiB':
-      return (v) => `${formatNumber(locale, v / 1024, v >= 10 * 1024 ? 0 : 1)} GiB`;
+      return (v) => {
+        const gib = v / 1024;
+        return `${formatNumber(locale, gib, gib >= 10 || Number.isInteger(gib) ? 0 : 1)} GiB`;
+      };
     case 'temperatureCelsius':
       return (v) => formatCelsius(locale, v);
     case 'powerDrawWatts':
