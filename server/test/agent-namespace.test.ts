@@ -175,6 +175,45 @@ describe('samples:report', () => {
     expect(view.gpus.map((g) => g.project)).toEqual([null, 'unassigned']);
   });
 
+  it('applies process deltas to the list in effect for live state and stored process points', async () => {
+    const store = new MemoryStore();
+    const server = await startServer({
+      store,
+      config: { writeBuffer: { batchSize: 5000, flushIntervalMs: 50, maxPoints: 100_000 } },
+    });
+    const agent = await connectAgent(server);
+    const t0 = Date.now();
+    const full = sample(1, t0, { processesMode: 'full' });
+    const uuid1 = full.gpus[1]!.uuid;
+    full.processes = [
+      { gpuUuid: uuid1, pid: 10, usedMemoryMiB: 1000, name: 'a', user: 'kim' },
+      { gpuUuid: uuid1, pid: 11, usedMemoryMiB: 1000, name: 'b', user: 'lee' },
+    ];
+    await report(agent, { samples: [full] });
+    // a delta: pid 10 gone, pid 12 new; pid 11 unchanged and not repeated
+    const delta = sample(2, t0 + 1000, {
+      processesMode: 'delta',
+      processes: [{ gpuUuid: uuid1, pid: 12, usedMemoryMiB: 500, name: 'c', user: 'park' }],
+      processesGone: [{ gpuUuid: uuid1, pid: 10 }],
+    });
+    await report(agent, { samples: [delta] });
+    const view = server.fleet.view('node-a')!;
+    expect([...(view.gpus[1]?.users ?? [])].sort()).toEqual(['lee', 'park']);
+    expect(view.gpus[1]?.processCount).toBe(2);
+    await waitFor(
+      () =>
+        store.readSeries({ measurement: 'gpupulse_process', field: 'pid' }).some((p) => p.ts === t0 + 1000),
+      3000,
+      'process points of the delta sample',
+    );
+    const pids = store
+      .readSeries({ measurement: 'gpupulse_process', field: 'pid' })
+      .filter((p) => p.ts === t0 + 1000)
+      .map((p) => p.value)
+      .sort();
+    expect(pids).toEqual([11, 12]);
+  });
+
   it('sends one CLOCK_SKEW notice per connection', async () => {
     const server = await startServer();
     const agent = await connectAgent(server);

@@ -86,7 +86,8 @@ describe('webhooks to a local HTTP receiver', () => {
       parseWebhookSpec(`slack+${rx.url}/slack`),
     ]);
     n.notify([alert()]);
-    await waitFor(() => rx.got.length === 2, 3000, 'two deliveries');
+    // The receiver sees a body before the sender has read the answer: wait for both sides.
+    await waitFor(() => rx.got.length === 2 && counts.ok === 2, 3000, 'two deliveries');
     const generic = rx.got.find((g) => g.path === '/generic')!;
     const slack = rx.got.find((g) => g.path === '/slack')!;
     expect(generic.contentType).toBe('application/json');
@@ -105,7 +106,7 @@ describe('webhooks to a local HTTP receiver', () => {
     const rx = await receiver((i, req) => (req.url === '/bad' ? 400 : i < 2 ? (i === 0 ? 500 : 429) : 200));
     const { n, counts } = notifier([{ ...parseWebhookSpec(`${rx.url}/flaky`), maxRetries: 3 }]);
     n.notify([alert()]);
-    await waitFor(() => rx.got.length === 1, 5000, 'delivery after retries');
+    await waitFor(() => rx.got.length === 1 && counts.ok === 1, 5000, 'delivery after retries');
     expect(rx.attempts()).toBe(3);
     expect(counts).toMatchObject({ ok: 1, retried: 2, failed: 0 });
 

@@ -17,7 +17,7 @@ import {
 import type { Logger } from 'pino';
 import type { Namespace, Socket } from 'socket.io';
 import type { Clock } from '../clock.ts';
-import type { FleetState } from '../fleet/fleet-state.ts';
+import { applyProcessUpdate, type FleetState } from '../fleet/fleet-state.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import { samplePoints } from '../storage/schema.ts';
 import type { WriteBuffer } from '../storage/write-buffer.ts';
@@ -189,8 +189,9 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
         const points = [];
         const ordered = [...samples].sort((a, b) => a.ts - b.ts);
         for (const s of ordered) {
-          if (s.processes) processes = s.processes;
-          points.push(...samplePoints(node, s, s.processes ?? processes, fleet.attributeFn));
+          // Full lists replace, deltas ('delta' mode: new/changed + gone) patch the list in effect.
+          processes = applyProcessUpdate(processes, s);
+          points.push(...samplePoints(node, s, processes, fleet.attributeFn));
         }
         if (points.length > buffer.free && buffer.buffered > 0) {
           // Acking would lose data: let the agent keep it in its spool and send it again later.

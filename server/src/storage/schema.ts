@@ -197,7 +197,7 @@ export type Attribute = (
   processes: readonly GpuProcess[],
 ) => string | null;
 
-/** Every point of one sample. `processes`: the sample's list, or the node's last known list. */
+/** Every point of one sample. `processes`: the process list in effect at this sample (deltas applied). */
 export function samplePoints(
   node: string,
   sample: Sample,
@@ -220,9 +220,12 @@ export function samplePoints(
     const hp = hostPoint(node, sample.ts, sample.host);
     if (hp) points.push(hp);
   }
-  if (sample.processes && sample.processes.length > 0) {
+  // Process points are written when the sample says something about processes (a full list,
+  // or a delta): then the whole list in effect is written, so every written instant is complete.
+  const reportsProcesses = sample.processes !== undefined || (sample.processesGone?.length ?? 0) > 0;
+  if (reportsProcesses && processes.length > 0) {
     points.push(
-      ...processPoints(node, sample.ts, sample.processes, (p) => {
+      ...processPoints(node, sample.ts, processes, (p) => {
         return attribute(node, { uuid: p.gpuUuid, index: indexOf.get(p.gpuUuid) ?? -1 }, [p]) ?? 'unassigned';
       }),
     );
