@@ -1,5 +1,6 @@
 import type { FleetDelta, FleetSnapshot } from '@gpupulse/protocol';
-import { onScopeDispose } from 'vue';
+import { nextTick, onScopeDispose } from 'vue';
+import { recordDuration } from '../lib/perf-probe.ts';
 import { type DashboardSocket, getDashboardSocket } from '../services/socket.ts';
 import { useFleetStore } from '../stores/fleet.ts';
 
@@ -17,30 +18,68 @@ export interface UseFleetFeedOptions {
 export function useFleetFeed(options: UseFleetFeedOptions = {}) {
   const socket = options.socket ?? getDashboardSocket();
   const fleet = useFleetStore();
+  /** After every (re)connect, until that connection's snapshot: deltas would patch an old fleet. */
+  let awaitingSnapshot = true;
+  let resyncing = false;
+  let retryTimer: ReturnType<typeof setTimeout> | null = null;
+  let refusals = 0;
 
   function resync(): void {
-    socket.emit('fleet:resync', (ack) => {
-      if (ack.ok) fleet.applySnapshot(ack.data);
+    if (resyncing) return;
+    resyncing = true;
+    socket.timeout(10_000).emit('fleet:resync', (err, ack) => {
+      resyncing = false;
+      if (!err && ack.ok) onSnapshot(ack.data);
     });
   }
 
   const onSnapshot = (snapshot: FleetSnapshot) => {
+    awaitingSnapshot = false;
+    // Replaces the whole fleet: nodes the new server does not know are not kept.
     fleet.applySnapshot(snapshot);
   };
   const onDelta = (delta: FleetDelta) => {
-    if (!fleet.hasSnapshot) {
+    if (!fleet.hasSnapshot || awaitingSnapshot) {
       resync();
       return;
     }
+    // Main-thread cost of one update: store + every watcher and component it triggers.
+    const start = performance.now();
     fleet.applyDelta(delta);
+    void nextTick(() => {
+      const end = performance.now();
+      try {
+        performance.measure('fleet-update', { start, end });
+        performance.clearMeasures('fleet-update');
+      } catch {
+        // measure() options unsupported: the bounded figures still count.
+      }
+      recordDuration('fleet-update', end - start);
+    });
   };
-  const onConnect = () => fleet.setConnection('connected');
+  const onConnect = () => {
+    awaitingSnapshot = true;
+    refusals = 0;
+    fleet.setConnection('connected');
+  };
   const onDisconnect = () => {
     // `active`: the client will retry by itself (anything but an explicit disconnect).
     fleet.setConnection(socket.active ? 'reconnecting' : 'disconnected');
   };
   const onConnectError = () => {
-    fleet.setConnection(socket.active ? 'reconnecting' : 'disconnected');
+    if (socket.active) {
+      fleet.setConnection('reconnecting');
+      return;
+    }
+    // The server refused the handshake (middleware error): socket.io stops retrying by itself.
+    // A wall display must never give up or prompt: retry with a capped backoff, forever.
+    fleet.setConnection(fleet.hasSnapshot ? 'reconnecting' : 'disconnected');
+    if (retryTimer) clearTimeout(retryTimer);
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(refusals++, 5)) * (0.75 + Math.random() * 0.5);
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
+      socket.connect();
+    }, delay);
   };
 
   socket.on('fleet:snapshot', onSnapshot);
@@ -56,6 +95,7 @@ export function useFleetFeed(options: UseFleetFeedOptions = {}) {
   }
 
   onScopeDispose(() => {
+    if (retryTimer) clearTimeout(retryTimer);
     socket.off('fleet:snapshot', onSnapshot);
     socket.off('fleet:delta', onDelta);
     socket.off('connect', onConnect);

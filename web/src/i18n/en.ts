@@ -1,3 +1,6 @@
+import { enViews } from './en-views.ts';
+import { enWall } from './en-wall.ts';
+
 /** English messages: the reference shape every other locale must match. */
 export const en = {
   app: {
@@ -106,6 +109,8 @@ export const en = {
     gpuUtil: 'Per-GPU utilization',
     gpuCellLabel: 'GPU {index}: {value}',
   },
+  ...enViews,
+  ...enWall,
 } as const;
 
 /** Structural type of a message catalogue: same keys, any string values. */

@@ -1,4 +1,6 @@
 import type { MessageSchema } from './en.ts';
+import { koViews } from './ko-views.ts';
+import { koWall } from './ko-wall.ts';
 
 /** 한국어 메시지. */
 export const ko: MessageSchema = {
@@ -109,4 +111,6 @@ export const ko: MessageSchema = {
     gpuUtil: 'GPU별 가동률',
     gpuCellLabel: 'GPU {index}: {value}',
   },
+  ...koViews,
+  ...koWall,
 };

@@ -2,12 +2,13 @@
  * The one place ECharts is assembled: `echarts/core` plus only the parts the app draws with.
  * Add a chart or component here when a view needs it (each adds to the bundle).
  */
-import { CustomChart } from 'echarts/charts';
-import { TooltipComponent } from 'echarts/components';
+import { BarChart, CustomChart, LineChart } from 'echarts/charts';
+import { GridComponent, LegendComponent, TooltipComponent } from 'echarts/components';
 import { init, use } from 'echarts/core';
 import { CanvasRenderer } from 'echarts/renderers';
 
-use([CustomChart, TooltipComponent, CanvasRenderer]);
+// Line/Bar + Grid/Legend: the detail charts and Trends.
+use([CustomChart, LineChart, BarChart, TooltipComponent, GridComponent, LegendComponent, CanvasRenderer]);
 
 export type { ECharts, EChartsCoreOption } from 'echarts/core';
 export { init };

@@ -83,3 +83,60 @@ export function escapeHtml(text: string): string {
     .replaceAll('"', '&quot;')
     .replaceAll("'", '&#39;');
 }
+
+/** `2 h 5 min` / `2시간 5분` for a duration in ms (seconds below a minute, minutes below an hour). */
+export function formatDuration(locale: string, ms: number): string {
+  const unit = (u: 'second' | 'minute' | 'hour' | 'day', v: number) =>
+    numberFormat(locale, { style: 'unit', unit: u, unitDisplay: 'narrow', maximumFractionDigits: 0 }).format(
+      v,
+    );
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return unit('second', s);
+  const m = Math.floor(s / 60);
+  if (m < 60) return unit('minute', m);
+  const h = Math.floor(m / 60);
+  if (h < 48) return m % 60 ? `${unit('hour', h)} ${unit('minute', m % 60)}` : unit('hour', h);
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${unit('day', d)} ${unit('hour', h % 24)}` : unit('day', d);
+}
+
+const dtfCache = new Map<string, Intl.DateTimeFormat>();
+function dateTimeFormat(locale: string, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
+  const key = `${locale}|${JSON.stringify(options)}`;
+  let f = dtfCache.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(locale, options);
+    dtfCache.set(key, f);
+  }
+  return f;
+}
+
+/** Wall clock: `14:05:09` / `오후 2:05:09`. */
+export function formatClock(locale: string, time: number, seconds = true): string {
+  return dateTimeFormat(locale, {
+    hour: '2-digit',
+    minute: '2-digit',
+    ...(seconds ? { second: '2-digit' } : {}),
+  }).format(time);
+}
+
+/** Date and time, short: `Mar 4, 14:05` / `3월 4일 오후 2:05`. */
+export function formatDateTime(locale: string, time: number): string {
+  return dateTimeFormat(locale, {
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+  }).format(time);
+}
+
+/** Long date for the kiosk clock line: `Tuesday, March 4` / `3월 4일 화요일`. */
+export function formatLongDate(locale: string, time: number): string {
+  return dateTimeFormat(locale, { weekday: 'long', month: 'long', day: 'numeric' }).format(time);
+}
+
+/** GiB from MiB, one decimal. */
+export function formatGiB(locale: string, mib: number | null | undefined): string {
+  if (mib === null || mib === undefined || !Number.isFinite(mib)) return MISSING;
+  return `${formatNumber(locale, mib / 1024, mib >= 10 * 1024 ? 0 : 1)} GiB`;
+}

@@ -1,36 +1,39 @@
-import type { GridPalette } from './gpu-grid-option.ts';
+import type { WallPalette } from './wall-renderer.ts';
 
 /** Canvas colours per theme; keep in step with the CSS variables in `styles/main.css`. */
-export const GRID_PALETTES: Record<
-  'dark' | 'light',
-  GridPalette & { hatchBackground: string; hatchLine: string }
-> = {
+export const WALL_PALETTES: Record<'dark' | 'light', WallPalette> = {
   dark: {
+    surface: '#141922',
     text: '#f3f5f9',
     mutedText: '#aab4c4',
-    offlineStroke: '#5d6b80',
+    offlineStroke: '#7d8aa0',
     hot: '#ff7a1a',
-    hotText: '#0a0c10',
+    badgeStroke: '#0a0c10',
+    throttle: '#ffffff',
+    error: '#ff3b5c',
+    errorUnderlay: '#ffffff',
+    ringLight: '#ffffff',
+    ringDark: '#0a0c10',
     focus: '#ffd60a',
-    tooltipBackground: '#1c2330',
-    tooltipText: '#f3f5f9',
-    tooltipBorder: '#344055',
-    status: { online: '#3ddc84', stale: '#ffc933', offline: '#ff6b6b' },
     hatchBackground: '#55585e',
     hatchLine: '#7d828a',
+    status: { online: '#3ddc84', stale: '#ffc933', offline: '#ff6b6b' },
   },
   light: {
+    surface: '#ffffff',
     text: '#0b0f17',
     mutedText: '#4a5568',
-    offlineStroke: '#8a96a8',
-    hot: '#c2410c',
-    hotText: '#ffffff',
+    offlineStroke: '#7a8698',
+    hot: '#e05a00',
+    badgeStroke: '#0b0f17',
+    throttle: '#ffffff',
+    error: '#c01425',
+    errorUnderlay: '#ffffff',
+    ringLight: '#ffffff',
+    ringDark: '#0b0f17',
     focus: '#0050d0',
-    tooltipBackground: '#ffffff',
-    tooltipText: '#0b0f17',
-    tooltipBorder: '#b8c2d0',
-    status: { online: '#067a3b', stale: '#8a5a00', offline: '#c01425' },
     hatchBackground: '#6b6e73',
     hatchLine: '#92969c',
+    status: { online: '#067a3b', stale: '#8a5a00', offline: '#c01425' },
   },
 };

@@ -9,6 +9,23 @@ import { io, type Socket } from 'socket.io-client';
 export type DashboardSocket = Socket<ServerToDashboardEvents, DashboardToServerEvents>;
 
 let socket: DashboardSocket | null = null;
+let token: string | null | undefined;
+
+/**
+ * A read-only display token from the page URL (`?token=…`), for servers that require one on
+ * `/dashboard`. Wall displays get a link with it; nothing ever prompts for a login.
+ */
+export function displayToken(): string | null {
+  if (token === undefined) {
+    try {
+      const t = new URLSearchParams(window.location.search).get('token');
+      token = t && t.length <= 512 ? t : null;
+    } catch {
+      token = null;
+    }
+  }
+  return token;
+}
 
 /**
  * The one dashboard socket: `/dashboard` on the page's own origin, created on first use,
@@ -16,6 +33,7 @@ let socket: DashboardSocket | null = null;
  * exponential backoff (0.5 s → 10 s); the server sends a fresh `fleet:snapshot` on every connect.
  */
 export function getDashboardSocket(): DashboardSocket {
+  const t = displayToken();
   socket ??= io(DASHBOARD_NAMESPACE, {
     autoConnect: false,
     reconnection: true,
@@ -24,7 +42,7 @@ export function getDashboardSocket(): DashboardSocket {
     reconnectionDelayMax: 10_000,
     randomizationFactor: 0.5,
     timeout: 10_000,
-    auth: { protocolVersion: PROTOCOL_VERSION },
+    auth: t ? { protocolVersion: PROTOCOL_VERSION, token: t } : { protocolVersion: PROTOCOL_VERSION },
   });
   return socket;
 }

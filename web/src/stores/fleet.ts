@@ -58,7 +58,14 @@ export const useFleetStore = defineStore('fleet', () => {
     connection.value = state;
   }
 
-  const nodeList = computed<NodeView[]>(() => sortedNodes(nodes.value));
+  let order: string[] = [];
+  const nodeList = computed<NodeView[]>(() => {
+    void version.value;
+    const list = sortedNodes(nodes.value, order);
+    if (list.length !== order.length || list.some((n, i) => n.node !== order[i]))
+      order = list.map((n) => n.node);
+    return list;
+  });
   const headline = computed(() => computeHeadline(nodes.value.values()));
 
   return {

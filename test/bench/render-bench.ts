@@ -1,0 +1,233 @@
+/**
+ * Wall render benchmark: the real server (in-memory store), the simulator driving 1,000 nodes ×
+ * 8 GPUs at 1 Hz, the wall view in Debian's headless Chromium. Prints figures; not a test.
+ *
+ *   pnpm --filter @gpupulse/web build
+ *   pnpm --filter @gpupulse/test exec tsx bench/render-bench.ts
+ *
+ * Env: BENCH_SECONDS (default 60) per scenario, BENCH_NODES (1000), BENCH_GPUS (8),
+ * BENCH_SCENARIOS (default `wall-1080p,kiosk-4k`).
+ *
+ * Per scenario: main-thread time per update (the app's own `fleet-update` measure = store +
+ * every watcher/component it triggers, incl. the canvas redraw; and `wall-update` = the canvas
+ * part alone), long tasks (PerformanceObserver), frames dropped (requestAnimationFrame gaps),
+ * main-thread busy time per second from CDP (`TaskDuration`, includes socket decode, GC, paint),
+ * JS heap at start and end (after a forced GC). A baseline (an empty page's rAF cadence) is
+ * measured in the same run, since the machine is shared.
+ */
+import { cpus } from 'node:os';
+import type { Browser, CDPSession, Page } from 'playwright-core';
+import { launchBrowser } from '../src/support/browser.ts';
+import { startServer, startSim, stopAll } from '../src/support/processes.ts';
+import { sleep, waitFor } from '../src/support/wait.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const NODES = Number(process.env.BENCH_NODES ?? 1000);
+const GPUS = Number(process.env.BENCH_GPUS ?? 8);
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'wall-1080p,kiosk-4k').split(',');
+
+/** Installed before the app loads: long tasks and rAF cadence, reset by `__bench.reset()`. */
+const PROBE = `
+(() => {
+  const b = { longTasks: [], frames: 0, dropped: 0, maxGap: 0, last: 0, start: 0 };
+  b.reset = () => { b.longTasks = []; b.frames = 0; b.dropped = 0; b.maxGap = 0; b.last = 0; b.start = performance.now(); };
+  try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) b.longTasks.push(e.duration); })
+      .observe({ type: 'longtask', buffered: true });
+  } catch {}
+  const frame = (t) => {
+    if (b.last) {
+      const gap = t - b.last;
+      if (gap > b.maxGap) b.maxGap = gap;
+      const missed = Math.round(gap / (1000 / 60)) - 1;
+      if (missed > 0) b.dropped += missed;
+    }
+    b.last = t;
+    b.frames++;
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+  b.reset();
+  window.__bench = b;
+})();
+`;
+
+interface Probe {
+  frames: number;
+  dropped: number;
+  maxGap: number;
+  longTasks: number[];
+  elapsed: number;
+}
+
+async function readProbe(page: Page): Promise<Probe> {
+  return page.evaluate(() => {
+    const b = (window as unknown as { __bench: Probe & { start: number } }).__bench;
+    return {
+      frames: b.frames,
+      dropped: b.dropped,
+      maxGap: b.maxGap,
+      longTasks: [...b.longTasks],
+      elapsed: performance.now() - b.start,
+    };
+  });
+}
+
+async function metrics(cdp: CDPSession): Promise<Record<string, number>> {
+  const r = (await cdp.send('Performance.getMetrics')) as { metrics: { name: string; value: number }[] };
+  return Object.fromEntries(r.metrics.map((m) => [m.name, m.value]));
+}
+
+async function heapAfterGc(cdp: CDPSession): Promise<number> {
+  await cdp.send('HeapProfiler.collectGarbage');
+  return (await metrics(cdp)).JSHeapUsedSize ?? 0;
+}
+
+const pct = (xs: number[], p: number) => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+};
+const f1 = (n: number) => n.toFixed(1);
+const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
+
+async function baseline(browser: Browser, seconds: number) {
+  const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+  await page.addInitScript(PROBE);
+  await page.goto('about:blank');
+  await page.evaluate(() => (window as unknown as { __bench: { reset(): void } }).__bench.reset());
+  await sleep(seconds * 1000);
+  const p = await readProbe(page);
+  await page.close();
+  return {
+    fps: (p.frames / p.elapsed) * 1000,
+    dropped: p.dropped,
+    maxGap: p.maxGap,
+    seconds: p.elapsed / 1000,
+  };
+}
+
+async function scenario(browser: Browser, url: string, name: string) {
+  const k4 = name.includes('4k');
+  const page = await browser.newPage({
+    viewport: k4 ? { width: 3840, height: 2160 } : { width: 1920, height: 1080 },
+  });
+  await page.addInitScript(PROBE);
+  await page.goto(name.startsWith('kiosk') ? `${url}/?kiosk=1` : url);
+  await waitFor(
+    'the wall to lay out every GPU',
+    () =>
+      page.evaluate(
+        (n) => (window as unknown as { __gpupulseWall?: { nodes: number } }).__gpupulseWall?.nodes === n,
+        NODES,
+      ),
+    90_000,
+    500,
+  );
+  await sleep(5000); // warm-up: JIT, first full draws
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const heap0 = await heapAfterGc(cdp);
+  const m0 = await metrics(cdp);
+  const before = await page.evaluate(() => {
+    const w = window as unknown as {
+      __bench: { reset(): void };
+      __gpupulsePerf: Record<string, { count: number }>;
+    };
+    w.__bench.reset();
+    return {
+      fleet: w.__gpupulsePerf['fleet-update']?.count ?? 0,
+      wall: w.__gpupulsePerf['wall-update']?.count ?? 0,
+    };
+  });
+  await sleep(SECONDS * 1000);
+  const probe = await readProbe(page);
+  const m1 = await metrics(cdp);
+  // No named helpers inside evaluate(): tsx's keepNames would reference a missing `__name`.
+  const perf = await page.evaluate(() => {
+    const w = window as unknown as {
+      __gpupulsePerf: Record<string, { count: number; recent: { toArray(): number[] } }>;
+      __gpupulseWall: { tile: number; last: { tiles: number } | null };
+    };
+    const f = w.__gpupulsePerf['fleet-update'];
+    const c = w.__gpupulsePerf['wall-update'];
+    return {
+      fleet: { count: f?.count ?? 0, recent: f?.recent.toArray() ?? [] },
+      wall: { count: c?.count ?? 0, recent: c?.recent.toArray() ?? [] },
+      tile: w.__gpupulseWall.tile,
+      lastTiles: w.__gpupulseWall.last?.tiles ?? 0,
+    };
+  });
+  const heap1 = await heapAfterGc(cdp);
+  const dom = await page.evaluate(() => document.getElementsByTagName('*').length);
+  await page.close();
+  const updates = perf.fleet.count - before.fleet;
+  const fleetMs = perf.fleet.recent.slice(-updates);
+  const wallMs = perf.wall.recent.slice(-(perf.wall.count - before.wall));
+  const seconds = probe.elapsed / 1000;
+  return {
+    name,
+    viewport: k4 ? '3840×2160' : '1920×1080',
+    seconds,
+    tilePx: perf.tile,
+    updates,
+    updateMs: { p50: pct(fleetMs, 50), p95: pct(fleetMs, 95), max: Math.max(0, ...fleetMs) },
+    canvasMs: { p50: pct(wallMs, 50), p95: pct(wallMs, 95), max: Math.max(0, ...wallMs) },
+    tilesPerUpdate: perf.lastTiles,
+    longTasks: {
+      count: probe.longTasks.length,
+      p95: pct(probe.longTasks, 95),
+      max: Math.max(0, ...probe.longTasks),
+    },
+    busyMsPerSecond: (((m1.TaskDuration ?? 0) - (m0.TaskDuration ?? 0)) * 1000) / seconds,
+    scriptMsPerSecond: (((m1.ScriptDuration ?? 0) - (m0.ScriptDuration ?? 0)) * 1000) / seconds,
+    fps: (probe.frames / probe.elapsed) * 1000,
+    framesDropped: probe.dropped,
+    maxFrameGapMs: probe.maxGap,
+    heapStartMB: mb(heap0),
+    heapEndMB: mb(heap1),
+    domElements: dom,
+  };
+}
+
+async function main() {
+  console.log(
+    `render-bench: ${NODES} nodes × ${GPUS} GPUs at 1 Hz, ${SECONDS} s per scenario, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`,
+  );
+  const server = await startServer({ GPUPULSE_INFLUX_URL: '', GPUPULSE_INFLUX_BINARY: '/nonexistent' });
+  startSim(server.url, ['--nodes', String(NODES), '--gpus-per-node', String(GPUS), '--interval', '1000']);
+  await waitFor(
+    `${NODES * GPUS} GPUs at the server`,
+    async () =>
+      ((await (await fetch(`${server.url}/api/v1/health`)).json()) as { gpus: number }).gpus >= NODES * GPUS,
+    120_000,
+    1000,
+  );
+  const browser = await launchBrowser();
+  try {
+    const base = await baseline(browser, 10);
+    console.log(
+      `baseline (about:blank, same run): ${f1(base.fps)} fps, ${base.dropped} frames dropped in ${f1(base.seconds)} s, max gap ${f1(base.maxGap)} ms`,
+    );
+    const results = [];
+    for (const s of SCENARIOS) {
+      const r = await scenario(browser, server.url, s.trim());
+      results.push(r);
+      console.log(JSON.stringify(r));
+    }
+    console.log(
+      '\n| scenario | viewport | tile px | updates | update ms p50 / p95 / max | canvas ms p50 / p95 | long tasks (max ms) | main thread busy ms/s | fps | frames dropped | heap start → end (MB, after GC) |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const r of results)
+      console.log(
+        `| ${r.name} | ${r.viewport} | ${r.tilePx} | ${r.updates} in ${f1(r.seconds)} s | ${f1(r.updateMs.p50)} / ${f1(r.updateMs.p95)} / ${f1(r.updateMs.max)} | ${f1(r.canvasMs.p50)} / ${f1(r.canvasMs.p95)} | ${r.longTasks.count} (${f1(r.longTasks.max)}) | ${f1(r.busyMsPerSecond)} | ${f1(r.fps)} | ${r.framesDropped} | ${r.heapStartMB} → ${r.heapEndMB} |`,
+      );
+    console.log(`| baseline: empty page | 1920×1080 | | | | | | | ${f1(base.fps)} | ${base.dropped} | |`);
+  } finally {
+    await browser.close();
+    await stopAll();
+  }
+}
+
+await main();

@@ -1,0 +1,42 @@
+import type { Alert } from '@gpupulse/protocol';
+import { storeToRefs } from 'pinia';
+import { useI18n } from 'vue-i18n';
+import { isKnownRule } from '../lib/alerts.ts';
+import { formatCelsius, formatNumber } from '../lib/format.ts';
+import { visibleAlertMessage } from '../lib/privacy.ts';
+import { usePreferencesStore } from '../stores/preferences.ts';
+
+/**
+ * Localized one-line text of an alert, built from its rule and values (the server's message is
+ * English free text: shown only for rules we don't know, and never in privacy mode).
+ */
+export function useAlertText() {
+  const { t, locale } = useI18n();
+  const { privacy } = storeToRefs(usePreferencesStore());
+
+  function value(alert: Alert, v: number | null): string {
+    if (v === null) return '—';
+    if (alert.rule.includes('temperature')) return formatCelsius(locale.value, v);
+    return formatNumber(locale.value, v);
+  }
+
+  function text(alert: Alert): string {
+    if (isKnownRule(alert.rule))
+      return t(`alerts.rules.${alert.rule}`, {
+        value: value(alert, alert.value),
+        threshold: value(alert, alert.threshold),
+      });
+    return visibleAlertMessage(alert.message, privacy.value) ?? alert.rule;
+  }
+
+  function subject(alert: Alert): string {
+    return alert.gpuIndex === null
+      ? alert.node
+      : `${alert.node} · ${t('alerts.gpu', { index: alert.gpuIndex })}`;
+  }
+
+  return { text, subject };
+}
+
+/** A distinct shape per severity (colour is never the only cue). */
+export const SEVERITY_ICON = { critical: '✖', warning: '▲', info: '●' } as const;

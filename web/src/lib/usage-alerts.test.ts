@@ -1,0 +1,215 @@
+import type { Alert, ProjectUsage } from '@gpupulse/protocol';
+import { describe, expect, it } from 'vitest';
+import { gpu, node } from '../test/fixtures.ts';
+import {
+  alertLink,
+  compareAlerts,
+  filterAlerts,
+  gpusWithErrorAlerts,
+  MAX_RESOLVED,
+  mergeAlerts,
+  replaceAlerts,
+} from './alerts.ts';
+import { type ProjectRow, sortProjectRows, usageFromFleet } from './project-usage.ts';
+import { UsageHistory } from './usage-history.ts';
+import { fillBin, projectColor, UNASSIGNED_COLOR } from './wall-colors.ts';
+import { headlineFromFleet, headlineFromTotals } from './wall-headline.ts';
+
+function alert(id: string, o: Partial<Alert> = {}): Alert {
+  return {
+    id,
+    rule: 'gpu_temperature_high',
+    severity: 'warning',
+    state: 'firing',
+    node: 'rack-a-0001',
+    gpuUuid: null,
+    gpuIndex: 0,
+    project: null,
+    message: 'm',
+    value: 90,
+    threshold: 85,
+    startedAt: 1000,
+    endedAt: null,
+    ...o,
+  };
+}
+
+describe('alerts', () => {
+  it('sorts firing first, then severity, then newest', () => {
+    const list = [
+      alert('r', { state: 'resolved', endedAt: 5000 }),
+      alert('w', { startedAt: 3000 }),
+      alert('c', { severity: 'critical', startedAt: 1000 }),
+      alert('w2', { startedAt: 4000 }),
+    ].sort(compareAlerts);
+    expect(list.map((a) => a.id)).toEqual(['c', 'w2', 'w', 'r']);
+  });
+
+  it('filters by state, severity, rule and node substring', () => {
+    const list = [
+      alert('a', { node: 'rack-a-0001' }),
+      alert('b', { node: 'rack-b-0002', severity: 'critical', rule: 'node_offline', gpuIndex: null }),
+      alert('c', { state: 'resolved', endedAt: 2 }),
+    ];
+    const f = { state: 'all', severity: 'all', rule: '', node: '' } as const;
+    expect(filterAlerts(list, f)).toHaveLength(3);
+    expect(filterAlerts(list, { ...f, state: 'firing' }).map((a) => a.id)).toEqual(['a', 'b']);
+    expect(filterAlerts(list, { ...f, severity: 'critical' }).map((a) => a.id)).toEqual(['b']);
+    expect(filterAlerts(list, { ...f, rule: 'node_offline' }).map((a) => a.id)).toEqual(['b']);
+    expect(filterAlerts(list, { ...f, node: 'RACK-B' }).map((a) => a.id)).toEqual(['b']);
+  });
+
+  it('merges changes and keeps resolved alerts bounded', () => {
+    const m = new Map<string, Alert>();
+    replaceAlerts(m, [alert('a')]);
+    mergeAlerts(m, [alert('a', { state: 'resolved', endedAt: 9 })]);
+    expect(m.get('a')?.state).toBe('resolved');
+    mergeAlerts(
+      m,
+      Array.from({ length: MAX_RESOLVED + 50 }, (_, i) =>
+        alert(`r${i}`, { state: 'resolved', endedAt: 10 + i }),
+      ),
+    );
+    expect(m.size).toBe(MAX_RESOLVED);
+    expect(m.has(`r${MAX_RESOLVED + 49}`)).toBe(true);
+    expect(m.has('a')).toBe(false);
+  });
+
+  it('links to the node or GPU detail, node names encoded', () => {
+    expect(alertLink({ node: 'a b/c', gpuIndex: null })).toBe('/node/a%20b%2Fc');
+    expect(alertLink({ node: '<img>', gpuIndex: 3 })).toBe('/node/%3Cimg%3E/gpu/3');
+  });
+
+  it('marks GPUs with firing XID/ECC alerts only', () => {
+    const s = gpusWithErrorAlerts([
+      alert('x', { rule: 'gpu_xid', gpuIndex: 2 }),
+      alert('t', { rule: 'gpu_temperature_high', gpuIndex: 3 }),
+      alert('old', { rule: 'gpu_ecc', gpuIndex: 4, state: 'resolved' }),
+    ]);
+    expect([...s]).toEqual(['rack-a-0001/2']);
+  });
+});
+
+describe('project usage', () => {
+  it('computes per-project usage from the fleet when the server sends none', () => {
+    const nodes = [
+      node('n1', {
+        gpus: [
+          gpu(0, { project: 'p1', users: ['kim'], jobs: ['1'], utilizationGpuPercent: 80 }),
+          gpu(1, { project: 'p1', users: ['lee'], idleHeld: true, utilizationGpuPercent: 0 }),
+          gpu(2, { project: null }),
+        ],
+      }),
+      node('n2', { status: 'offline', gpus: [gpu(0, { project: 'p1' })] }),
+    ];
+    const u = usageFromFleet(nodes, null);
+    expect(u).toHaveLength(1);
+    expect(u[0]).toMatchObject({ project: 'p1', gpusInUse: 2, gpusIdleHeld: 1, meanUtilizationPercent: 40 });
+    expect(u[0]?.users).toEqual(['kim', 'lee']);
+  });
+
+  it('sorts rows by any column, nulls last', () => {
+    const row = (id: string, gpus: number, util: number | null): ProjectRow => ({
+      id,
+      name: id,
+      color: '#000000',
+      institution: null,
+      info: null,
+      usage: {
+        project: id,
+        gpusInUse: gpus,
+        meanUtilizationPercent: util,
+        users: [],
+        jobs: [],
+      } as unknown as ProjectUsage,
+      quotaFraction: null,
+    });
+    const rows = [row('b', 2, null), row('a', 5, 10), row('c', 1, 90)];
+    expect(sortProjectRows(rows, 'gpusInUse', 'desc').map((r) => r.id)).toEqual(['a', 'b', 'c']);
+    expect(sortProjectRows(rows, 'meanUtilizationPercent', 'desc').map((r) => r.id)).toEqual(['c', 'a', 'b']);
+    expect(sortProjectRows(rows, 'meanUtilizationPercent', 'asc').map((r) => r.id)).toEqual(['a', 'c', 'b']);
+    expect(sortProjectRows(rows, 'project', 'asc').map((r) => r.id)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('history: fine ring for the last hour, per-minute means beyond, both bounded', () => {
+    const h = new UsageHistory({ fineCapacity: 120, coarseCapacity: 5, bucketMs: 60_000 });
+    for (let s = 0; s < 600; s++) h.add(s * 1000, { p: s < 300 ? 2 : 4 });
+    expect(h.fine.size).toBe(120);
+    expect(h.coarse.size).toBe(5); // 9 full minutes seen, 5 kept
+    const recent = h.range(550_000);
+    expect(recent.every((p) => p.values.p === 4)).toBe(true);
+    const old = h.range(0);
+    expect(old.length).toBeGreaterThanOrEqual(5);
+    h.add(10, { p: 1 }); // out of order: ignored
+    expect(h.fine.last()?.t).toBe(599_000);
+  });
+});
+
+describe('wall headline', () => {
+  it('from the fleet: in use, idle-held, free, offline, unknown', () => {
+    const h = headlineFromFleet(
+      [
+        node('a', {
+          gpus: [
+            gpu(0, { project: 'p1', utilizationGpuPercent: 90, powerDrawWatts: 500 }),
+            gpu(1, { project: 'p1', idleHeld: true, utilizationGpuPercent: 0, powerDrawWatts: 100 }),
+            gpu(2, { utilizationGpuPercent: 0, powerDrawWatts: 100 }),
+            gpu(3, { utilizationGpuPercent: null }),
+          ],
+        }),
+        node('b', { status: 'offline', gpus: [gpu(0)] }),
+      ],
+      2,
+    );
+    expect(h).toMatchObject({
+      source: 'fleet',
+      gpusTotal: 5,
+      gpusBusy: 1,
+      gpusIdleHeld: 1,
+      gpusFree: 1,
+      gpusUnknown: 1,
+      gpusOffline: 1,
+      activeProjects: 1,
+      firingAlerts: 2,
+    });
+    expect(h.meanUtilizationPercent).toBe(30);
+    expect(h.powerKilowatts).toBeCloseTo(1.0); // 500 + 100 + 100 + 300 (unknown util, power known)
+  });
+
+  it('from the server totals', () => {
+    const h = headlineFromTotals(
+      {
+        gpusTotal: 10,
+        gpusInUse: 6,
+        gpusIdleHeld: 1,
+        gpusFree: 3,
+        gpusOffline: 0,
+        gpusUnknown: 0,
+        meanUtilizationPercent: 55,
+        powerDrawWatts: 4200,
+        activeProjects: 3,
+      },
+      null,
+    );
+    expect(h).toMatchObject({ source: 'server', gpusBusy: 6, powerKilowatts: 4.2, firingAlerts: null });
+  });
+});
+
+describe('wall colours', () => {
+  it('bins utilization and temperature; unknown is its own code', () => {
+    expect(fillBin('utilization', 0)).toBe(0);
+    expect(fillBin('utilization', 100)).toBe(100);
+    expect(fillBin('utilization', 150)).toBe(100);
+    expect(fillBin('utilization', null)).toBe(254);
+    expect(fillBin('temperature', 25)).toBe(0);
+    expect(fillBin('temperature', 95)).toBe(100);
+    expect(fillBin('temperature', 60)).toBe(50);
+  });
+
+  it('project colours: own valid colour, else a stable fallback; unassigned neutral', () => {
+    expect(projectColor('p', '#123abc')).toBe('#123abc');
+    expect(projectColor('p', 'red; background:url(x)')).toBe(projectColor('p', null));
+    expect(projectColor('unassigned', null)).toBe(UNASSIGNED_COLOR);
+    expect(projectColor('p1', null)).toBe(projectColor('p1', undefined));
+  });
+});
