@@ -341,6 +341,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     metrics,
     storageInfo,
     deltaIntervalMs: config.deltaIntervalMs,
+    deltaPhaseMs: config.deltaPhaseMs,
     intervalMs: config.defaultAgentIntervalMs,
     alertsSnapshot: () => alertService.snapshot(),
     projects: { meta: projectsMeta, latest: () => liveUsage.latest(), tick: () => liveUsage.update() },

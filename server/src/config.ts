@@ -48,6 +48,12 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Cadence of `fleet:delta` (a delta, possibly empty, every tick). */
   deltaIntervalMs: number;
+  /**
+   * Phase of the delta ticker within each wall-clock period: deltas go out at
+   * `k × deltaIntervalMs + deltaPhaseMs`. Agents sample on period boundaries, so a delta
+   * carries samples that are about `deltaPhaseMs` old (the freshness budget is 250 ms).
+   */
+  deltaPhaseMs: number;
   /** Cadence of the status sweeper. */
   sweepIntervalMs: number;
   /** Interval assumed for agents that do not announce theirs. */
@@ -248,6 +254,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     webDir: e.GPUPULSE_WEB_DIR ? abs(e.GPUPULSE_WEB_DIR) : DEFAULT_WEB_DIR,
     logLevel: e.GPUPULSE_LOG_LEVEL ?? 'info',
     deltaIntervalMs: 1000,
+    deltaPhaseMs: 150,
     sweepIntervalMs: 1000,
     defaultAgentIntervalMs: 1000,
     staleIntervals: 3,

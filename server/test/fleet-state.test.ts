@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.ts';
 import { FleetState } from '../src/fleet/fleet-state.ts';
+import { nextTickDelay } from '../src/socket/dashboard-namespace.ts';
 import { sample } from './helpers.ts';
 
 describe('FleetState', () => {
@@ -45,5 +46,14 @@ describe('FleetState', () => {
     expect(fleet.ingest('n1', [sample(0, 500)]).updated).toBe(false);
     expect(fleet.view('n1')?.lastSampleTs).toBe(2000);
     expect(fleet.counts()).toMatchObject({ nodes: 1, gpus: 2, connected: 1 });
+  });
+});
+
+describe('delta ticker phase', () => {
+  it('schedules the next tick at k × period + phase of the wall clock', () => {
+    expect(nextTickDelay(10_000, 1000, 150)).toBe(150);
+    expect(nextTickDelay(10_100, 1000, 150)).toBe(50);
+    expect(nextTickDelay(10_150, 1000, 150)).toBe(1000);
+    expect(nextTickDelay(10_999, 1000, 150)).toBe(151);
   });
 });

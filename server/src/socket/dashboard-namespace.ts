@@ -35,6 +35,8 @@ export interface DashboardNamespaceDeps {
   storageInfo(): StorageInfo;
   /** `fleet:delta` cadence. */
   deltaIntervalMs: number;
+  /** Offset of each tick within the wall-clock period (agents sample on period boundaries). */
+  deltaPhaseMs?: number;
   intervalMs: number;
   /** Firing and recently resolved alerts, sent as `alerts:snapshot` on connect. */
   alertsSnapshot?(): AlertsList;
@@ -132,12 +134,37 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
       log.error({ err }, 'fleet:delta tick failed');
     }
   };
-  const timer = setInterval(tick, deps.deltaIntervalMs);
-  timer.unref();
+  // Ticks at k × period + phase of the wall clock (not the injected clock: timers run on real
+  // time). Agents sample on period boundaries, so each delta carries samples ~phase ms old.
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const schedule = () => {
+    if (stopped) return;
+    const now = Date.now();
+    timer = setTimeout(
+      () => {
+        tick();
+        schedule();
+      },
+      nextTickDelay(now, deps.deltaIntervalMs, deps.deltaPhaseMs ?? 0),
+    );
+    timer.unref();
+  };
+  schedule();
 
   return {
     connected: () => connections,
     tick,
-    stop: () => clearInterval(timer),
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
   };
+}
+
+/** Milliseconds from `now` to the next instant `k × period + phase` (strictly in the future). */
+export function nextTickDelay(now: number, period: number, phase: number): number {
+  const p = ((phase % period) + period) % period;
+  const next = Math.floor((now - p) / period) * period + p + period;
+  return next - now;
 }
