@@ -117,6 +117,7 @@ describe('node and GPU detail views', () => {
     await page.selectOption('[data-testid="language-switch"]', 'ko');
     await waitFor('Korean title', async () => ((await page.locator('[data-testid="detail-title"]').textContent()) ?? '').includes('노드의 GPU'), 5000);
     expect(await page.locator('[data-chart="utilization"] h3').textContent()).toBe('가동률');
+    await page.waitForTimeout(1500); // charts redraw at most once a second
     await screenshot(page, 'detail-gpu-ko');
     await page.goto(nodeUrl(stack.server.url, 'sim-0001'));
     await page.locator('[data-testid="node-gpu-row"]').first().waitFor({ timeout: 20_000 });

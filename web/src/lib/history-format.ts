@@ -25,3 +25,18 @@ export function formatDay(locale: string, time: number): string {
 export function formatDate(locale: string, time: number): string {
   return dtf(locale, { year: 'numeric', month: 'short', day: 'numeric' }).format(time);
 }
+
+const numCache = new Map<string, Intl.NumberFormat>();
+/** An amount with as many digits as it needs: `0`, `0.042`, `3.5`, `1,234`. */
+export function formatAmount(locale: string, value: number): string {
+  const a = Math.abs(value);
+  const options: Intl.NumberFormatOptions =
+    a === 0 ? { maximumFractionDigits: 0 } : a < 1 ? { maximumSignificantDigits: 2 } : a < 10 ? { maximumFractionDigits: 1 } : { maximumFractionDigits: 0 };
+  const key = `${locale}|${JSON.stringify(options)}`;
+  let f = numCache.get(key);
+  if (!f) {
+    f = new Intl.NumberFormat(locale, options);
+    numCache.set(key, f);
+  }
+  return f.format(value);
+}
