@@ -21,7 +21,16 @@ describe('node and GPU detail views', () => {
 
   beforeAll(async () => {
     stack = await startViewsStack();
-    startSim(stack.server.url, ['--nodes', '2', '--gpus-per-node', '4', '--interval', '500', '--prefix', 'sim']);
+    startSim(stack.server.url, [
+      '--nodes',
+      '2',
+      '--gpus-per-node',
+      '4',
+      '--interval',
+      '500',
+      '--prefix',
+      'sim',
+    ]);
     for (const node of HOSTILE) startAgent({ server: stack.server.url, node, intervalMs: 500 });
     ({ page, errors, dialogs } = await openPage(stack.browser, stack.server.url));
     // Some seconds of raw history before the pages ask for it.
@@ -53,18 +62,32 @@ describe('node and GPU detail views', () => {
     expect(await page.locator('[data-testid="node-gpu-row"]').count()).toBe(4);
     expect(await page.locator('[data-testid="detail-title"]').textContent()).toContain('sim-0001');
     const charts = page.locator('[data-testid="metric-charts"]');
-    await waitFor('history loaded', async () => (await charts.getAttribute('data-status')) === 'ready', 20_000, 200);
+    await waitFor(
+      'history loaded',
+      async () => (await charts.getAttribute('data-status')) === 'ready',
+      20_000,
+      200,
+    );
     expect(await charts.getAttribute('data-tier')).toBe('raw');
     expect(historyRequests.some((u) => new URL(u).searchParams.get('scope') === 'node')).toBe(true);
     // History points come first; live values keep being appended (the count grows).
     const util = page.locator('[data-testid="chart-card"][data-chart="utilization"]');
     const before = Number(await util.getAttribute('data-points'));
     expect(before).toBeGreaterThan(4);
-    await waitFor('live points appended', async () => Number(await util.getAttribute('data-points')) > before + 4, 15_000, 250);
+    await waitFor(
+      'live points appended',
+      async () => Number(await util.getAttribute('data-points')) > before + 4,
+      15_000,
+      250,
+    );
     expect(await page.locator('[data-testid="host-metrics"] [data-field="cpu"]').count()).toBe(1);
     // No per-process endpoint on this server yet: the designed fallback, from the GPU summary.
     const procs = page.locator('[data-testid="process-table"]');
-    await waitFor('process table state', async () => (await procs.getAttribute('data-status')) !== 'loading', 10_000);
+    await waitFor(
+      'process table state',
+      async () => (await procs.getAttribute('data-status')) !== 'loading',
+      10_000,
+    );
     if ((await procs.getAttribute('data-source')) === 'summary') {
       expect(await page.locator('[data-testid="processes-unavailable"]').isVisible()).toBe(true);
       expect(await page.locator('[data-testid="process-summary-row"]').count()).toBe(4);
@@ -94,19 +117,36 @@ describe('node and GPU detail views', () => {
     await page.goto(gpuUrl(stack.server.url, 'sim-0002', 1));
     await page.locator('[data-testid="gpu-health"]').waitFor({ timeout: 20_000 });
     const latest = page.locator('[data-testid="metric-latest"][data-metric="power"]');
-    await waitFor('a power value', async () => ((await latest.textContent()) ?? '—').trim() !== '—', 15_000, 200);
+    await waitFor(
+      'a power value',
+      async () => ((await latest.textContent()) ?? '—').trim() !== '—',
+      15_000,
+      200,
+    );
     const first = await latest.textContent();
-    await waitFor('the live value to change', async () => (await latest.textContent()) !== first, 20_000, 250);
+    await waitFor(
+      'the live value to change',
+      async () => (await latest.textContent()) !== first,
+      20_000,
+      250,
+    );
     for (const field of ['state', 'clockEvents', 'pstate', 'eccMode', 'eccVolatile', 'pcie', 'persistence'])
       expect(await page.locator(`[data-testid="gpu-health"] [data-field="${field}"]`).count()).toBe(1);
     expect(await page.locator('[data-testid="mig-devices"]').count()).toBe(1);
     const charts = page.locator('[data-testid="metric-charts"]');
-    await waitFor('history loaded', async () => (await charts.getAttribute('data-status')) === 'ready', 20_000, 200);
+    await waitFor(
+      'history loaded',
+      async () => (await charts.getAttribute('data-status')) === 'ready',
+      20_000,
+      200,
+    );
     const [download] = await Promise.all([
       page.waitForEvent('download'),
       page.locator('[data-chart="temperature"] [data-testid="export-csv"]').click(),
     ]);
-    expect(download.suggestedFilename()).toMatch(/^gpupulse-sim-0002-gpu1-temperature-\d{4}-\d{2}-\d{2}\.csv$/);
+    expect(download.suggestedFilename()).toMatch(
+      /^gpupulse-sim-0002-gpu1-temperature-\d{4}-\d{2}-\d{2}\.csv$/,
+    );
     const csv = readFileSync((await download.path()) as string, 'utf8');
     expect(csv.replace(/^\ufeff/, '').split('\r\n')[0]).toBe('time,Temperature');
     expect(csv.split('\r\n').length).toBeGreaterThan(3);
@@ -115,7 +155,12 @@ describe('node and GPU detail views', () => {
 
   it('the language switch changes the text (ko)', async () => {
     await page.selectOption('[data-testid="language-switch"]', 'ko');
-    await waitFor('Korean title', async () => ((await page.locator('[data-testid="detail-title"]').textContent()) ?? '').includes('노드의 GPU'), 5000);
+    await waitFor(
+      'Korean title',
+      async () =>
+        ((await page.locator('[data-testid="detail-title"]').textContent()) ?? '').includes('노드의 GPU'),
+      5000,
+    );
     expect(await page.locator('[data-chart="utilization"] h3').textContent()).toBe('가동률');
     await page.waitForTimeout(1500); // charts redraw at most once a second
     await screenshot(page, 'detail-gpu-ko');
@@ -140,7 +185,12 @@ describe('node and GPU detail views', () => {
       expect(await page.locator('[data-testid="gpu-page"]').getAttribute('data-node')).toBe(name);
       expect(await page.locator('[data-testid="node-link"]').textContent()).toBe(name);
       const charts = page.locator('[data-testid="metric-charts"]');
-      await waitFor('history loaded', async () => (await charts.getAttribute('data-status')) === 'ready', 20_000, 200);
+      await waitFor(
+        'history loaded',
+        async () => (await charts.getAttribute('data-status')) === 'ready',
+        20_000,
+        200,
+      );
       await screenshot(page, `detail-hostile-${i}`);
     }
     expect(dialogs).toEqual([]);

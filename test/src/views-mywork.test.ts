@@ -22,7 +22,16 @@ describe('My work view', () => {
 
   beforeAll(async () => {
     stack = await startViewsStack();
-    startSim(stack.server.url, ['--nodes', '3', '--gpus-per-node', '8', '--interval', '500', '--prefix', 'sim']);
+    startSim(stack.server.url, [
+      '--nodes',
+      '3',
+      '--gpus-per-node',
+      '8',
+      '--interval',
+      '500',
+      '--prefix',
+      'sim',
+    ]);
     const gpus = await waitFor(
       'GPUs with users and jobs',
       async () => {
@@ -49,18 +58,25 @@ describe('My work view', () => {
   it('a shared URL selects a user and shows their GPUs live, with hints', async () => {
     await page.goto(`${stack.server.url}/me?user=${encodeURIComponent(user)}`);
     const view = page.locator('[data-testid="my-work-page"]');
-    await waitFor('selection from the URL', async () => (await view.getAttribute('data-value')) === user, 10_000);
+    await waitFor(
+      'selection from the URL',
+      async () => (await view.getAttribute('data-value')) === user,
+      10_000,
+    );
     expect(await view.getAttribute('data-kind')).toBe('user');
     await page.locator('[data-testid="my-work-gpu"]').first().waitFor({ timeout: 15_000 });
     expect(await page.locator('[data-testid="my-work-selected"]').textContent()).toContain(user);
     expect(await page.locator('[data-testid="hint"]').count()).toBeGreaterThan(0);
-    expect(await page.locator('[data-testid="share-url"]').textContent()).toContain(`/me?user=${encodeURIComponent(user)}`);
+    expect(await page.locator('[data-testid="share-url"]').textContent()).toContain(
+      `/me?user=${encodeURIComponent(user)}`,
+    );
     // live: the utilization of the user's GPUs moves
     const cells = page.locator('[data-testid="my-work-gpu"]');
     const before = await cells.evaluateAll((els) => els.map((e) => e.getAttribute('data-util')).join());
     await waitFor(
       'a live change',
-      async () => (await cells.evaluateAll((els) => els.map((e) => e.getAttribute('data-util')).join())) !== before,
+      async () =>
+        (await cells.evaluateAll((els) => els.map((e) => e.getAttribute('data-util')).join())) !== before,
       20_000,
       500,
     );
@@ -69,7 +85,11 @@ describe('My work view', () => {
 
   it('remembers the choice: /me without a query comes back to it', async () => {
     await page.goto(`${stack.server.url}/me`);
-    await waitFor('the remembered choice in the URL', () => page.url().includes(`user=${encodeURIComponent(user)}`), 10_000);
+    await waitFor(
+      'the remembered choice in the URL',
+      () => page.url().includes(`user=${encodeURIComponent(user)}`),
+      10_000,
+    );
     expect(await page.locator('[data-testid="my-work-page"]').getAttribute('data-value')).toBe(user);
   });
 
@@ -90,7 +110,11 @@ describe('My work view', () => {
     await waitFor('user in the URL', () => page.url().includes(`user=${encodeURIComponent(user)}`), 5000);
     // back to the job
     await page.goBack();
-    await waitFor('job after going back', async () => (await page.locator('[data-testid="my-work-page"]').getAttribute('data-value')) === job, 5000);
+    await waitFor(
+      'job after going back',
+      async () => (await page.locator('[data-testid="my-work-page"]').getAttribute('data-value')) === job,
+      5000,
+    );
   });
 
   it('speaks Korean', async () => {

@@ -21,7 +21,16 @@ describe('Trends view', () => {
       GPUPULSE_PROJECTS: resolve(repoRoot, 'examples/projects.yaml'),
       GPUPULSE_ROLLUP_GRACE_MS: '1000',
     });
-    startSim(stack.server.url, ['--nodes', '4', '--gpus-per-node', '8', '--interval', '500', '--prefix', 'sim']);
+    startSim(stack.server.url, [
+      '--nodes',
+      '4',
+      '--gpus-per-node',
+      '8',
+      '--interval',
+      '500',
+      '--prefix',
+      'sim',
+    ]);
     ({ page, errors } = await openPage(stack.browser, stack.server.url, { width: 1920, height: 1080 }));
   }, 120_000);
 
@@ -34,13 +43,26 @@ describe('Trends view', () => {
 
   it('renders every chart with a designed state before any rollup exists', async () => {
     await page.goto(`${stack.server.url}/trends`);
-    for (const id of ['cluster-utilization', 'gpu-hours-project', 'gpu-hours-institution', 'top-projects', 'energy']) {
+    for (const id of [
+      'cluster-utilization',
+      'gpu-hours-project',
+      'gpu-hours-institution',
+      'top-projects',
+      'energy',
+    ]) {
       await card(id).waitFor({ timeout: 10_000 });
-      await waitFor(`${id} loaded`, async () => (await card(id).getAttribute('data-state')) !== 'loading', 15_000, 200);
+      await waitFor(
+        `${id} loaded`,
+        async () => (await card(id).getAttribute('data-state')) !== 'loading',
+        15_000,
+        200,
+      );
       expect(['ready', 'empty']).toContain(await card(id).getAttribute('data-state'));
     }
     if ((await card('cluster-utilization').getAttribute('data-state')) === 'empty')
-      expect(await card('cluster-utilization').locator('[data-testid="chart-message"]').textContent()).toContain('No usage');
+      expect(
+        await card('cluster-utilization').locator('[data-testid="chart-message"]').textContent(),
+      ).toContain('No usage');
     await screenshot(page, 'trends-empty-en');
   });
 
@@ -51,7 +73,12 @@ describe('Trends view', () => {
     };
     page.on('request', onRequest);
     await page.locator('[data-testid="range-option"][data-range="90d"]').click();
-    await waitFor('90-day requests', () => requests.filter((u) => span(u) === 90 * 86_400_000).length >= 3, 10_000, 100);
+    await waitFor(
+      '90-day requests',
+      () => requests.filter((u) => span(u) === 90 * 86_400_000).length >= 3,
+      10_000,
+      100,
+    );
     expect(requests.some((u) => u.includes('/api/v1/history') && u.includes('scope=cluster'))).toBe(true);
     expect(requests.some((u) => u.includes('/api/v1/usage') && u.includes('groupBy=institution'))).toBe(true);
     expect(page.url()).toContain('range=90d');
@@ -96,9 +123,14 @@ describe('Trends view', () => {
     // Usage per project: once rows exist, client CSV and the server's own CSV link.
     const proj = card('gpu-hours-project');
     if ((await proj.getAttribute('data-state')) === 'ready') {
-      const [dl] = await Promise.all([page.waitForEvent('download'), proj.locator('[data-testid="export-csv"]').click()]);
+      const [dl] = await Promise.all([
+        page.waitForEvent('download'),
+        proj.locator('[data-testid="export-csv"]').click(),
+      ]);
       const body = readFileSync((await dl.path()) as string, 'utf8').replace(/^\ufeff/, '');
-      expect(body.split('\r\n')[0]).toBe('period_start,project,busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh');
+      expect(body.split('\r\n')[0]).toBe(
+        'period_start,project,busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh',
+      );
       const href = await proj.locator('[data-testid="export-server-csv"]').getAttribute('href');
       const res = await fetch(`${stack.server.url}${href}`);
       expect(res.status).toBe(200);
@@ -110,7 +142,12 @@ describe('Trends view', () => {
   it('speaks Korean, and looks right full screen in the dark theme', async () => {
     await page.selectOption('[data-testid="language-switch"]', 'ko');
     await page.locator('h1', { hasText: '추이' }).waitFor({ timeout: 5000 });
-    await waitFor('loaded', async () => (await card('cluster-utilization').getAttribute('data-state')) !== 'loading', 15_000, 200);
+    await waitFor(
+      'loaded',
+      async () => (await card('cluster-utilization').getAttribute('data-state')) !== 'loading',
+      15_000,
+      200,
+    );
     expect(await card('energy').locator('h3').textContent()).toBe('주간 에너지 사용량');
     await screenshot(page, 'trends-short-ko');
     await page.selectOption('[data-testid="language-switch"]', 'en');

@@ -140,7 +140,13 @@ export function useLiveHistory(o: UseLiveHistoryOptions) {
     () => [o.node.value, o.gpuIndex.value, o.range.value, gpuUuid.value] as const,
     (now, before) => {
       // The uuid appearing later (fleet snapshot after the page opened) only matters while waiting.
-      if (before && now[0] === before[0] && now[1] === before[1] && now[2] === before[2] && before[3] !== undefined)
+      if (
+        before &&
+        now[0] === before[0] &&
+        now[1] === before[1] &&
+        now[2] === before[2] &&
+        before[3] !== undefined
+      )
         return;
       lastAppendTs = null;
       void load();

@@ -79,7 +79,8 @@ export const enViews = {
       none: 'No compute processes on this node.',
       noneOnGpu: 'No compute processes on this GPU.',
       loading: 'Loading processes…',
-      unavailable: 'Per-process details are not available from this server yet. Showing who holds each GPU instead.',
+      unavailable:
+        'Per-process details are not available from this server yet. Showing who holds each GPU instead.',
       error: 'Could not load the process list ({message}). Showing who holds each GPU instead.',
       summaryProcesses: 'Processes',
       jobs: 'Jobs',
@@ -127,7 +128,13 @@ export const enViews = {
     migMode: 'MIG mode',
     migDevices: 'MIG devices',
     migNone: 'No MIG devices.',
-    migColumns: { index: '#', profile: 'Profile', gi: 'GPU instance', ci: 'Compute instance', memory: 'Memory' },
+    migColumns: {
+      index: '#',
+      profile: 'Profile',
+      gi: 'GPU instance',
+      ci: 'Compute instance',
+      memory: 'Memory',
+    },
     idleHeld: 'Held but idle since {since}',
   },
   myWork: {
@@ -161,14 +168,22 @@ export const enViews = {
     hints: {
       idleHeld:
         'no GPUs held | 1 GPU held, {idle} below 5 % for {minutes} min | {held} GPUs held, {idle} below 5 % for {minutes} min',
-      idleHeldNow: 'no GPUs held | 1 GPU held, {idle} below 5 % right now | {held} GPUs held, {idle} below 5 % right now',
-      lowMemory: 'job {job} uses {percent} of GPU memory | job {job} uses {percent} of GPU memory | job {job} uses {percent} of the memory of its {gpus} GPUs',
+      idleHeldNow:
+        'no GPUs held | 1 GPU held, {idle} below 5 % right now | {held} GPUs held, {idle} below 5 % right now',
+      lowMemory:
+        'job {job} uses {percent} of GPU memory | job {job} uses {percent} of GPU memory | job {job} uses {percent} of the memory of its {gpus} GPUs',
       throttling: 'GPU {index} on node {node} is throttling ({reason})',
       hot: 'GPU {index} on node {node} is hot ({temp})',
       eccErrors: 'GPU {index} on node {node} reports uncorrectable memory errors ({errors})',
-      unknown: 'no GPUs | 1 GPU has no current figures (stale, offline or MIG) | {gpus} GPUs have no current figures (stale, offline or MIG)',
+      unknown:
+        'no GPUs | 1 GPU has no current figures (stale, offline or MIG) | {gpus} GPUs have no current figures (stale, offline or MIG)',
       allBusy: 'no GPUs | the GPU is busy (mean {percent}) | all {gpus} GPUs are busy (mean {percent})',
-      causes: { thermal: 'thermal', power: 'power cap', powerBrake: 'power brake', hardware: 'hardware slowdown' },
+      causes: {
+        thermal: 'thermal',
+        power: 'power cap',
+        powerBrake: 'power brake',
+        hardware: 'hardware slowdown',
+      },
     },
     severity: { warning: 'Warning', info: 'Note', ok: 'Good' },
   },

@@ -80,7 +80,8 @@ export const koViews: Widen<typeof enViews> = {
       none: '이 노드에 실행 중인 연산 프로세스가 없습니다.',
       noneOnGpu: '이 GPU에 실행 중인 연산 프로세스가 없습니다.',
       loading: '프로세스 목록을 불러오는 중…',
-      unavailable: '이 서버는 아직 프로세스별 정보를 제공하지 않습니다. 대신 GPU별 사용자와 작업을 표시합니다.',
+      unavailable:
+        '이 서버는 아직 프로세스별 정보를 제공하지 않습니다. 대신 GPU별 사용자와 작업을 표시합니다.',
       error: '프로세스 목록을 불러오지 못했습니다({message}). 대신 GPU별 사용자와 작업을 표시합니다.',
       summaryProcesses: '프로세스 수',
       jobs: '작업',
@@ -133,7 +134,8 @@ export const koViews: Widen<typeof enViews> = {
   },
   myWork: {
     title: '내 작업',
-    intro: '사용자, 프로젝트 또는 작업을 고르면 해당 GPU를 실시간으로 보여 주고 효율 개선 힌트를 알려 드립니다.',
+    intro:
+      '사용자, 프로젝트 또는 작업을 고르면 해당 GPU를 실시간으로 보여 주고 효율 개선 힌트를 알려 드립니다.',
     kinds: { user: '사용자', project: '프로젝트', job: '작업' },
     kindLabel: '조회 기준',
     inputLabel: '이름 또는 ID',
@@ -162,12 +164,15 @@ export const koViews: Widen<typeof enViews> = {
     hints: {
       idleHeld:
         '점유한 GPU 없음 | GPU 1개 점유 중, {idle}개가 {minutes}분 동안 5% 미만 | GPU {held}개 점유 중, {idle}개가 {minutes}분 동안 5% 미만',
-      idleHeldNow: '점유한 GPU 없음 | GPU 1개 점유 중, {idle}개가 현재 5% 미만 | GPU {held}개 점유 중, {idle}개가 현재 5% 미만',
-      lowMemory: '작업 {job}은(는) GPU 메모리의 {percent}만 사용 | 작업 {job}은(는) GPU 메모리의 {percent}만 사용 | 작업 {job}은(는) GPU {gpus}개 메모리의 {percent}만 사용',
+      idleHeldNow:
+        '점유한 GPU 없음 | GPU 1개 점유 중, {idle}개가 현재 5% 미만 | GPU {held}개 점유 중, {idle}개가 현재 5% 미만',
+      lowMemory:
+        '작업 {job}은(는) GPU 메모리의 {percent}만 사용 | 작업 {job}은(는) GPU 메모리의 {percent}만 사용 | 작업 {job}은(는) GPU {gpus}개 메모리의 {percent}만 사용',
       throttling: '{node} 노드의 GPU {index} 클럭 제한 중 ({reason})',
       hot: '{node} 노드의 GPU {index} 과열 ({temp})',
       eccErrors: '{node} 노드의 GPU {index}에서 정정 불가 메모리 오류 발생 ({errors}건)',
-      unknown: 'GPU 없음 | GPU 1개의 현재 수치 없음 (지연, 오프라인 또는 MIG) | GPU {gpus}개의 현재 수치 없음 (지연, 오프라인 또는 MIG)',
+      unknown:
+        'GPU 없음 | GPU 1개의 현재 수치 없음 (지연, 오프라인 또는 MIG) | GPU {gpus}개의 현재 수치 없음 (지연, 오프라인 또는 MIG)',
       allBusy: 'GPU 없음 | GPU가 사용 중 (평균 {percent}) | GPU {gpus}개 모두 사용 중 (평균 {percent})',
       causes: { thermal: '발열', power: '전력 상한', powerBrake: '전력 브레이크', hardware: '하드웨어 감속' },
     },

@@ -17,7 +17,15 @@ describe('csv', () => {
   });
 
   it('builds CRLF rows with a header', () => {
-    expect(toCsv(['a', 'b'], [[1, 'x'], [null, 'y,z']])).toBe('a,b\r\n1,x\r\n,"y,z"\r\n');
+    expect(
+      toCsv(
+        ['a', 'b'],
+        [
+          [1, 'x'],
+          [null, 'y,z'],
+        ],
+      ),
+    ).toBe('a,b\r\n1,x\r\n,"y,z"\r\n');
   });
 
   it('writes usage rows sorted by period then key', () => {
@@ -27,9 +35,30 @@ describe('csv', () => {
       groupBy: 'project',
       period: 'week',
       rows: [
-        { periodStart: Date.UTC(2026, 0, 12), key: 'b', busyGpuHours: 1.23456, idleHeldGpuHours: 0, gpuHours: 1.23456, energyKWh: 0.5 },
-        { periodStart: Date.UTC(2026, 0, 5), key: 'z', busyGpuHours: 2, idleHeldGpuHours: 1, gpuHours: 3, energyKWh: 1 },
-        { periodStart: Date.UTC(2026, 0, 12), key: 'a', busyGpuHours: 0, idleHeldGpuHours: 2, gpuHours: 2, energyKWh: 0 },
+        {
+          periodStart: Date.UTC(2026, 0, 12),
+          key: 'b',
+          busyGpuHours: 1.23456,
+          idleHeldGpuHours: 0,
+          gpuHours: 1.23456,
+          energyKWh: 0.5,
+        },
+        {
+          periodStart: Date.UTC(2026, 0, 5),
+          key: 'z',
+          busyGpuHours: 2,
+          idleHeldGpuHours: 1,
+          gpuHours: 3,
+          energyKWh: 1,
+        },
+        {
+          periodStart: Date.UTC(2026, 0, 12),
+          key: 'a',
+          busyGpuHours: 0,
+          idleHeldGpuHours: 2,
+          gpuHours: 2,
+          energyKWh: 0,
+        },
       ],
     });
     expect(csv.split('\r\n')).toEqual([
@@ -43,8 +72,20 @@ describe('csv', () => {
 
   it('aligns several series on their union of times', () => {
     const csv = seriesToCsv([
-      { name: 'GPU 0', points: [[0, 1], [1000, 2]] },
-      { name: 'GPU 1', points: [[1000, null], [2000, 4]] },
+      {
+        name: 'GPU 0',
+        points: [
+          [0, 1],
+          [1000, 2],
+        ],
+      },
+      {
+        name: 'GPU 1',
+        points: [
+          [1000, null],
+          [2000, 4],
+        ],
+      },
     ]);
     expect(csv.split('\r\n')).toEqual([
       'time,GPU 0,GPU 1',

@@ -44,7 +44,10 @@ export function seriesToCsv(series: readonly { name: string; points: readonly Po
   const lookup = series.map((s) => new Map(s.points.map(([t, v]) => [t, v])));
   return toCsv(
     ['time', ...series.map((s) => s.name)],
-    times.map((t) => [new Date(t).toISOString(), ...lookup.map((m) => (m.has(t) ? round(m.get(t) ?? null) : null))]),
+    times.map((t) => [
+      new Date(t).toISOString(),
+      ...lookup.map((m) => (m.has(t) ? round(m.get(t) ?? null) : null)),
+    ]),
   );
 }
 

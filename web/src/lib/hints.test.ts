@@ -8,7 +8,13 @@ const MIN = 60_000;
 function held(index: number, util: number, extra: Parameters<typeof gpu>[1] = {}): HintGpu {
   return {
     node: 'gpu-a01',
-    gpu: gpu(index, { utilizationGpuPercent: util, project: 'fu_video', processCount: 1, jobs: ['4812'], ...extra }),
+    gpu: gpu(index, {
+      utilizationGpuPercent: util,
+      project: 'fu_video',
+      processCount: 1,
+      jobs: ['4812'],
+      ...extra,
+    }),
   };
 }
 
@@ -40,7 +46,10 @@ describe('computeHints', () => {
 
   it('names throttling causes, hot GPUs and ECC errors per GPU', () => {
     const gpus: HintGpu[] = [
-      { node: 'x', gpu: gpu(3, { clocksEventReasons: ['hw_thermal_slowdown', 'sw_power_cap'], memoryUsedMiB: 70_000 }) },
+      {
+        node: 'x',
+        gpu: gpu(3, { clocksEventReasons: ['hw_thermal_slowdown', 'sw_power_cap'], memoryUsedMiB: 70_000 }),
+      },
       { node: 'y', gpu: gpu(1, { temperatureCelsius: 91, memoryUsedMiB: 70_000 }) },
       { node: 'z', gpu: gpu(2, { eccErrorsUncorrectedVolatile: 2, memoryUsedMiB: 70_000 }) },
     ];
@@ -83,7 +92,10 @@ describe('computeHints', () => {
     const gpus = [held(0, 1, { memoryUsedMiB: 70_000 }), held(1, 2, { memoryUsedMiB: 70_000 })];
     const [h] = computeHints(gpus, { now: NOW });
     expect(h).toMatchObject({ kind: 'idleHeld', params: { held: 2, idle: 2, minutes: 0 } });
-    const many = Array.from({ length: 30 }, (_, i) => ({ node: `n${i}`, gpu: gpu(0, { temperatureCelsius: 95 }) }));
+    const many = Array.from({ length: 30 }, (_, i) => ({
+      node: `n${i}`,
+      gpu: gpu(0, { temperatureCelsius: 95 }),
+    }));
     expect(computeHints(many, { now: NOW, limit: 5 })).toHaveLength(5);
   });
 });

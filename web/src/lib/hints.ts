@@ -15,11 +15,31 @@ export interface HintGpu {
 export type HintSeverity = 'warning' | 'info' | 'ok';
 
 export type Hint =
-  | { kind: 'idleHeld'; severity: 'warning'; count: number; params: { held: number; idle: number; minutes: number } }
-  | { kind: 'lowMemory'; severity: 'info'; count: number; params: { job: string; percent: number; gpus: number } }
-  | { kind: 'throttling'; severity: 'warning'; count: number; params: { node: string; index: number; reason: ThrottleCause } }
+  | {
+      kind: 'idleHeld';
+      severity: 'warning';
+      count: number;
+      params: { held: number; idle: number; minutes: number };
+    }
+  | {
+      kind: 'lowMemory';
+      severity: 'info';
+      count: number;
+      params: { job: string; percent: number; gpus: number };
+    }
+  | {
+      kind: 'throttling';
+      severity: 'warning';
+      count: number;
+      params: { node: string; index: number; reason: ThrottleCause };
+    }
   | { kind: 'hot'; severity: 'warning'; count: number; params: { node: string; index: number; temp: number } }
-  | { kind: 'eccErrors'; severity: 'warning'; count: number; params: { node: string; index: number; errors: number } }
+  | {
+      kind: 'eccErrors';
+      severity: 'warning';
+      count: number;
+      params: { node: string; index: number; errors: number };
+    }
   | { kind: 'unknown'; severity: 'info'; count: number; params: { gpus: number } }
   | { kind: 'allBusy'; severity: 'ok'; count: number; params: { gpus: number; percent: number } };
 
@@ -70,7 +90,8 @@ export function computeHints(gpus: readonly HintGpu[], options: HintOptions): Hi
   );
   if (idle.length > 0) {
     const since = idle.map((x) => x.gpu.idleHeldSince).filter((v): v is number => typeof v === 'number');
-    const minutes = since.length === idle.length ? Math.floor((options.now - Math.max(...since)) / 60_000) : 0;
+    const minutes =
+      since.length === idle.length ? Math.floor((options.now - Math.max(...since)) / 60_000) : 0;
     hints.push({
       kind: 'idleHeld',
       severity: 'warning',
@@ -83,7 +104,8 @@ export function computeHints(gpus: readonly HintGpu[], options: HintOptions): Hi
   const byJob = new Map<string, { used: number; total: number; gpus: number }>();
   for (const x of live) {
     for (const job of x.gpu.jobs ?? []) {
-      if (x.gpu.memoryUsedMiB === null || x.gpu.memoryTotalMiB === null || x.gpu.memoryTotalMiB <= 0) continue;
+      if (x.gpu.memoryUsedMiB === null || x.gpu.memoryTotalMiB === null || x.gpu.memoryTotalMiB <= 0)
+        continue;
       const share = (x.gpu.jobs?.length ?? 1) || 1;
       const e = byJob.get(job) ?? { used: 0, total: 0, gpus: 0 };
       e.used += x.gpu.memoryUsedMiB / share;
@@ -106,10 +128,20 @@ export function computeHints(gpus: readonly HintGpu[], options: HintOptions): Hi
   for (const x of live) {
     const cause = throttleCause(x.gpu.clocksEventReasons);
     if (cause)
-      hints.push({ kind: 'throttling', severity: 'warning', count: 1, params: { node: x.node, index: x.gpu.index, reason: cause } });
+      hints.push({
+        kind: 'throttling',
+        severity: 'warning',
+        count: 1,
+        params: { node: x.node, index: x.gpu.index, reason: cause },
+      });
     const temp = x.gpu.temperatureCelsius;
     if (temp !== null && temp >= hotCelsius)
-      hints.push({ kind: 'hot', severity: 'warning', count: 1, params: { node: x.node, index: x.gpu.index, temp } });
+      hints.push({
+        kind: 'hot',
+        severity: 'warning',
+        count: 1,
+        params: { node: x.node, index: x.gpu.index, temp },
+      });
     const ecc = (x.gpu.eccErrorsUncorrectedVolatile ?? 0) + (x.gpu.remappedRowsFailure ? 1 : 0);
     if (ecc > 0)
       hints.push({
@@ -120,14 +152,26 @@ export function computeHints(gpus: readonly HintGpu[], options: HintOptions): Hi
       });
   }
 
-  const unknown = gpus.filter((x) => x.nodeDown || x.gpu.state !== 'ok' || x.gpu.utilizationGpuPercent === null);
+  const unknown = gpus.filter(
+    (x) => x.nodeDown || x.gpu.state !== 'ok' || x.gpu.utilizationGpuPercent === null,
+  );
   if (unknown.length > 0)
-    hints.push({ kind: 'unknown', severity: 'info', count: unknown.length, params: { gpus: unknown.length } });
+    hints.push({
+      kind: 'unknown',
+      severity: 'info',
+      count: unknown.length,
+      params: { gpus: unknown.length },
+    });
 
   if (hints.length === 0 && live.length > 0) {
     const known = live.map((x) => x.gpu.utilizationGpuPercent).filter((v): v is number => v !== null);
     const mean = known.length ? known.reduce((a, b) => a + b, 0) / known.length : 0;
-    hints.push({ kind: 'allBusy', severity: 'ok', count: live.length, params: { gpus: live.length, percent: Math.round(mean) } });
+    hints.push({
+      kind: 'allBusy',
+      severity: 'ok',
+      count: live.length,
+      params: { gpus: live.length, percent: Math.round(mean) },
+    });
   }
 
   return hints

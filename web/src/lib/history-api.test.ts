@@ -7,14 +7,28 @@ const respond = (status: number, body: unknown) => async () =>
 describe('history api', () => {
   it('tells ok, missing and error apart', async () => {
     const ok = { scope: 'gpu', id: 'x', tier: 'raw', from: 0, to: 1, stepMs: 1, series: [] };
-    expect(await getJson('/h', isHistoryResponse, { fetch: respond(200, ok) })).toEqual({ kind: 'ok', data: ok });
-    expect(await getJson('/h', isHistoryResponse, { fetch: respond(404, {}) })).toEqual({ kind: 'missing', status: 404 });
-    expect(await getJson('/h', isHistoryResponse, { fetch: respond(500, {}) })).toMatchObject({ kind: 'error', status: 500 });
-    expect(await getJson('/h', isHistoryResponse, { fetch: respond(200, { nope: 1 }) })).toMatchObject({ kind: 'error' });
+    expect(await getJson('/h', isHistoryResponse, { fetch: respond(200, ok) })).toEqual({
+      kind: 'ok',
+      data: ok,
+    });
+    expect(await getJson('/h', isHistoryResponse, { fetch: respond(404, {}) })).toEqual({
+      kind: 'missing',
+      status: 404,
+    });
+    expect(await getJson('/h', isHistoryResponse, { fetch: respond(500, {}) })).toMatchObject({
+      kind: 'error',
+      status: 500,
+    });
+    expect(await getJson('/h', isHistoryResponse, { fetch: respond(200, { nope: 1 }) })).toMatchObject({
+      kind: 'error',
+    });
     const failing = async () => {
       throw new TypeError('network down');
     };
-    expect(await getJson('/h', isHistoryResponse, { fetch: failing })).toEqual({ kind: 'error', message: 'network down' });
+    expect(await getJson('/h', isHistoryResponse, { fetch: failing })).toEqual({
+      kind: 'error',
+      message: 'network down',
+    });
   });
 
   it('encodes node names in the processes path', () => {

@@ -3,7 +3,14 @@
  * `ok`, `missing` (404: the endpoint or the subject does not exist yet), or `error`.
  * Responses are checked for the fields the views read; anything else is an `error`.
  */
-import type { GpuProcess, HistoryResponse, ProjectsMeta, UsageGroupBy, UsagePeriod, UsageResponse } from '@gpupulse/protocol';
+import type {
+  GpuProcess,
+  HistoryResponse,
+  ProjectsMeta,
+  UsageGroupBy,
+  UsagePeriod,
+  UsageResponse,
+} from '@gpupulse/protocol';
 
 export type ApiResult<T> =
   | { kind: 'ok'; data: T }
@@ -49,13 +56,21 @@ export function isUsageResponse(v: unknown): v is UsageResponse {
     isObject(v) &&
     Array.isArray(v.rows) &&
     v.rows.every(
-      (r) => isObject(r) && typeof r.key === 'string' && typeof r.periodStart === 'number' && typeof r.gpuHours === 'number',
+      (r) =>
+        isObject(r) &&
+        typeof r.key === 'string' &&
+        typeof r.periodStart === 'number' &&
+        typeof r.gpuHours === 'number',
     )
   );
 }
 
 export function isProjectsMeta(v: unknown): v is ProjectsMeta {
-  return isObject(v) && Array.isArray(v.projects) && v.projects.every((p) => isObject(p) && typeof p.id === 'string');
+  return (
+    isObject(v) &&
+    Array.isArray(v.projects) &&
+    v.projects.every((p) => isObject(p) && typeof p.id === 'string')
+  );
 }
 
 /** A GPU process as `GET /api/v1/nodes/:name/processes` returns it: the agent's facts plus the server's attribution. */

@@ -53,9 +53,15 @@ export const CHART_PALETTES: Record<ThemeName, ChartPalette> = {
 const DASHES = ['solid', 'dashed', 'dotted'] as const;
 
 /** Line style of the i-th series: a colour, and a dash after every full round of colours. */
-export function seriesStyle(palette: ChartPalette, i: number): { color: string; type: (typeof DASHES)[number] } {
+export function seriesStyle(
+  palette: ChartPalette,
+  i: number,
+): { color: string; type: (typeof DASHES)[number] } {
   const n = palette.series.length;
-  return { color: palette.series[i % n] ?? '#888', type: DASHES[Math.floor(i / n) % DASHES.length] ?? 'solid' };
+  return {
+    color: palette.series[i % n] ?? '#888',
+    type: DASHES[Math.floor(i / n) % DASHES.length] ?? 'solid',
+  };
 }
 
 export interface LineSeriesInput {
@@ -106,7 +112,13 @@ export function buildTimeSeriesOption(o: TimeSeriesOptions): EChartsCoreOption {
     textStyle: { color: p.text },
     grid: { left: 8, right: 16, top: o.showLegend ? 36 : 14, bottom: 8, containLabel: true },
     legend: o.showLegend
-      ? { type: 'scroll', top: 0, textStyle: { color: p.muted }, pageTextStyle: { color: p.muted }, itemHeight: 8 }
+      ? {
+          type: 'scroll',
+          top: 0,
+          textStyle: { color: p.muted },
+          pageTextStyle: { color: p.muted },
+          itemHeight: 8,
+        }
       : { show: false },
     tooltip: {
       trigger: 'axis',
@@ -210,7 +222,13 @@ export function buildBarOption(o: StackedBarOptions): EChartsCoreOption {
     legend:
       o.showLegend === false
         ? { show: false }
-        : { type: 'scroll', top: 0, textStyle: { color: p.muted }, pageTextStyle: { color: p.muted }, itemHeight: 10 },
+        : {
+            type: 'scroll',
+            top: 0,
+            textStyle: { color: p.muted },
+            pageTextStyle: { color: p.muted },
+            itemHeight: 10,
+          },
     tooltip: {
       trigger: 'axis',
       axisPointer: { type: 'shadow' },
@@ -256,7 +274,13 @@ export function buildBarOption(o: StackedBarOptions): EChartsCoreOption {
           ? {
               color,
               opacity: 0.55,
-              decal: { symbol: 'rect', dashArrayX: [1, 0], dashArrayY: [2, 4], rotation: Math.PI / 4, color: 'rgba(0,0,0,0.45)' },
+              decal: {
+                symbol: 'rect',
+                dashArrayX: [1, 0],
+                dashArrayY: [2, 4],
+                rotation: Math.PI / 4,
+                color: 'rgba(0,0,0,0.45)',
+              },
             }
           : { color },
       };

@@ -13,7 +13,13 @@ function dtf(locale: string, options: Intl.DateTimeFormatOptions): Intl.DateTime
 
 /** `May 3, 14:05` / `5월 3일 14:05`. */
 export function formatDateTime(locale: string, time: number): string {
-  return dtf(locale, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(time);
+  return dtf(locale, {
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).format(time);
 }
 
 /** `May 3` / `5월 3일`. */
@@ -31,7 +37,13 @@ const numCache = new Map<string, Intl.NumberFormat>();
 export function formatAmount(locale: string, value: number): string {
   const a = Math.abs(value);
   const options: Intl.NumberFormatOptions =
-    a === 0 ? { maximumFractionDigits: 0 } : a < 1 ? { maximumSignificantDigits: 2 } : a < 10 ? { maximumFractionDigits: 1 } : { maximumFractionDigits: 0 };
+    a === 0
+      ? { maximumFractionDigits: 0 }
+      : a < 1
+        ? { maximumSignificantDigits: 2 }
+        : a < 10
+          ? { maximumFractionDigits: 1 }
+          : { maximumFractionDigits: 0 };
   const key = `${locale}|${JSON.stringify(options)}`;
   let f = numCache.get(key);
   if (!f) {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { energyByPeriod, historyCoverage, meanOf, periodMatrix, topKeys, usageTotals } from './history-trends.ts';
+import {
+  energyByPeriod,
+  historyCoverage,
+  meanOf,
+  periodMatrix,
+  topKeys,
+  usageTotals,
+} from './history-trends.ts';
 
 const W = 7 * 86_400_000;
 const row = (week: number, key: string, busy: number, idle: number, kwh = 1) => ({
@@ -38,12 +45,27 @@ describe('trends aggregation', () => {
   it('tells a short history from a full one', () => {
     const day = 86_400_000;
     const to = 30 * day;
-    const full = historyCoverage([[0, null], [3600_000, 5], [to, 6]], 0, to, 3600_000);
+    const full = historyCoverage(
+      [
+        [0, null],
+        [3600_000, 5],
+        [to, 6],
+      ],
+      0,
+      to,
+      3600_000,
+    );
     expect(full).toMatchObject({ first: 3600_000, short: false, days: 29 });
     const short = historyCoverage([[to - 2 * day, 5]], 0, to, 3600_000);
     expect(short).toEqual({ first: to - 2 * day, short: true, days: 2 });
     expect(historyCoverage([], 0, to, 1)).toEqual({ first: null, short: true, days: 0 });
-    expect(meanOf([[0, 10], [1, null], [2, 20]])).toBe(15);
+    expect(
+      meanOf([
+        [0, 10],
+        [1, null],
+        [2, 20],
+      ]),
+    ).toBe(15);
     expect(meanOf([])).toBeNull();
   });
 });

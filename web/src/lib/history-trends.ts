@@ -62,7 +62,12 @@ export function energyByPeriod(rows: readonly Row[]): { periodStart: number; kwh
   return [...m].sort(([a], [b]) => a - b).map(([periodStart, kwh]) => ({ periodStart, kwh }));
 }
 
-export function usageTotals(rows: readonly Row[]): { gpuHours: number; idle: number; idleShare: number | null; energyKWh: number } {
+export function usageTotals(rows: readonly Row[]): {
+  gpuHours: number;
+  idle: number;
+  idleShare: number | null;
+  energyKWh: number;
+} {
   let gpuHours = 0;
   let idle = 0;
   let energyKWh = 0;

@@ -78,7 +78,14 @@ describe('parseHistory', () => {
     to: 10_000,
     stepMs: 1000,
     series: [
-      { metric: 'utilization_gpu', key: 'GPU-a', points: [[2000, 5], [1000, 4]] },
+      {
+        metric: 'utilization_gpu',
+        key: 'GPU-a',
+        points: [
+          [2000, 5],
+          [1000, 4],
+        ],
+      },
       { metric: 'memory', key: '1', points: [[1000, 10]] },
     ],
   };
@@ -96,7 +103,11 @@ describe('parseHistory', () => {
   });
 
   it('takes key-less series for a single-GPU scope', () => {
-    const parsed = parseHistory({ ...res, scope: 'gpu', series: [{ metric: 'power_draw', key: null, points: [[1, 2]] }] });
+    const parsed = parseHistory({
+      ...res,
+      scope: 'gpu',
+      series: [{ metric: 'power_draw', key: null, points: [[1, 2]] }],
+    });
     expect(pointsForGpu(parsed, 'powerDrawWatts', { uuid: 'GPU-z', index: 4 })).toEqual([[1, 2]]);
   });
 });

@@ -35,9 +35,9 @@ export function expectedTier(ms: number): HistoryTier {
   return '1h';
 }
 
-const NICE_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400].map(
-  (s) => s * 1000,
-);
+const NICE_STEPS = [
+  1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400,
+].map((s) => s * 1000);
 
 /** A round step (ms) that keeps a range under `maxPoints` points, never finer than the tier. */
 export function stepForRange(ms: number, maxPoints = 720): number {
@@ -117,11 +117,17 @@ export function seriesId(metric: string, key: string): string {
  * Points of a node-scope response for one GPU: the server keys node series by GPU uuid;
  * an index key (`"3"`) is accepted too.
  */
-export function pointsForGpu(parsed: Map<string, Point[]>, metric: string, gpu: Pick<GpuView, 'uuid' | 'index'>) {
+export function pointsForGpu(
+  parsed: Map<string, Point[]>,
+  metric: string,
+  gpu: Pick<GpuView, 'uuid' | 'index'>,
+) {
   return (
     parsed.get(seriesId(metric, gpu.uuid)) ??
     parsed.get(seriesId(metric, String(gpu.index))) ??
-    (parsed.size > 0 && [...parsed.keys()].every((k) => k.endsWith('|')) ? parsed.get(seriesId(metric, '')) : undefined)
+    (parsed.size > 0 && [...parsed.keys()].every((k) => k.endsWith('|'))
+      ? parsed.get(seriesId(metric, ''))
+      : undefined)
   );
 }
 

@@ -48,10 +48,7 @@ export const useHistoryStore = defineStore('history', () => {
     return getJson(url, isHistoryResponse, { signal });
   }
 
-  function usage(
-    q: Parameters<typeof usageUrl>[0],
-    signal?: AbortSignal,
-  ): Promise<ApiResult<UsageResponse>> {
+  function usage(q: Parameters<typeof usageUrl>[0], signal?: AbortSignal): Promise<ApiResult<UsageResponse>> {
     const url = usageUrl(q);
     return cached(url, () => getJson(url, isUsageResponse, { signal }));
   }

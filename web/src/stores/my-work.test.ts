@@ -19,14 +19,17 @@ const nodes = [
       gpu(1, { users: ['kim.minji', 'lee.jihoon'], jobs: ['4812', '4900'], project: 'fu_video' }),
     ],
   }),
-  node('b', { status: 'stale', gpus: [gpu(0, { users: ['lee.jihoon'], jobs: ['4900'], project: 'ni_speech' }), gpu(1)] }),
+  node('b', {
+    status: 'stale',
+    gpus: [gpu(0, { users: ['lee.jihoon'], jobs: ['4900'], project: 'ni_speech' }), gpu(1)],
+  }),
 ];
 
 describe('My work selection', () => {
   it('reads and writes the URL query', () => {
     expect(selectionFromQuery({ user: 'kim.minji' })).toEqual({ kind: 'user', value: 'kim.minji' });
     expect(selectionFromQuery({ job: ['4812', '9'] })).toEqual({ kind: 'job', value: '4812' });
-    expect(selectionFromQuery({ project: '  ' , job: '1' })).toEqual({ kind: 'job', value: '1' });
+    expect(selectionFromQuery({ project: '  ', job: '1' })).toEqual({ kind: 'job', value: '1' });
     expect(selectionFromQuery({ project: 'x'.repeat(300) })).toBeNull();
     expect(selectionFromQuery({ other: 'x' })).toBeNull();
     expect(selectionToQuery({ kind: 'project', value: 'fu_video' })).toEqual({ project: 'fu_video' });
@@ -34,7 +37,10 @@ describe('My work selection', () => {
   });
 
   it('parses stored choices defensively', () => {
-    expect(parseStoredSelection('{"kind":"user","value":"kim.minji"}')).toEqual({ kind: 'user', value: 'kim.minji' });
+    expect(parseStoredSelection('{"kind":"user","value":"kim.minji"}')).toEqual({
+      kind: 'user',
+      value: 'kim.minji',
+    });
     expect(parseStoredSelection('{"kind":"root","value":"x"}')).toBeNull();
     expect(parseStoredSelection('not json')).toBeNull();
     expect(parseStoredSelection('null')).toBeNull();
@@ -42,7 +48,8 @@ describe('My work selection', () => {
   });
 
   it('finds the GPUs of a user, project or job', () => {
-    const ids = (s: Parameters<typeof matchGpus>[1]) => matchGpus(nodes, s).map((x) => `${x.node}/${x.gpu.index}`);
+    const ids = (s: Parameters<typeof matchGpus>[1]) =>
+      matchGpus(nodes, s).map((x) => `${x.node}/${x.gpu.index}`);
     expect(ids({ kind: 'user', value: 'kim.minji' })).toEqual(['a/0', 'a/1']);
     expect(ids({ kind: 'job', value: '4900' })).toEqual(['a/1', 'b/0']);
     expect(ids({ kind: 'project', value: 'ni_speech' })).toEqual(['b/0']);
@@ -53,8 +60,24 @@ describe('My work selection', () => {
   it('offers candidates with GPU counts and localized project names', () => {
     const meta = {
       projects: [
-        { id: 'fu_video', name: { en: 'Video understanding', ko: '영상 이해' }, institution: null, area: null, color: null, owner: null, quotaGpus: null },
-        { id: 'ce_music', name: { en: 'Music' }, institution: null, area: null, color: null, owner: null, quotaGpus: null },
+        {
+          id: 'fu_video',
+          name: { en: 'Video understanding', ko: '영상 이해' },
+          institution: null,
+          area: null,
+          color: null,
+          owner: null,
+          quotaGpus: null,
+        },
+        {
+          id: 'ce_music',
+          name: { en: 'Music' },
+          institution: null,
+          area: null,
+          color: null,
+          owner: null,
+          quotaGpus: null,
+        },
       ],
       institutions: [],
       areas: [],

@@ -79,7 +79,11 @@ export interface Candidate {
 }
 
 /** Every user, project and job on the fleet now (plus projects from the meta), for the typeahead. */
-export function candidates(nodes: readonly NodeView[], meta: ProjectsMeta | null, locale: string): Candidate[] {
+export function candidates(
+  nodes: readonly NodeView[],
+  meta: ProjectsMeta | null,
+  locale: string,
+): Candidate[] {
   const counts = new Map<string, Candidate>();
   const add = (kind: SelectionKind, value: string, label = value, gpu = 1) => {
     const key = `${kind}\u0000${value}`;
@@ -100,7 +104,8 @@ export function candidates(nodes: readonly NodeView[], meta: ProjectsMeta | null
     else add('project', p.id, name, 0);
   }
   return [...counts.values()].sort(
-    (a, b) => SELECTION_KINDS.indexOf(a.kind) - SELECTION_KINDS.indexOf(b.kind) || a.value.localeCompare(b.value),
+    (a, b) =>
+      SELECTION_KINDS.indexOf(a.kind) - SELECTION_KINDS.indexOf(b.kind) || a.value.localeCompare(b.value),
   );
 }
 
