@@ -542,6 +542,13 @@ export interface ProcessCollectorOptions {
   fullEveryMs?: number;
   /** A process whose GPU memory moved by more than this fraction is resent (default 0.05). */
   memoryChange?: number;
+  /**
+   * `--query-compute-apps` is skipped (the last list reused) while no GPU's `memory.used` moved
+   * since the last call and that call is younger than this. A process that starts or ends moves its
+   * GPU's memory, so the list stays right while nvidia-smi is not spawned every second on a steady
+   * node. Default 10 s; 0: query every interval.
+   */
+  maxReuseMs?: number;
   now?: () => number;
 }
 
@@ -616,16 +623,27 @@ export function createNvidiaSmiProcessCollector(
   const proc = options.proc === undefined ? new ProcReader() : options.proc;
   const tracker = new ProcessDeltaTracker(options);
   const now = options.now ?? Date.now;
+  const maxReuseMs = options.maxReuseMs ?? 10_000;
+  let last: { at: number; memory: string; list: GpuProcess[] } | null = null;
+  const memoryKey = () => smi.lastRound.map((g) => `${g.uuid}=${g.memoryUsedMiB}`).join(',');
   return {
     name: 'nvidia-smi-processes',
     async collect() {
       if (!smi.available) return tracker.next([], now());
       if (smi.state === 'starting') return {};
+      const t = now();
+      const memory = memoryKey();
+      if (smi.state === 'ok' && last && t - last.at < maxReuseMs && memory === last.memory) {
+        return tracker.next(last.list, t);
+      }
+      last = null;
       const apps = (await smi.computeApps(timeoutMs)).slice(0, LIMITS.maxProcessesPerSample);
       const list = proc ? await proc.enrich(apps) : apps;
-      return tracker.next(list, now());
+      last = { at: t, memory, list };
+      return tracker.next(list, t);
     },
     fallback: () => {
+      last = null;
       tracker.forceFull();
       return {};
     },
