@@ -293,6 +293,33 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       json(res, status, body, head);
       return;
     }
+    const processesPath = /^\/api\/v1\/nodes\/([^/]+)\/processes$/.exec(pathname);
+    if (processesPath) {
+      let node: string;
+      try {
+        node = decodeURIComponent(processesPath[1]!);
+      } catch {
+        json(
+          res,
+          400,
+          { error: { code: 'VALIDATION', message: 'node name is not valid URL encoding' } },
+          head,
+        );
+        return;
+      }
+      const processes = fleet.processDetails(node);
+      if (processes === null) {
+        json(
+          res,
+          404,
+          { error: { code: 'NOT_FOUND', message: `no node named ${JSON.stringify(node)}` } },
+          head,
+        );
+        return;
+      }
+      json(res, 200, { serverTime: clock.now(), node, processes }, head);
+      return;
+    }
     if (pathname === '/metrics') {
       const text = await metrics.registry.metrics();
       res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });

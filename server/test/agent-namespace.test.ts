@@ -1,20 +1,8 @@
-import { type Ack, type FleetDelta, fail, PROTOCOL_VERSION, type SamplesAckData } from '@gpupulse/protocol';
+import { type FleetDelta, fail, PROTOCOL_VERSION } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.ts';
 import { MemoryStore } from '../src/storage/memory-store.ts';
-import {
-  type AgentClient,
-  connectAgent,
-  connectDashboard,
-  refusal,
-  sample,
-  startServer,
-  waitFor,
-} from './helpers.ts';
-
-const report = (agent: AgentClient, payload: unknown): Promise<Ack<SamplesAckData>> =>
-  // biome-ignore lint/suspicious/noExplicitAny: deliberately sending what the types forbid
-  agent.timeout(5000).emitWithAck('samples:report', payload as any);
+import { connectAgent, connectDashboard, refusal, report, sample, startServer, waitFor } from './helpers.ts';
 
 describe('/agent auth', () => {
   it('refuses a wrong token with UNAUTHORIZED', async () => {

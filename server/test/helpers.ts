@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  type Ack,
   AGENT_NAMESPACE,
   type AgentToServerEvents,
   type ConnectErrorData,
@@ -10,6 +11,7 @@ import {
   type GpuMetrics,
   PROTOCOL_VERSION,
   type Sample,
+  type SamplesAckData,
   type ServerToAgentEvents,
   type ServerToDashboardEvents,
 } from '@gpupulse/protocol';
@@ -68,6 +70,11 @@ export async function connectAgent(
   });
   return socket;
 }
+
+/** Sends a `samples:report` (anything, also what the types forbid) and resolves with the ack. */
+export const report = (agent: AgentClient, payload: unknown): Promise<Ack<SamplesAckData>> =>
+  // biome-ignore lint/suspicious/noExplicitAny: deliberately sending what the types forbid
+  agent.timeout(5000).emitWithAck('samples:report', payload as any);
 
 /** The connect error an agent gets with this auth. */
 export async function refusal(

@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { HealthSchema } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
-import { startServer, tempDir } from './helpers.ts';
+import { connectAgent, report, sample, startServer, tempDir } from './helpers.ts';
 
 /** Raw GET (fetch would normalise `..` away). */
 function rawGet(
@@ -78,6 +78,40 @@ describe('HTTP', () => {
     ]) {
       expect(text).toContain(name);
     }
+  });
+
+  it('lists a node’s processes with their attribution; 404 for an unknown node', async () => {
+    const server = await startServer();
+    const node = 'n "1" <b>/x';
+    const agent = await connectAgent(server, { node });
+    const s = sample(1, Date.now());
+    const uuid = s.gpus[1]!.uuid;
+    s.processes = [
+      {
+        gpuUuid: uuid,
+        pid: 20,
+        usedMemoryMiB: 3000,
+        name: 'python',
+        user: 'kim',
+        cmdline: 'python train.py',
+      },
+      { gpuUuid: uuid, pid: 21, usedMemoryMiB: 1000, name: 'python', user: 'lee' },
+    ];
+    await report(agent, { samples: [s] });
+    const res = await fetch(`${server.url}/api/v1/nodes/${encodeURIComponent(node)}/processes`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      node: string;
+      processes: Array<{ pid: number; gpuIndex: number; project: string; share: number; cmdline?: string }>;
+    };
+    expect(body.node).toBe(node);
+    expect(body.processes.map((p) => [p.pid, p.gpuIndex, p.project, p.share])).toEqual([
+      [20, 1, 'unassigned', 0.75],
+      [21, 1, 'unassigned', 0.25],
+    ]);
+    expect(body.processes[0]?.cmdline).toBe('python train.py');
+    expect((await fetch(`${server.url}/api/v1/nodes/nope/processes`)).status).toBe(404);
+    expect((await fetch(`${server.url}/api/v1/nodes/%E0%A4%A/processes`)).status).toBe(400);
   });
 
   it('serves the built web app with content types, SPA fallback and refuses traversal', async () => {

@@ -11,6 +11,7 @@ import type { Clock } from '../clock.ts';
 import {
   type AttributeFn,
   type Attribution,
+  type AttributionRule,
   attributionFromFn,
   type ProcessShare,
   splitGpu,
@@ -33,6 +34,15 @@ export interface GpuState {
   /** Server time since when a process holds the GPU below the idle threshold; null: not so. */
   idleSince: number | null;
   idleHeld: boolean;
+}
+
+/** A process on a node with its attribution (`GET /api/v1/nodes/:name/processes`). */
+export interface ProcessDetail extends GpuProcess {
+  gpuIndex: number | null;
+  project: string;
+  rule: AttributionRule;
+  /** Its part of the GPU (by GPU memory); the shares of a GPU's processes sum to 1. */
+  share: number;
 }
 
 /** Applies a sample's process update (full list, or a delta with `processesGone`) to the list in effect. */
@@ -137,6 +147,29 @@ export class FleetState {
   }
 
   /** Every GPU of every node with its status, shares and idle state. */
+  /**
+   * The processes in effect on a node with their attribution (project, rule, share of the GPU)
+   * and GPU index, for the node/GPU detail pages; null for an unknown node.
+   */
+  processDetails(node: string): ProcessDetail[] | null {
+    const e = this.nodes.get(node);
+    if (!e) return null;
+    const indexOf = new Map((e.lastSample?.gpus ?? []).map((g) => [g.uuid, g.index]));
+    const out: ProcessDetail[] = [];
+    for (const [uuid, shares] of this.sharesOf(e)) {
+      for (const s of shares) {
+        out.push({
+          ...s.process,
+          gpuIndex: indexOf.get(uuid) ?? null,
+          project: s.project,
+          rule: s.rule,
+          share: s.share,
+        });
+      }
+    }
+    return out.sort((a, b) => (a.gpuIndex ?? -1) - (b.gpuIndex ?? -1) || a.pid - b.pid);
+  }
+
   forEachGpu(fn: (g: GpuState) => void): void {
     const now = this.clock.now();
     for (const e of this.nodes.values()) {
