@@ -3,12 +3,14 @@
 // again on the same spool); after recovery InfluxDB holds every sample the agent produced exactly
 // once: the number of `gpupulse_host` points of the node equals the agent's sequence range
 // (seq 0 … nextSeq − 1 from its own `stopped` log line), with no holes in time.
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentLogLines, startServerOnPort } from './support/agent-support.ts';
 import { startInfluxd, type TestInfluxd } from './support/influxd.ts';
+import { agentBin, fakeNvidiaSmi } from './support/paths.ts';
 import { type Proc, type ServerProc, startAgent, startServer, stopAll } from './support/processes.ts';
 import { sleep, waitFor } from './support/wait.ts';
 
@@ -178,4 +180,33 @@ describe('agent delivery across outages (real server, real influxd)', () => {
     expect(times.length).toBe(nextSeq);
     expect(new Set(times).size).toBe(times.length);
   }, 180_000);
+
+  it('--check against the real server: token accepted → exit 0; a wrong token → exit 1 with the reason', async () => {
+    const check = (token: string) =>
+      new Promise<{ code: number; stdout: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [
+            agentBin,
+            '--check',
+            '--server',
+            server.url,
+            '--token',
+            token,
+            '--nvidia-smi',
+            fakeNvidiaSmi,
+            '--kmsg',
+            'off',
+          ],
+          { timeout: 30_000 },
+          (err, stdout) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout }),
+        );
+      });
+    const good = await check('test-token-1');
+    expect(good.stdout).toMatch(/^ok {4}server: .* reachable, token accepted$/m);
+    expect(good.code).toBe(0);
+    const bad = await check('wrong-token');
+    expect(bad.stdout).toMatch(/^FAIL {2}server: .*UNAUTHORIZED/m);
+    expect(bad.code).toBe(1);
+  });
 });
