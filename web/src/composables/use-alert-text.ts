@@ -2,7 +2,7 @@ import type { Alert } from '@gpupulse/protocol';
 import { storeToRefs } from 'pinia';
 import { useI18n } from 'vue-i18n';
 import { isKnownRule } from '../lib/alerts.ts';
-import { formatCelsius, formatNumber } from '../lib/format.ts';
+import { formatCelsius, formatDuration, formatNumber } from '../lib/format.ts';
 import { visibleAlertMessage } from '../lib/privacy.ts';
 import { usePreferencesStore } from '../stores/preferences.ts';
 
@@ -17,6 +17,7 @@ export function useAlertText() {
   function value(alert: Alert, v: number | null): string {
     if (v === null) return '—';
     if (alert.rule.includes('temperature')) return formatCelsius(locale.value, v);
+    if (alert.rule === 'gpu_idle_held') return formatDuration(locale.value, v * 1000); // seconds
     return formatNumber(locale.value, v);
   }
 

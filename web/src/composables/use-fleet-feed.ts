@@ -46,7 +46,7 @@ export function useFleetFeed(options: UseFleetFeedOptions = {}) {
     // Main-thread cost of one update: store + every watcher and component it triggers.
     const start = performance.now();
     fleet.applyDelta(delta);
-    void nextTick(() => {
+    void nextTick().then(() => {
       const end = performance.now();
       try {
         performance.measure('fleet-update', { start, end });

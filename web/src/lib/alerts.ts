@@ -89,14 +89,14 @@ export function gpusWithErrorAlerts(alerts: Iterable<Alert>): Set<string> {
 /** Known rule ids that have localized text; others fall back to the server's message. */
 export const KNOWN_RULES = [
   'gpu_temperature_high',
-  'gpu_throttling',
-  'gpu_xid',
-  'gpu_ecc',
-  'gpu_idle_held',
+  'memory_temperature_high',
+  'gpu_throttled',
+  'ecc_uncorrectable',
+  'remapped_rows',
+  'xid_error',
   'gpu_stale',
-  'gpu_error',
   'node_offline',
-  'node_stale',
+  'gpu_idle_held',
 ] as const;
 
 export function isKnownRule(rule: string): rule is (typeof KNOWN_RULES)[number] {

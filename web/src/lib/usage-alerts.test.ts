@@ -82,9 +82,9 @@ describe('alerts', () => {
 
   it('marks GPUs with firing XID/ECC alerts only', () => {
     const s = gpusWithErrorAlerts([
-      alert('x', { rule: 'gpu_xid', gpuIndex: 2 }),
+      alert('x', { rule: 'xid_error', gpuIndex: 2 }),
       alert('t', { rule: 'gpu_temperature_high', gpuIndex: 3 }),
-      alert('old', { rule: 'gpu_ecc', gpuIndex: 4, state: 'resolved' }),
+      alert('old', { rule: 'ecc_uncorrectable', gpuIndex: 4, state: 'resolved' }),
     ]);
     expect([...s]).toEqual(['rack-a-0001/2']);
   });

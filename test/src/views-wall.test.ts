@@ -1,0 +1,254 @@
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
+import { stopAll } from './support/processes.ts';
+import { startServerOnPort } from './support/server-on-port.ts';
+import { waitFor } from './support/wait.ts';
+import {
+  attr,
+  HOSTILE_PREFIX,
+  hoverSomeTile,
+  KOREAN_NODE,
+  SIM_USER_SAMPLE,
+  startViewsFleet,
+  type ViewsFleet,
+  viewportShot,
+} from './support/wall-views.ts';
+
+// The wall view in real Chromium, served and fed by the real server, two simulators (one with a
+// hostile name prefix) and one real agent with a Korean, quoted node name.
+/** 6 rack nodes × 8, 2 hostile-named nodes × 4, the agent's capture has 1 GPU. */
+const AGENT_GPUS = 1;
+const ALL_GPUS = 6 * 8 + 2 * 4 + AGENT_GPUS;
+
+describe('wall view in headless Chromium', () => {
+  let fleet: ViewsFleet;
+  let browser: Browser;
+  let page: Page;
+  let errors: string[];
+  const dialogs: string[] = [];
+
+  beforeAll(async () => {
+    fleet = await startViewsFleet();
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    errors = watchErrors(page);
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.goto(fleet.server.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stopAll();
+    if (fleet) await rm(fleet.dataDir, { recursive: true, force: true });
+  });
+
+  const row = (name: string) => page.locator(`[data-testid="node-row"][data-node=${attr(name)}]`);
+
+  it('renders every GPU on one canvas, the headline, and the node list', async () => {
+    for (const n of [...fleet.simNodes, ...fleet.hostileNodes, KOREAN_NODE])
+      await row(n).waitFor({ timeout: 30_000 });
+    const cells = ALL_GPUS;
+    await waitFor(
+      'every GPU cell',
+      async () => (await page.locator('[data-testid="gpu-cell"]').count()) === cells,
+    );
+    await waitFor(
+      'the canvas to lay out every GPU',
+      async () =>
+        (await page.locator('[data-testid="gpu-grid"]').getAttribute('data-gpus')) === String(cells),
+    );
+    expect(await page.locator('[data-testid="gpu-grid"] canvas').count()).toBe(1);
+    expect(
+      await page.locator('[data-testid="headline-figure"][data-key="gpusTotal"]').getAttribute('data-value'),
+    ).toBe(String(cells));
+    const power = await page
+      .locator('[data-testid="headline-figure"][data-key="powerKilowatts"]')
+      .getAttribute('data-value');
+    expect(Number(power)).toBeGreaterThan(0);
+    await page.locator('[data-testid="alert-ticker"]').waitFor();
+    await page.locator('[data-testid="wall-clock"]').waitFor();
+    expect(await page.locator('[data-testid="freshness"]').getAttribute('data-stale')).toBe('false');
+    expect(existsSync(await screenshot(page, 'views-wall-en'))).toBe(true);
+  });
+
+  it('hostile and Korean node names render as plain text', async () => {
+    for (const n of [...fleet.hostileNodes, KOREAN_NODE])
+      expect(await row(n).locator('.node-name').textContent()).toBe(n);
+    expect(await page.locator('img').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+    expect(await page.evaluate(() => document.body.innerHTML.includes('<img src=x'))).toBe(false);
+    expect(
+      await page.evaluate(() => document.body.textContent?.includes('<img src=x onerror=alert(1)>')),
+    ).toBe(true);
+  });
+
+  it('live values change on screen and on the canvas', async () => {
+    const cells = page.locator('[data-testid="gpu-cell"]');
+    const before = await cells.allTextContents();
+    const updates = await page.evaluate(
+      () => (window as unknown as { __gpupulseWall: { updates: number } }).__gpupulseWall.updates,
+    );
+    await waitFor(
+      'a GPU value to change',
+      async () => {
+        const after = await cells.allTextContents();
+        return after.length === before.length && after.some((t, i) => t !== before[i]);
+      },
+      20_000,
+      500,
+    );
+    const later = await page.evaluate(
+      () => (window as unknown as { __gpupulseWall: { updates: number } }).__gpupulseWall.updates,
+    );
+    expect(later).toBeGreaterThan(updates);
+  });
+
+  it('a tooltip on hover names the node and GPU; privacy hides user names', async () => {
+    const title = await hoverSomeTile(page);
+    expect(title).toMatch(/GPU \d+/);
+    expect(title.includes(HOSTILE_PREFIX) || title.includes('rack-a') || title.includes(KOREAN_NODE)).toBe(
+      true,
+    );
+    await viewportShot(page, 'views-wall-tooltip');
+    await page.mouse.move(0, 0);
+
+    const toggle = page.locator('[data-testid="privacy-toggle"]');
+    if ((await toggle.getAttribute('data-privacy')) === 'true') await toggle.click();
+    await page.locator('[data-testid="privacy-toggle"][data-privacy="false"]').waitFor();
+    await toggle.click();
+    await page.locator('[data-testid="privacy-toggle"][data-privacy="true"]').waitFor();
+    await hoverSomeTile(page);
+    const text = (await page.locator('body').textContent()) ?? '';
+    for (const u of SIM_USER_SAMPLE) expect(text).not.toContain(u);
+    await page.mouse.move(0, 0);
+  });
+
+  it('switches the tile colour between utilization and temperature', async () => {
+    await page.locator('[data-testid="color-mode-temperature"]').click();
+    await page.locator('[data-testid="gpu-grid"][data-mode="temperature"]').waitFor();
+    await screenshot(page, 'views-wall-temperature');
+    await page.locator('[data-testid="color-mode-utilization"]').click();
+    await page.locator('[data-testid="gpu-grid"][data-mode="utilization"]').waitFor();
+  });
+
+  it('the language switch changes the text (Korean)', async () => {
+    const label = page.locator('[data-testid="headline"] .gpus h2');
+    expect(await label.textContent()).toContain('GPUs');
+    await page.locator('[data-testid="language-switch"]').selectOption('ko');
+    await waitFor('Korean headline', async () =>
+      ((await page.locator('[data-testid="headline"]').textContent()) ?? '').includes('사용 중'),
+    );
+    expect(await page.locator('html').getAttribute('lang')).toBe('ko');
+    await screenshot(page, 'views-wall-ko');
+    await page.locator('[data-testid="language-switch"]').selectOption('en');
+    await waitFor('English again', async () =>
+      ((await page.locator('[data-testid="headline"]').textContent()) ?? '').includes('In use'),
+    );
+  });
+
+  it('navigates to projects and alerts and back', async () => {
+    await page.locator('[data-testid="nav-projects"]').click();
+    await page.locator('[data-testid="projects-page"]').waitFor();
+    expect(new URL(page.url()).pathname).toBe('/projects');
+    await page.locator('[data-testid="nav-alerts"]').click();
+    await page.locator('[data-testid="alerts-page"]').waitFor();
+    await page.locator('[data-testid="nav-cluster"]').click();
+    await page.locator('[data-testid="wall-page"]').waitFor();
+    await row(fleet.simNodes[0]!).waitFor();
+  });
+
+  it('kiosk: no chrome; survives a server restart on the same port and drops nodes the new server does not know', async () => {
+    const kiosk = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+    const kioskErrors = watchErrors(kiosk);
+    await kiosk.goto(`${fleet.server.url}/?kiosk=1`);
+    await kiosk.locator('[data-testid="kiosk-bar"]').waitFor();
+    expect(await kiosk.locator('.app-header').count()).toBe(0);
+    expect(await kiosk.locator('[data-testid="node-list"]').count()).toBe(0);
+    expect(await kiosk.locator('[data-testid="privacy-toggle"]').count()).toBe(0);
+    const total = kiosk.locator('[data-testid="headline-figure"][data-key="gpusTotal"]');
+    await waitFor(
+      'all GPUs on the kiosk',
+      async () => (await total.getAttribute('data-value')) === String(ALL_GPUS),
+    );
+    await screenshot(kiosk, 'views-wall-kiosk-en');
+
+    // The agent goes away for good, then the server restarts: the new server never hears of it.
+    await fleet.agent.stop();
+    const port = fleet.server.port;
+    await fleet.server.stop();
+    const state = kiosk.locator('[data-testid="connection-state"]');
+    await waitFor(
+      'the kiosk to notice',
+      async () => (await state.getAttribute('data-state')) !== 'connected',
+      20_000,
+      200,
+    );
+    await waitFor(
+      'stale data shown as stale',
+      async () => (await kiosk.locator('[data-testid="freshness"]').getAttribute('data-stale')) === 'true',
+      20_000,
+      250,
+    );
+    await screenshot(kiosk, 'views-wall-kiosk-reconnecting');
+    fleet.server = await startServerOnPort({ port, env: fleet.env, dataDir: fleet.dataDir });
+
+    await waitFor(
+      'reconnected',
+      async () => (await state.getAttribute('data-state')) === 'connected',
+      40_000,
+      250,
+    );
+    await waitFor(
+      'the fleet back without the departed agent',
+      async () => (await total.getAttribute('data-value')) === String(ALL_GPUS - AGENT_GPUS),
+      60_000,
+      500,
+    );
+    await waitFor(
+      'fresh again',
+      async () => (await kiosk.locator('[data-testid="freshness"]').getAttribute('data-stale')) === 'false',
+      20_000,
+      250,
+    );
+    expect(
+      await kiosk.evaluate(
+        () => (window as unknown as { __gpupulseWall: { nodes: number } }).__gpupulseWall.nodes,
+      ),
+    ).toBe(8);
+    expect(await kiosk.locator('text=/log ?in|password|sign in/i').count()).toBe(0);
+    await screenshot(kiosk, 'views-wall-kiosk-after-restart');
+    await kiosk.locator('[data-testid="language-switch"]').count(); // no chrome: no switch on the kiosk
+    await kiosk.evaluate(() => localStorage.setItem('gpupulse.locale', 'ko'));
+    await kiosk.reload();
+    await waitFor('Korean kiosk', async () =>
+      ((await kiosk.locator('[data-testid="headline"]').textContent()) ?? '').includes('사용 중'),
+    );
+    await screenshot(kiosk, 'views-wall-kiosk-ko');
+    await kiosk.evaluate(() => localStorage.removeItem('gpupulse.locale'));
+    expect(kioskErrors.filter((e) => !/ERR_CONNECTION_REFUSED|WebSocket/.test(e))).toEqual([]);
+    await kiosk.close();
+  });
+
+  it('kiosk rotation moves to the next view, keeping the query', async () => {
+    const kiosk = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await kiosk.goto(`${fleet.server.url}/?kiosk=1&rotate=5`);
+    await kiosk.locator('[data-testid="wall-page"]').waitFor();
+    await waitFor('rotation to /projects', () => new URL(kiosk.url()).pathname === '/projects', 15_000, 250);
+    const q = new URL(kiosk.url()).searchParams;
+    expect(q.get('kiosk')).toBe('1');
+    expect(q.get('rotate')).toBe('5');
+    await kiosk.locator('[data-testid="projects-page"]').waitFor();
+    await kiosk.close();
+  });
+
+  it('the page logged no errors', () => {
+    // The restart test stops the server this page is connected to as well: refused reconnects are expected.
+    expect(errors.filter((e) => !/ERR_CONNECTION_REFUSED|WebSocket/.test(e))).toEqual([]);
+  });
+});
