@@ -50,6 +50,7 @@ export interface Agent {
 export function createAgent(options: AgentOptions): Agent {
   const log = options.logger;
   const queue: SampleQueue = options.queue ?? new MemoryQueue();
+  let resync = () => {};
   const transport = options.server
     ? new SocketTransport({
         url: options.server.url,
@@ -74,6 +75,8 @@ export function createAgent(options: AgentOptions): Agent {
         ackTimeoutMs: options.server.ackTimeoutMs,
         reconnectInitialMs: options.server.reconnectInitialMs,
         reconnectMaxMs: options.server.reconnectMaxMs,
+        // The server may have missed deltas while we were away: the next sample carries full lists.
+        onConnect: () => resync(),
       })
     : null;
 
@@ -100,6 +103,8 @@ export function createAgent(options: AgentOptions): Agent {
       options.onSample?.(sample);
     },
   });
+
+  resync = () => runner.resync();
 
   let stopped = false;
   return {

@@ -187,6 +187,11 @@ export class Runner {
     }
   }
 
+  /** A new connection: every collector reports its complete state in the next sample. */
+  resync(): void {
+    for (const s of this.states) s.collector.resync?.();
+  }
+
   get nextSeq(): number {
     return this.seq;
   }

@@ -41,6 +41,8 @@ export interface TransportOptions {
   replayBatchesPerSec?: number;
   /** Warn when the server's clock differs by more than this (default 2000 ms). */
   clockSkewWarnMs?: number;
+  /** Called on every (re)connect, before anything is sent. */
+  onConnect?: () => void;
   /** Called with each ack's server time and the local receive time (tests, stats). */
   onServerTime?: (serverTime: number, localTime: number) => void;
 }
@@ -163,6 +165,7 @@ export class SocketTransport {
     this.connectErrors = 0;
     this.lastConnectError = null;
     this.log.info({ queued: this.opts.queue.size }, 'connected to server');
+    this.opts.onConnect?.();
     void this.sendInventory();
     this.notify();
   }

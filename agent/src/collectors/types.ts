@@ -31,6 +31,11 @@ export interface Collector {
   /** Resolves once the collector has something to report (first GPU round), or after `timeoutMs`. */
   ready?(timeoutMs: number): Promise<void>;
   stop?(): Promise<void>;
+  /**
+   * The server may have missed samples (a new connection): report the complete state next time
+   * (e.g. a full process list instead of a delta).
+   */
+  resync?(): void;
 }
 
 export interface CollectorDeps {

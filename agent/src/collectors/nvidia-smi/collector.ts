@@ -647,5 +647,6 @@ export function createNvidiaSmiProcessCollector(
       tracker.forceFull();
       return {};
     },
+    resync: () => tracker.forceFull(),
   };
 }

@@ -38,4 +38,17 @@ describe('ProcessDeltaTracker', () => {
     t.forceFull();
     expect(t.next([], 62_000)).toEqual({ processes: [], processesMode: 'full' });
   });
+
+  it('after a (re)connect the next list is full: the server may have missed deltas', async () => {
+    const { createNvidiaSmiProcessCollector } = await import('./collector.ts');
+    const smi = { available: true, state: 'ok', lastRound: [], computeApps: async () => [p(1, 10)] };
+    let now = 0;
+    const c = createNvidiaSmiProcessCollector(smi as never, { proc: null, now: () => now, maxReuseMs: 0 });
+    expect((await c.collect()).processesMode).toBe('full');
+    now = 1000;
+    expect(await c.collect()).toEqual({});
+    c.resync?.();
+    now = 2000;
+    expect(await c.collect()).toEqual({ processes: [p(1, 10)], processesMode: 'full' });
+  });
 });
