@@ -68,7 +68,9 @@ export class Runner {
       .catch(() => undefined)
       .then(() => {
         if (!this.running) return;
-        this.startedAt = this.now();
+        // Ticks fall on wall-clock interval boundaries (every whole second at 1 Hz), like every
+        // other agent's: samples line up across nodes and the server's deltas are phased to them.
+        this.startedAt = Math.floor(this.now() / this.opts.intervalMs) * this.opts.intervalMs;
         this.ticks = 0;
         this.schedule();
       });
@@ -92,7 +94,7 @@ export class Runner {
   private schedule(): void {
     if (!this.running) return;
     this.ticks++;
-    // Aligned to the start time so the interval does not drift with collection time.
+    // Due times are computed from the aligned start, so the interval does not drift with collection time.
     const due = this.startedAt + this.ticks * this.opts.intervalMs;
     this.timer = setTimeout(
       () => {

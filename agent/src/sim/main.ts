@@ -67,7 +67,6 @@ logger.info(
 type AgentSocket = Socket<ServerToAgentEvents, AgentToServerEvents>;
 const base = config.server.replace(/\/+$/, '');
 const sockets: AgentSocket[] = [];
-const timers: NodeJS.Timeout[] = [];
 let sent = 0;
 let acked = 0;
 let rejected = 0;
@@ -107,24 +106,38 @@ fleet.nodeNames.forEach((node, i) => {
     if (!socket.active) setTimeout(() => socket.connect(), backoffDelay(failures++, 1000, 30_000));
   });
   sockets.push(socket);
-  // Stagger nodes over the interval so the server sees a steady stream, not bursts.
-  const offset = Math.floor((i / fleet.nodeNames.length) * config.interval);
-  timers.push(
-    setTimeout(() => {
-      const send = () => {
-        const sample = fleet.tick(i);
-        if (!socket.connected) return; // never queue while disconnected
-        sent++;
-        socket.timeout(10_000).emit('samples:report', { samples: [sample] }, (err, ack) => {
-          if (err || !ack.ok) rejected++;
-          else acked++;
-        });
-      };
-      send();
-      timers.push(setInterval(send, config.interval));
-    }, offset),
-  );
 });
+
+// Like real agents, simulated nodes sample on wall-clock interval boundaries (the server's
+// deltas are phased to them). Sends are spread over the first few ms of each period so one
+// process can drive a thousand connections without one big burst.
+const spreadMs = Math.min(100, Math.floor(config.interval / 10));
+const send = (i: number) => {
+  const socket = sockets[i];
+  if (!socket?.connected) return; // never queue while disconnected
+  const sample = fleet.tick(i);
+  sent++;
+  socket.timeout(10_000).emit('samples:report', { samples: [sample] }, (err, ack) => {
+    if (err || !ack.ok) rejected++;
+    else acked++;
+  });
+};
+let roundTimer: NodeJS.Timeout | null = null;
+const scheduleRound = () => {
+  const now = Date.now();
+  const next = Math.floor(now / config.interval) * config.interval + config.interval;
+  roundTimer = setTimeout(runRound, next - now);
+};
+function runRound() {
+  scheduleRound();
+  const n = sockets.length;
+  for (let i = 0; i < n; i++) {
+    const delay = Math.floor((i / n) * spreadMs);
+    if (delay === 0) send(i);
+    else setTimeout(() => send(i), delay); // a stopped sim sends nothing: send() checks the socket
+  }
+}
+scheduleRound();
 
 const stats = setInterval(() => {
   logger.info({ connected, sent, acked, rejected }, 'sim stats');
@@ -133,7 +146,7 @@ const stats = setInterval(() => {
 function stop(signal: string) {
   logger.info({ signal, sent, acked }, 'stopping');
   clearInterval(stats);
-  for (const t of timers) clearTimeout(t);
+  if (roundTimer) clearTimeout(roundTimer);
   for (const s of sockets) s.disconnect();
   setTimeout(() => process.exit(0), 100);
 }
