@@ -3,7 +3,9 @@ import {
   AGENT_NAMESPACE,
   type AgentAuth,
   type AgentToServerEvents,
+  type GpuProcess,
   PROTOCOL_VERSION,
+  type Sample,
   type ServerToAgentEvents,
 } from '@gpupulse/protocol';
 import { Command } from 'commander';
@@ -93,6 +95,7 @@ fleet.nodeNames.forEach((node, i) => {
   socket.on('connect', () => {
     connected++;
     failures = 0;
+    lastProcesses[i] = undefined; // the server may have missed changes: send the full list
     socket.timeout(10_000).emit('inventory:report', fleet.inventory(i), () => {});
   });
   socket.on('disconnect', () => {
@@ -112,10 +115,26 @@ fleet.nodeNames.forEach((node, i) => {
 // deltas are phased to them). Sends are spread over the first few ms of each period so one
 // process can drive a thousand connections without one big burst.
 const spreadMs = Math.min(100, Math.floor(config.interval / 10));
+// Like the real agent, processes are sent only when they change (memory in 1 GiB steps), after a
+// (re)connect, and as a full list every minute; otherwise the key is left out (= no change).
+const lastProcesses: (string | undefined)[] = [];
+const lastFullAt: number[] = [];
+const processSignature = (ps: readonly GpuProcess[]) =>
+  ps.map((p) => `${p.gpuUuid}/${p.pid}/${Math.round((p.usedMemoryMiB ?? 0) / 1024)}`).join('|');
 const send = (i: number) => {
   const socket = sockets[i];
   if (!socket?.connected) return; // never queue while disconnected
-  const sample = fleet.tick(i);
+  const full = fleet.tick(i);
+  const signature = processSignature(full.processes ?? []);
+  const now = Date.now();
+  let sample: Sample = full;
+  if (signature === lastProcesses[i] && now - (lastFullAt[i] ?? 0) < 60_000) {
+    const { processes: _unchanged, ...rest } = full;
+    sample = rest;
+  } else {
+    lastProcesses[i] = signature;
+    lastFullAt[i] = now;
+  }
   sent++;
   socket.timeout(10_000).emit('samples:report', { samples: [sample] }, (err, ack) => {
     if (err || !ack.ok) rejected++;

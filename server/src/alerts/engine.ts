@@ -21,8 +21,11 @@ export interface AlertFilter {
 interface Condition {
   active: boolean;
   value: number | null;
-  message: string;
+  /** Built only when needed (an alert fires or is updated): most GPUs are quiet most of the time. */
+  message: string | (() => string);
 }
+
+const messageOf = (c: Condition): string => (typeof c.message === 'function' ? c.message() : c.message);
 
 interface Tracker {
   rule: AlertRule;
@@ -132,10 +135,10 @@ export class AlertEngine {
       gpuUuid: string | null = gpu?.uuid ?? null,
     ) => {
       const key = keyOf(rule.id, node, gpuUuid);
-      seen.add(key);
       let t = this.trackers.get(key);
       if (!t) {
-        if (!cond.active) return;
+        if (!cond.active) return; // quiet and untracked: nothing to remember
+
         t = {
           rule,
           node,
@@ -147,6 +150,7 @@ export class AlertEngine {
         };
         this.trackers.set(key, t);
       }
+      seen.add(key);
       t.gpu = gpu;
       this.step(t, cond, now, changed);
       if (!t.alert && t.pendingSince === null) this.trackers.delete(key);
@@ -160,7 +164,8 @@ export class AlertEngine {
             judge(rule, n.node, null, {
               active: n.status === 'offline',
               value: n.lastSeen === null ? null : Math.round((now - n.lastSeen) / 1000),
-              message: `node ${n.node} is offline${n.lastSeen !== null ? ` (last sample ${Math.round((now - n.lastSeen) / 1000)} s ago)` : ''}`,
+              message: () =>
+                `node ${n.node} is offline${n.lastSeen !== null ? ` (last sample ${Math.round((now - n.lastSeen) / 1000)} s ago)` : ''}`,
             });
             break;
           case 'gpu_stale': {
@@ -172,7 +177,8 @@ export class AlertEngine {
             judge(rule, n.node, null, {
               active: bad,
               value: null,
-              message: `GPU collector on ${n.node} is ${n.gpuCollector}${n.gpuError ? `: ${n.gpuError}` : ''} (nvidia-smi not answering?)`,
+              message: () =>
+                `GPU collector on ${n.node} is ${n.gpuCollector}${n.gpuError ? `: ${n.gpuError}` : ''} (nvidia-smi not answering?)`,
             });
             if (bad) {
               // The node-level alert covers its GPUs; keep their per-GPU alerts as they are.
@@ -183,7 +189,7 @@ export class AlertEngine {
               judge(rule, n.node, g, {
                 active: g.state === 'stale' || g.state === 'error',
                 value: null,
-                message: `${gpuName(n.node, g)} is ${g.state}${g.error ? `: ${g.error}` : ''}`,
+                message: () => `${gpuName(n.node, g)} is ${g.state}${g.error ? `: ${g.error}` : ''}`,
               });
             }
             break;
@@ -229,7 +235,7 @@ export class AlertEngine {
     for (const [key, t] of this.trackers) {
       if (seen.has(key)) continue;
       if (t.alert) {
-        this.resolve(t, now, changed, 'no longer reported');
+        this.resolve(t, now, changed);
       }
       this.trackers.delete(key);
     }
@@ -269,7 +275,6 @@ export class AlertEngine {
 
   private gpuCondition(rule: AlertRule, node: string, g: GpuView, now: number): Condition | null {
     const firing = this.trackers.get(keyOf(rule.id, node, g.uuid))?.alert != null;
-    const name = gpuName(node, g);
     switch (rule.kind) {
       case 'gpu_temperature':
       case 'memory_temperature': {
@@ -280,7 +285,8 @@ export class AlertEngine {
         return {
           active: v >= limit,
           value: v,
-          message: `${what} of ${name} is ${v} °C (≥ ${rule.threshold} °C${rule.forMs ? ` for ${fmtDuration(rule.forMs)}` : ''})`,
+          message: () =>
+            `${what} of ${gpuName(node, g)} is ${v} °C (≥ ${rule.threshold} °C${rule.forMs ? ` for ${fmtDuration(rule.forMs)}` : ''})`,
         };
       }
       case 'clock_throttle': {
@@ -288,7 +294,7 @@ export class AlertEngine {
         return {
           active: active.length > 0,
           value: g.clocksEventReasonsActive ?? null,
-          message: `${name} is throttled: ${active.join(', ') || 'cleared'}`,
+          message: () => `${gpuName(node, g)} is throttled: ${active.join(', ') || 'cleared'}`,
         };
       }
       case 'ecc_uncorrectable': {
@@ -312,10 +318,10 @@ export class AlertEngine {
         return {
           active: vol > 0 || recent,
           value: vol > 0 ? vol : recent ? m.eccIncreasedBy : 0,
-          message:
+          message: () =>
             vol > 0
-              ? `${name} has ${vol} uncorrectable ECC error(s) since the driver loaded`
-              : `${name}: uncorrectable ECC aggregate count rose by ${m.eccIncreasedBy} to ${agg}`,
+              ? `${gpuName(node, g)} has ${vol} uncorrectable ECC error(s) since the driver loaded`
+              : `${gpuName(node, g)}: uncorrectable ECC aggregate count rose by ${m.eccIncreasedBy} to ${agg}`,
         };
       }
       case 'remapped_rows': {
@@ -325,8 +331,8 @@ export class AlertEngine {
           active: failure || pending,
           value: failure ? 2 : pending ? 1 : 0,
           message: failure
-            ? `${name}: row remapping FAILED (the GPU needs service)`
-            : `${name}: row remapping pending (reset the GPU to apply)`,
+            ? `${gpuName(node, g)}: row remapping FAILED (the GPU needs service)`
+            : `${gpuName(node, g)}: row remapping pending (reset the GPU to apply)`,
         };
       }
       case 'gpu_idle_held': {
@@ -335,7 +341,8 @@ export class AlertEngine {
         return {
           active: held !== null && held >= (rule.threshold ?? 3600),
           value: held === null ? null : Math.round(held),
-          message: `${name} held but idle for ${held === null ? '?' : fmtDuration(held * 1000)}${g.project ? ` by project ${g.project}` : ''}`,
+          message: () =>
+            `${gpuName(node, g)} held but idle for ${held === null ? '?' : fmtDuration(held * 1000)}${g.project ? ` by project ${g.project}` : ''}`,
         };
       }
       default:
@@ -355,7 +362,7 @@ export class AlertEngine {
       t.pendingSince ??= now;
       if (t.alert) {
         t.alert.value = cond.value;
-        t.alert.message = cond.message;
+        t.alert.message = messageOf(cond);
         return;
       }
       if (now - t.pendingSince >= t.rule.forMs) {
@@ -369,14 +376,14 @@ export class AlertEngine {
           gpuUuid: t.gpuUuid,
           gpuIndex: g && g.index >= 0 ? g.index : null,
           project: g?.project ?? null,
-          message: cond.message,
+          message: messageOf(cond),
           value: cond.value,
           threshold: t.rule.threshold,
           startedAt: t.pendingSince,
           endedAt: null,
         };
         changed.push({ ...t.alert });
-        this.logger?.warn({ alert: t.alert.id, message: cond.message }, 'alert firing');
+        this.logger?.warn({ alert: t.alert.id, message: t.alert.message }, 'alert firing');
       }
       return;
     }
@@ -385,10 +392,10 @@ export class AlertEngine {
       return;
     }
     t.clearSince ??= now;
-    if (now - t.clearSince >= t.rule.clearForMs) this.resolve(t, now, changed, cond.message);
+    if (now - t.clearSince >= t.rule.clearForMs) this.resolve(t, now, changed);
   }
 
-  private resolve(t: Tracker, now: number, changed: Alert[], _why: string): void {
+  private resolve(t: Tracker, now: number, changed: Alert[]): void {
     if (!t.alert) return;
     const done: Alert = { ...t.alert, state: 'resolved', endedAt: now };
     t.alert = null;
