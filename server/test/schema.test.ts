@@ -1,4 +1,5 @@
 import type { GpuProcess } from '@gpupulse/protocol';
+import { Point } from '@influxdata/influxdb-client';
 import { describe, expect, it } from 'vitest';
 import { attributeUnassigned } from '../src/fleet/attribution.ts';
 import { gpuPoint, hostPoint, processPoints, samplePoints, toLineProtocol } from '../src/storage/schema.ts';
@@ -49,6 +50,25 @@ describe('schema mapping', () => {
         'memory_total=81559i,memory_used=20480i,power_draw=300,power_limit=700,remapped_rows_pending=0i,' +
         'state="ok",temperature_gpu=51i,utilization_gpu=43i,utilization_memory=17i 1700000000123',
     );
+  });
+
+  it('writes exactly what the client library’s Point writes, hostile names included', () => {
+    const hostile = ['a,b=c "d"\n\\e', 'x y', '노드=1', "o'q", 'k-1', 'k'];
+    const p = {
+      measurement: 'm e,a',
+      tags: { [hostile[0]!]: hostile[1]!, host: hostile[2]!, z: hostile[3]!, empty: '' },
+      ints: { [hostile[4]!]: 7.6, [hostile[5]!]: -2 },
+      floats: { f: 0.1 + 0.2, big: 1e21, tiny: 1.5e-7 },
+      strings: { s: hostile[0]!, t: '' },
+      ts: TS,
+    };
+    const ref = new Point(p.measurement);
+    for (const [k, v] of Object.entries(p.tags)) if (v !== '') ref.tag(k, v);
+    for (const [k, v] of Object.entries(p.ints)) ref.intField(k, Math.round(v));
+    for (const [k, v] of Object.entries(p.floats)) ref.floatField(k, v);
+    for (const [k, v] of Object.entries(p.strings)) ref.stringField(k, v);
+    ref.timestamp(TS);
+    expect(toLineProtocol(p)).toBe(ref.toLineProtocol());
   });
 
   it('escapes hostile names through Point', () => {

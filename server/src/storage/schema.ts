@@ -6,7 +6,7 @@
  */
 
 import type { Alert, GpuMetrics, GpuProcess, HostMetrics, Sample } from '@gpupulse/protocol';
-import { Point } from '@influxdata/influxdb-client';
+import { escape } from '@influxdata/influxdb-client';
 import type { MetricPoint } from './metric-store.ts';
 
 export const MEASUREMENT_GPU = 'nvidia_smi';
@@ -233,15 +233,31 @@ export function samplePoints(
   return points;
 }
 
-/** One line of line protocol (escaping by `Point`, never by hand), or null when the point has no field. */
+/**
+ * One line of line protocol, or null when the point has no field. Escaping is the client
+ * library's own (`escape.measurement`/`tag`/`quoted` of @influxdata/influxdb-client, the same
+ * functions its `Point` uses — never hand-escaped); the output is byte-identical to `Point`'s
+ * (tags and fields sorted by key) without building a `Point` per line on the hot path.
+ */
 export function toLineProtocol(p: MetricPoint): string | null {
-  const point = new Point(p.measurement);
-  for (const [k, v] of Object.entries(p.tags)) if (v !== '') point.tag(k, v);
-  if (p.ints) for (const [k, v] of Object.entries(p.ints)) point.intField(k, Math.round(v));
-  if (p.floats) for (const [k, v] of Object.entries(p.floats)) point.floatField(k, v);
-  if (p.strings) for (const [k, v] of Object.entries(p.strings)) point.stringField(k, v);
-  point.timestamp(Math.trunc(p.ts));
-  return point.toLineProtocol() ?? null;
+  const fields: [string, string][] = [];
+  if (p.ints) for (const k in p.ints) fields.push([k, `${Math.round(p.ints[k]!)}i`]);
+  if (p.floats)
+    for (const k in p.floats) {
+      const v = p.floats[k]!;
+      if (Number.isFinite(v)) fields.push([k, String(v)]);
+    }
+  if (p.strings) for (const k in p.strings) fields.push([k, escape.quoted(p.strings[k]!)]);
+  if (fields.length === 0) return null;
+  let line = escape.measurement(p.measurement);
+  for (const k of Object.keys(p.tags).sort()) {
+    const v = p.tags[k]!;
+    if (v !== '') line += `,${escape.tag(k)}=${escape.tag(v)}`;
+  }
+  fields.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  line += ' ';
+  for (let i = 0; i < fields.length; i++) line += `${i ? ',' : ''}${escape.tag(fields[i]![0])}=${fields[i]![1]}`;
+  return `${line} ${Math.trunc(p.ts)}`;
 }
 
 /**
