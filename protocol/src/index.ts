@@ -1,4 +1,5 @@
 export * from './ack.ts';
 export * from './events.ts';
+export * from './fleet.ts';
 export * from './schemas.ts';
 export * from './usage.ts';

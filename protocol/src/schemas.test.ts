@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeZodError, fail, ok } from './ack.ts';
+import { applyNodePatch } from './fleet.ts';
 import { AgentAuthSchema, LIMITS, SampleSchema, SamplesReportSchema } from './schemas.ts';
 
 const gpu = {
@@ -72,5 +73,37 @@ describe('ack envelope', () => {
       expect(msg).toMatch(/^seq: /);
       expect(msg).toMatch(/more$/);
     }
+  });
+});
+
+describe('applyNodePatch', () => {
+  it('patches top-level keys and GPUs by index, leaving the old objects alone', () => {
+    const g0 = { ...gpu, state: 'ok' as const, index: 0, project: null };
+    const g1 = { ...gpu, state: 'ok' as const, index: 1, uuid: 'GPU-1', project: null };
+    const prev = {
+      node: 'n',
+      status: 'online' as const,
+      connected: true,
+      lastSeen: 1,
+      lastSampleTs: 1,
+      gpuCollector: 'ok' as const,
+      gpuError: null,
+      host: null,
+      gpus: [g0, g1],
+    };
+    const next = applyNodePatch(prev, {
+      node: 'n',
+      status: 'stale',
+      gpus: [
+        { index: 1, utilizationGpuPercent: 7 },
+        { index: 9, utilizationGpuPercent: 1 },
+      ],
+    });
+    expect(next.status).toBe('stale');
+    expect(next.gpus[1]?.utilizationGpuPercent).toBe(7);
+    expect(next.gpus[0]).toBe(g0);
+    expect(prev.status).toBe('online');
+    expect(prev.gpus[1]).toBe(g1);
+    expect(next.gpus).toHaveLength(2);
   });
 });

@@ -322,10 +322,25 @@ export const FleetSnapshotSchema = z.object({
 });
 export type FleetSnapshot = z.infer<typeof FleetSnapshotSchema>;
 
+/** The keys of one GPU that changed since the previous delta; `index` says which GPU. */
+export const GpuPatchSchema = GpuViewSchema.partial().extend({ index: z.number().int().min(0) });
+export type GpuPatch = z.infer<typeof GpuPatchSchema>;
+
+/**
+ * The keys of one node that changed since the previous delta (absent = unchanged). Its GPUs are
+ * patched by `index`; a node whose GPU list itself changed is sent in full in `nodes` instead.
+ */
+export const NodePatchSchema = NodeViewSchema.omit({ gpus: true })
+  .partial()
+  .extend({ node: z.string(), gpus: z.array(GpuPatchSchema).optional() });
+export type NodePatch = z.infer<typeof NodePatchSchema>;
+
 export const FleetDeltaSchema = z.object({
   serverTime: z.number(),
-  /** Nodes whose state changed since the last delta, in full. */
+  /** Nodes sent in full: new ones, ones whose GPU list changed, and all after a new client joined. */
   nodes: z.array(NodeViewSchema),
+  /** Nodes that changed, as patches of only the changed keys (most nodes, most of the time). */
+  patches: z.array(NodePatchSchema).optional(),
   /** Nodes that were forgotten by the server. */
   removed: z.array(z.string()),
   storage: StorageInfoSchema.optional(),

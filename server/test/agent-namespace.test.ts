@@ -279,7 +279,9 @@ describe('/dashboard', () => {
     expect(server.fleet.view('node-a')?.status).toBe('stale');
     server.tick();
     await waitFor(() => deltas.length === 2, 2000, 'stale delta');
-    expect(deltas[1]!.nodes[0]!.status).toBe('stale');
+    // the node was sent in full before: now only what changed
+    expect(deltas[1]!.nodes).toEqual([]);
+    expect(deltas[1]!.patches).toEqual([{ node: 'node-a', status: 'stale' }]);
 
     clock.advance(30_000);
     server.fleet.sweep();

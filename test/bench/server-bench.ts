@@ -76,15 +76,20 @@ async function gpupulse() {
 
   const dash = connectDashboard(server.url);
   const lags: number[] = [];
+  let deltaBytes = 0;
+  let deltaCount = 0;
   const seen = new Map<string, number>();
   dash.socket.on('fleet:delta', (d) => {
     const now = Date.now();
-    for (const n of d.nodes) {
-      if (n.lastSampleTs !== null && seen.get(n.node) !== n.lastSampleTs) {
-        seen.set(n.node, n.lastSampleTs);
-        lags.push(now - n.lastSampleTs);
+    for (const n of [...d.nodes, ...(d.patches ?? [])]) {
+      const ts = n.lastSampleTs;
+      if (typeof ts === 'number' && seen.get(n.node) !== ts) {
+        seen.set(n.node, ts);
+        lags.push(now - ts);
       }
     }
+    deltaBytes += JSON.stringify(d).length;
+    deltaCount++;
   });
   const influxPid = Number(
     /\d+/.exec(
@@ -117,6 +122,7 @@ async function gpupulse() {
     rss,
     influxCpu,
     lags,
+    deltaKiB: deltaBytes / Math.max(1, deltaCount) / 1024,
     sent: stats.sent,
     acked: stats.acked,
     ackedInWindow: stats.acked - acked0,
@@ -147,6 +153,7 @@ try {
   console.log(
     `freshness sample → dashboard (ms): p50 ${fmt(percentile(g.lags, 50), 0)}, p99 ${fmt(percentile(g.lags, 99), 0)}, max ${fmt(Math.max(...g.lags), 0)} (n=${g.lags.length})`,
   );
+  console.log(`fleet:delta size: ${fmt(g.deltaKiB, 0)} KiB per delta (JSON)`);
   console.log(
     `samples sent ${g.sent}, acked ${g.acked} (rejected ${g.rejected}); nvidia_smi points in InfluxDB: ${g.count} = ${fmt(g.count / GPUS, 0)} samples × ${GPUS} GPUs`,
   );

@@ -18,6 +18,7 @@ import type { Namespace } from 'socket.io';
 import type { Clock } from '../clock.ts';
 import type { FleetState } from '../fleet/fleet-state.ts';
 import type { ServerMetrics } from '../metrics.ts';
+import { DeltaEncoder } from './delta-encoder.ts';
 
 export type DashboardNamespace = Namespace<
   DashboardToServerEvents,
@@ -88,8 +89,11 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
     next();
   });
 
+  const encoder = new DeltaEncoder();
+
   nsp.on('connection', (socket) => {
     connections++;
+    encoder.clientJoined();
     metrics.dashboardsConnected.inc();
     log.debug({ remote: socket.handshake.address }, 'dashboard connected');
     socket.emit('fleet:snapshot', snapshot());
@@ -102,6 +106,7 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
     socket.on('fleet:resync', (ack) => {
       if (typeof ack !== 'function') return;
       try {
+        encoder.clientJoined();
         ack(ok(snapshot()));
       } catch (err) {
         log.error({ err }, 'fleet:resync failed');
@@ -117,7 +122,9 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
 
   const tick = () => {
     try {
-      const { nodes, removed } = fleet.takeChanges();
+      const changes = fleet.takeChanges();
+      const { nodes, patches } = encoder.encode(changes.nodes, changes.removed);
+      const removed = changes.removed;
       const storage = deps.storageInfo();
       const storageKey = JSON.stringify(storage);
       const storageChanged = storageKey !== lastStorage;
@@ -125,6 +132,7 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
       nsp.to(DASHBOARD_ROOM).emit('fleet:delta', {
         serverTime: clock.now(),
         nodes,
+        patches,
         removed,
         ...(storageChanged ? { storage } : {}),
       });

@@ -6,7 +6,7 @@
  */
 
 import type { Alert, GpuMetrics, GpuProcess, HostMetrics, Sample } from '@gpupulse/protocol';
-import { escape } from '@influxdata/influxdb-client';
+import { escape as lp } from '@influxdata/influxdb-client';
 import type { MetricPoint } from './metric-store.ts';
 
 export const MEASUREMENT_GPU = 'nvidia_smi';
@@ -247,16 +247,16 @@ export function toLineProtocol(p: MetricPoint): string | null {
       const v = p.floats[k]!;
       if (Number.isFinite(v)) fields.push([k, String(v)]);
     }
-  if (p.strings) for (const k in p.strings) fields.push([k, escape.quoted(p.strings[k]!)]);
+  if (p.strings) for (const k in p.strings) fields.push([k, lp.quoted(p.strings[k]!)]);
   if (fields.length === 0) return null;
-  let line = escape.measurement(p.measurement);
+  let line = lp.measurement(p.measurement);
   for (const k of Object.keys(p.tags).sort()) {
     const v = p.tags[k]!;
-    if (v !== '') line += `,${escape.tag(k)}=${escape.tag(v)}`;
+    if (v !== '') line += `,${lp.tag(k)}=${lp.tag(v)}`;
   }
   fields.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   line += ' ';
-  for (let i = 0; i < fields.length; i++) line += `${i ? ',' : ''}${escape.tag(fields[i]![0])}=${fields[i]![1]}`;
+  for (let i = 0; i < fields.length; i++) line += `${i ? ',' : ''}${lp.tag(fields[i]![0])}=${fields[i]![1]}`;
   return `${line} ${Math.trunc(p.ts)}`;
 }
 

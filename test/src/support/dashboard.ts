@@ -1,4 +1,5 @@
 import {
+  applyNodePatch,
   DASHBOARD_NAMESPACE,
   type DashboardToServerEvents,
   type FleetDelta,
@@ -39,6 +40,11 @@ export function connectDashboard(url: string): TestDashboard {
   socket.on('fleet:delta', (delta) => {
     d.deltas.push(delta);
     for (const n of delta.nodes) d.nodes.set(n.node, n);
+    for (const p of delta.patches ?? []) {
+      const prev = d.nodes.get(p.node);
+      if (prev) d.nodes.set(p.node, applyNodePatch(prev, p));
+      else throw new Error(`fleet:delta patched node ${p.node} that no snapshot or delta sent in full`);
+    }
     for (const name of delta.removed) d.nodes.delete(name);
   });
   return d;

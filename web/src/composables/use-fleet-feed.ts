@@ -45,7 +45,7 @@ export function useFleetFeed(options: UseFleetFeedOptions = {}) {
     }
     // Main-thread cost of one update: store + every watcher and component it triggers.
     const start = performance.now();
-    fleet.applyDelta(delta);
+    if (!fleet.applyDelta(delta)) resync(); // a patch for a node we never got in full
     void nextTick().then(() => {
       const end = performance.now();
       try {

@@ -137,3 +137,30 @@ describe('summarizeNode', () => {
     expect(s).toEqual({ gpuCount: 3, meanUtilizationPercent: 50, maxTemperatureCelsius: 88 });
   });
 });
+
+describe('applyDelta with patches', () => {
+  it('patches held nodes into new objects and reports unknown ones', () => {
+    const a = node('a', { status: 'online' });
+    const map: NodeMap = new Map([['a', a]]);
+    const missing: string[] = [];
+    const changed = applyDelta(
+      map,
+      {
+        serverTime: 1,
+        nodes: [],
+        removed: [],
+        patches: [
+          { node: 'a', status: 'stale' },
+          { node: 'zz', status: 'online' },
+        ],
+      },
+      missing,
+    );
+    expect(changed).toBe(true);
+    expect(map.get('a')?.status).toBe('stale');
+    expect(map.get('a')).not.toBe(a);
+    expect(a.status).toBe('online');
+    expect(missing).toEqual(['zz']);
+    expect(map.has('zz')).toBe(false);
+  });
+});

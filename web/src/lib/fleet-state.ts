@@ -1,4 +1,11 @@
-import type { FleetDelta, FleetSnapshot, GpuView, NodeStatus, NodeView } from '@gpupulse/protocol';
+import {
+  applyNodePatch,
+  type FleetDelta,
+  type FleetSnapshot,
+  type GpuView,
+  type NodeStatus,
+  type NodeView,
+} from '@gpupulse/protocol';
 
 /** Live nodes by name. Node objects are replaced, never mutated, so identity tells what changed. */
 export type NodeMap = Map<string, NodeView>;
@@ -15,13 +22,24 @@ export function applySnapshot(nodes: NodeMap, snapshot: FleetSnapshot): void {
 }
 
 /**
- * Applies a delta in place: changed nodes replace their previous version in full, removed
- * names are dropped. Returns whether anything changed (an empty delta is a heartbeat).
+ * Applies a delta in place: nodes sent in full replace their previous version, patches replace
+ * it with a patched copy, removed names are dropped. Returns whether anything changed (an empty
+ * delta is a heartbeat). Names of patched nodes this client does not hold go to `missing` (the
+ * caller then asks for a fresh snapshot).
  */
-export function applyDelta(nodes: NodeMap, delta: FleetDelta): boolean {
+export function applyDelta(nodes: NodeMap, delta: FleetDelta, missing?: string[]): boolean {
   let changed = false;
   for (const node of delta.nodes) {
     nodes.set(node.node, node);
+    changed = true;
+  }
+  for (const patch of delta.patches ?? []) {
+    const prev = nodes.get(patch.node);
+    if (!prev) {
+      missing?.push(patch.node);
+      continue;
+    }
+    nodes.set(patch.node, applyNodePatch(prev, patch));
     changed = true;
   }
   for (const name of delta.removed) {

@@ -45,13 +45,16 @@ export const useFleetStore = defineStore('fleet', () => {
     triggerRef(nodes);
   }
 
-  function applyDelta(delta: FleetDelta, now = Date.now()): void {
+  /** Returns false when the delta patched nodes this client does not hold: resync then. */
+  function applyDelta(delta: FleetDelta, now = Date.now()): boolean {
     if (delta.storage) storage.value = delta.storage;
     touch(now, delta.serverTime);
-    if (applyDeltaTo(nodes.value, delta)) {
+    const missing: string[] = [];
+    if (applyDeltaTo(nodes.value, delta, missing)) {
       version.value++;
       triggerRef(nodes);
     }
+    return missing.length === 0;
   }
 
   function setConnection(state: ConnectionState): void {
