@@ -2,7 +2,14 @@ import type { GpuProcess } from '@gpupulse/protocol';
 import { Point } from '@influxdata/influxdb-client';
 import { describe, expect, it } from 'vitest';
 import { attributeUnassigned } from '../src/fleet/attribution.ts';
-import { gpuPoint, hostPoint, processPoints, samplePoints, toLineProtocol } from '../src/storage/schema.ts';
+import {
+  gpuPoint,
+  hostPoint,
+  processPoints,
+  SlowFieldGate,
+  samplePoints,
+  toLineProtocol,
+} from '../src/storage/schema.ts';
 import { gpu, sample } from './helpers.ts';
 
 const TS = 1_700_000_000_123;
@@ -160,3 +167,27 @@ function allNull() {
     uptimeSeconds: null,
   };
 }
+
+describe('slow-changing GPU fields', () => {
+  it('are written on the first sample, on change, and once a minute — the load fields every time', () => {
+    const gate = new SlowFieldGate(60_000);
+    const g = gpu(0, { driverVersion: '590.48.01', clocksMaxSmMHz: 1980 });
+    const fields = (ts: number, x = g) => {
+      const p = gpuPoint('n', ts, x, null, gate.include('n', x, ts));
+      return { ...p.ints, ...p.floats, ...p.strings };
+    };
+    expect(fields(TS)).toMatchObject({
+      driver_version: '590.48.01',
+      clocks_max_sm: 1980,
+      utilization_gpu: 42,
+    });
+    const quiet = fields(TS + 1000);
+    expect(quiet).toMatchObject({ utilization_gpu: 42, memory_total: 81559, power_limit: 700 });
+    expect(quiet).not.toHaveProperty('driver_version');
+    expect(quiet).not.toHaveProperty('clocks_max_sm');
+    expect(fields(TS + 2000, { ...g, driverVersion: '595.1' })).toMatchObject({ driver_version: '595.1' });
+    expect(fields(TS + 3000, { ...g, driverVersion: '595.1' })).not.toHaveProperty('driver_version');
+    expect(fields(TS + 63_000, { ...g, driverVersion: '595.1' })).toHaveProperty('driver_version');
+    expect(fields(TS - 5000)).toHaveProperty('driver_version'); // a replayed sample is written whole
+  });
+});

@@ -108,7 +108,15 @@ async function gpupulse() {
   const rss = peakRssMiB(pid);
   dash.close();
   await sim.stop();
-  await sleep(3000); // let the write buffer flush
+  // Everything acked must reach InfluxDB: wait until the write buffer and spool are empty.
+  const drainStart = Date.now();
+  const backlog = async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    return v('gpupulse_write_buffer_points') + v('gpupulse_spool_points');
+  };
+  await waitFor('the write backlog to drain', async () => (await backlog()) === 0, 300_000, 500);
+  const drainSeconds = (Date.now() - drainStart) / 1000;
   const stats = simStats(sim, 'stopping');
   const count = Number(
     rows(await influx.query(`SELECT count("utilization_gpu") FROM "nvidia_smi" WHERE "host" =~ /^load-/`))[0]
@@ -122,6 +130,7 @@ async function gpupulse() {
     rss,
     influxCpu,
     lags,
+    drainSeconds,
     deltaKiB: deltaBytes / Math.max(1, deltaCount) / 1024,
     sent: stats.sent,
     acked: stats.acked,
@@ -153,6 +162,7 @@ try {
   console.log(
     `freshness sample → dashboard (ms): p50 ${fmt(percentile(g.lags, 50), 0)}, p99 ${fmt(percentile(g.lags, 99), 0)}, max ${fmt(Math.max(...g.lags), 0)} (n=${g.lags.length})`,
   );
+  console.log(`write backlog drained ${fmt(g.drainSeconds, 1)} s after the load stopped`);
   console.log(`fleet:delta size: ${fmt(g.deltaKiB, 0)} KiB per delta (JSON)`);
   console.log(
     `samples sent ${g.sent}, acked ${g.acked} (rejected ${g.rejected}); nvidia_smi points in InfluxDB: ${g.count} = ${fmt(g.count / GPUS, 0)} samples × ${GPUS} GPUs`,

@@ -19,7 +19,7 @@ import type { Namespace, Socket } from 'socket.io';
 import type { Clock } from '../clock.ts';
 import { applyProcessUpdate, type FleetState } from '../fleet/fleet-state.ts';
 import type { ServerMetrics } from '../metrics.ts';
-import { samplePoints } from '../storage/schema.ts';
+import { SlowFieldGate, samplePoints } from '../storage/schema.ts';
 import type { WriteBuffer } from '../storage/write-buffer.ts';
 
 export interface AgentSocketData {
@@ -80,6 +80,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
   const log = deps.logger;
   const checkToken = createTokenCheck(deps.agentTokens);
   const byNode = new Map<string, AgentSocket>();
+  const slowFields = new SlowFieldGate();
   let connections = 0;
 
   nsp.use((socket, next) => {
@@ -191,7 +192,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
         for (const s of ordered) {
           // Full lists replace, deltas ('delta' mode: new/changed + gone) patch the list in effect.
           processes = applyProcessUpdate(processes, s);
-          points.push(...samplePoints(node, s, processes, fleet.attributeFn));
+          points.push(...samplePoints(node, s, processes, fleet.attributeFn, slowFields));
         }
         if (points.length > buffer.free && buffer.buffered > 0) {
           // Acking would lose data: let the agent keep it in its spool and send it again later.

@@ -98,8 +98,68 @@ function setTag(tags: Record<string, string>, key: string, value: string | null 
   if (value !== null && value !== undefined && value !== '') tags[key] = value;
 }
 
-/** The `nvidia_smi` point of one GPU. `project`: the attributed project, null when the GPU has no process. */
-export function gpuPoint(node: string, ts: number, gpu: GpuMetrics, project: string | null): MetricPoint {
+/**
+ * Fields that describe the board more than its load (limits, versions, identity, modes, lifetime
+ * counters). They are written when they change and at least once a minute (`SlowFieldGate`),
+ * not every second: about half of a GPU point's fields, and of InfluxDB's write cost.
+ */
+export const GPU_SLOW_FIELDS: ReadonlySet<string> = new Set([
+  'clocks_max_sm',
+  'clocks_max_memory',
+  'clocks_max_graphics',
+  'pcie_link_gen_current',
+  'pcie_link_width_current',
+  'ecc_errors_corrected_aggregate',
+  'ecc_errors_uncorrected_aggregate',
+  'enforced_power_limit',
+  'driver_version',
+  'cuda_version',
+  'serial',
+  'pci_bus_id',
+  'ecc_mode_current',
+  'retired_pages_pending',
+  'remapped_rows_pending',
+  'remapped_rows_failure',
+  'persistence_mode',
+  'mig_mode_current',
+]);
+
+const SLOW_KEYS = [...GPU_INT_FIELDS, ...GPU_FLOAT_FIELDS, ...GPU_STRING_FIELDS, ...GPU_BOOL_INT_FIELDS]
+  .filter(([, field]) => GPU_SLOW_FIELDS.has(field))
+  .map(([key]) => key);
+
+/** Decides per GPU whether a point carries the slow fields: on change, else once per `everyMs`. */
+export class SlowFieldGate {
+  private readonly last = new Map<string, { ts: number; sig: string }>();
+  constructor(
+    private readonly everyMs = 60_000,
+    private readonly maxGpus = 200_000,
+  ) {}
+
+  include(node: string, gpu: GpuMetrics, ts: number): boolean {
+    const key = `${node}\u0000${gpu.uuid}`;
+    let sig = '';
+    for (const k of SLOW_KEYS) sig += `${gpu[k] ?? ''}|`;
+    const prev = this.last.get(key);
+    if (prev && ts < prev.ts) return true; // a replayed, older sample: write it whole
+    if (prev && ts - prev.ts < this.everyMs && prev.sig === sig) return false;
+    if (this.last.size >= this.maxGpus && !prev) this.last.clear();
+    this.last.set(key, { ts, sig });
+    return true;
+  }
+}
+
+/**
+ * The `nvidia_smi` point of one GPU. `project`: the attributed project, null when the GPU has no
+ * process. `slow`: include the slow-changing fields (`GPU_SLOW_FIELDS`).
+ */
+export function gpuPoint(
+  node: string,
+  ts: number,
+  gpu: GpuMetrics,
+  project: string | null,
+  slow = true,
+): MetricPoint {
   const tags: Record<string, string> = {
     host: node,
     index: String(gpu.index),
@@ -113,18 +173,22 @@ export function gpuPoint(node: string, ts: number, gpu: GpuMetrics, project: str
   const floats: Record<string, number> = {};
   const strings: Record<string, string> = {};
   for (const [key, field] of GPU_INT_FIELDS) {
+    if (!slow && GPU_SLOW_FIELDS.has(field)) continue;
     const v = gpu[key];
     if (isNum(v)) ints[field] = Math.round(v);
   }
   for (const [key, field] of GPU_BOOL_INT_FIELDS) {
+    if (!slow && GPU_SLOW_FIELDS.has(field)) continue;
     const v = gpu[key];
     if (typeof v === 'boolean') ints[field] = v ? 1 : 0;
   }
   for (const [key, field] of GPU_FLOAT_FIELDS) {
+    if (!slow && GPU_SLOW_FIELDS.has(field)) continue;
     const v = gpu[key];
     if (isNum(v)) floats[field] = v;
   }
   for (const [key, field] of GPU_STRING_FIELDS) {
+    if (!slow && GPU_SLOW_FIELDS.has(field)) continue;
     const v = gpu[key];
     if (typeof v === 'string' && v !== '') strings[field] = v;
   }
@@ -203,6 +267,7 @@ export function samplePoints(
   sample: Sample,
   processes: readonly GpuProcess[],
   attribute: Attribute,
+  slowFields?: SlowFieldGate,
 ): MetricPoint[] {
   const points: MetricPoint[] = [];
   const byGpu = new Map<string, GpuProcess[]>();
@@ -214,7 +279,8 @@ export function samplePoints(
   const indexOf = new Map<string, number>();
   for (const gpu of sample.gpus) {
     indexOf.set(gpu.uuid, gpu.index);
-    points.push(gpuPoint(node, sample.ts, gpu, attribute(node, gpu, byGpu.get(gpu.uuid) ?? [])));
+    const slow = slowFields ? slowFields.include(node, gpu, sample.ts) : true;
+    points.push(gpuPoint(node, sample.ts, gpu, attribute(node, gpu, byGpu.get(gpu.uuid) ?? []), slow));
   }
   if (sample.host) {
     const hp = hostPoint(node, sample.ts, sample.host);
