@@ -60,15 +60,24 @@ export interface ServerProc extends Proc {
 
 export const AGENT_TOKEN = 'test-token-1';
 
-/** Starts `gpupulse-server` as a user would (env contract of DESIGN.md) and waits for /api/v1/health. */
-export async function startServer(env: Record<string, string> = {}): Promise<ServerProc> {
-  const port = await freePort();
-  const dataDir = await mkdtemp(join(tmpdir(), 'gpupulse-server-'));
+/**
+ * Starts `gpupulse-server` as a user would (env contract of DESIGN.md) and waits for
+ * /api/v1/health. `port`: a chosen port (default a free one) — e.g. the port of a server that was
+ * stopped, so clients reconnect to the same URL. `dataDir`: kept by the caller across restarts;
+ * otherwise a temp dir removed by `stop()`.
+ */
+export async function startServer(
+  env: Record<string, string> = {},
+  options: { port?: number; dataDir?: string } = {},
+): Promise<ServerProc> {
+  const port = options.port ?? (await freePort());
+  const ownDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'gpupulse-server-')));
   const proc = startProcess(process.execPath, [serverBin], {
-    GPUPULSE_PORT: String(port),
     GPUPULSE_AGENT_TOKENS: `${AGENT_TOKEN},second-token`,
     GPUPULSE_DATA_DIR: dataDir,
     ...env,
+    GPUPULSE_PORT: String(port),
   });
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -94,7 +103,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
     dataDir,
     async stop(graceMs) {
       const code = await stop(graceMs);
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownDir) await rm(dataDir, { recursive: true, force: true });
       return code;
     },
   };
