@@ -22,6 +22,19 @@ describe('FleetState', () => {
     expect(fleet.view('n1')).toMatchObject({ status: 'offline', connected: true });
   });
 
+  it('counts the online nodes that reported the current period (the delta ticker waits for them)', () => {
+    const clock = new ManualClock(1_000_000);
+    const fleet = new FleetState({ clock });
+    for (const n of ['a', 'b', 'c']) fleet.connect(n, n, 1000);
+    fleet.connect('slow', 'slow', 5000);
+    fleet.ingest('a', [sample(1, 1_000_000)]);
+    fleet.ingest('b', [sample(1, 999_000)]);
+    fleet.ingest('c', [sample(1, 1_000_000)]);
+    fleet.ingest('slow', [sample(1, 1_000_000)]);
+    fleet.sweep();
+    expect(fleet.periodProgress(1_000_000, 1000)).toEqual({ expected: 3, reported: 2 });
+  });
+
   it('ignores the disconnect of a replaced connection; forgets long-gone nodes', () => {
     const clock = new ManualClock(1_000_000);
     const fleet = new FleetState({ clock, forgetAfterMs: 60_000 });

@@ -301,6 +301,21 @@ export class FleetState {
     return e ? this.viewOf(e) : null;
   }
 
+  /**
+   * Of the online nodes sampling every `periodMs`, how many have reported a sample taken at or
+   * after `since` (agent time) — the delta ticker waits briefly for a period's reports.
+   */
+  periodProgress(since: number, periodMs: number): { expected: number; reported: number } {
+    let expected = 0;
+    let reported = 0;
+    for (const e of this.nodes.values()) {
+      if (e.status !== 'online' || e.intervalMs !== periodMs) continue;
+      expected++;
+      if ((e.lastSample?.ts ?? 0) >= since) reported++;
+    }
+    return { expected, reported };
+  }
+
   counts(): { nodes: number; gpus: number; connected: number; byStatus: Record<NodeStatus, number> } {
     let gpus = 0;
     let connected = 0;

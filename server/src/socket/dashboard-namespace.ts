@@ -146,16 +146,30 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): {
   // time). Agents sample on period boundaries, so each delta carries samples ~phase ms old.
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
+  // A delta waits (in steps of 25 ms, up to `maxWaitMs` after the phase) while fewer than 95 %
+  // of the online nodes have reported this period's sample: a busy server still ships each
+  // second's samples in that second's delta instead of a second later.
+  const period = deps.deltaIntervalMs;
+  const phase = deps.deltaPhaseMs ?? 0;
+  const maxWaitMs = Math.min(Math.floor(period / 2), 500);
+  const attempt = (periodStart: number) => {
+    if (stopped) return;
+    const { expected, reported } = fleet.periodProgress(periodStart, period);
+    const late = Date.now() - (periodStart + phase);
+    if (reported < 0.95 * expected && late < maxWaitMs) {
+      timer = setTimeout(() => attempt(periodStart), 25);
+      timer.unref();
+      return;
+    }
+    tick();
+    schedule();
+  };
   const schedule = () => {
     if (stopped) return;
     const now = Date.now();
-    timer = setTimeout(
-      () => {
-        tick();
-        schedule();
-      },
-      nextTickDelay(now, deps.deltaIntervalMs, deps.deltaPhaseMs ?? 0),
-    );
+    const delay = nextTickDelay(now, period, phase);
+    const periodStart = Math.floor((now + delay - phase) / period) * period;
+    timer = setTimeout(() => attempt(periodStart), delay);
     timer.unref();
   };
   schedule();
