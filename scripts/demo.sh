@@ -69,8 +69,10 @@ cat >&2 <<MSG
     health:     $URL/api/v1/health
     metrics:    $URL/metrics
 
-  Try: kill the real agent (kill ${pids[2]}) and watch node 'replay-h100'
-  turn stale, then offline. Ctrl-C stops the demo.
+  Try, on node 'replay-h100' (the real agent, PID ${pids[2]}):
+    kill -STOP ${pids[2]}   frozen but connected: stale after 3 s, offline after 30 s
+    kill ${pids[2]}         gone: offline at once
+  Ctrl-C stops the demo.
 
 MSG
 wait -n "${pids[@]}" || true

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, then runs lint, typecheck and every test.
-#   pnpm, workspace dependencies, Debian's influxdb and chromium (when missing).
+#   pnpm, workspace dependencies, Debian's influxdb, chromium and a Korean font (when missing).
 # Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ check_node
 ensure_pnpm
 ensure_apt influxd influxdb
 ensure_apt chromium chromium
+ensure_apt_pkg fonts-nanum   # Korean glyphs in the browser tests' screenshots
 ensure_deps
 
 log "lint (biome)"

@@ -32,12 +32,10 @@ ensure_deps() {
 }
 
 APT_UPDATED=0
-# ensure_apt <command that must exist> <debian package>
-ensure_apt() {
-  local cmd=$1 pkg=$2
-  command -v "$cmd" >/dev/null 2>&1 && return 0
-  [ -x "/usr/bin/$cmd" ] && return 0
-  command -v apt-get >/dev/null 2>&1 || die "'$cmd' is missing and this is not a Debian/Ubuntu machine: install '$pkg' yourself"
+# apt_install <debian package>: installs it with apt-get (update once per run).
+apt_install() {
+  local pkg=$1
+  command -v apt-get >/dev/null 2>&1 || die "'$pkg' is missing and this is not a Debian/Ubuntu machine: install it yourself"
   if [ "$APT_UPDATED" -eq 0 ]; then
     log "apt-get update"
     as_root apt-get update -qq || die "apt-get update failed"
@@ -46,6 +44,18 @@ ensure_apt() {
   log "installing Debian package '$pkg'"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null \
     || die "apt-get install $pkg failed"
+}
+
+# ensure_apt <command that must exist> <debian package>
+ensure_apt() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ -x "/usr/bin/$1" ] && return 0
+  apt_install "$2"
+}
+
+# ensure_apt_pkg <debian package>: for packages without a command to look for (fonts …)
+ensure_apt_pkg() {
+  dpkg -s "$1" >/dev/null 2>&1 || apt_install "$1"
 }
 
 build_web() {
