@@ -71,6 +71,8 @@ export class AlertEngine {
   private readonly maxResolved: number;
   private readonly logger: Logger | undefined;
   private readonly trackers = new Map<string, Tracker>();
+  /** Trackers per node: quiet GPUs of untracked nodes (nearly all) skip every key and lookup. */
+  private readonly trackedNodes = new Map<string, number>();
   private resolved: Alert[] = [];
   private readonly events = new Map<string, EventMark>();
   private readonly memo = new Map<string, GpuMemo>();
@@ -134,6 +136,7 @@ export class AlertEngine {
       cond: Condition,
       gpuUuid: string | null = gpu?.uuid ?? null,
     ) => {
+      if (!cond.active && !this.trackedNodes.has(node)) return; // quiet and untracked
       const key = keyOf(rule.id, node, gpuUuid);
       let t = this.trackers.get(key);
       if (!t) {
@@ -148,12 +151,12 @@ export class AlertEngine {
           clearSince: null,
           alert: null,
         };
-        this.trackers.set(key, t);
+        this.track(key, t);
       }
       seen.add(key);
       t.gpu = gpu;
       this.step(t, cond, now, changed);
-      if (!t.alert && t.pendingSince === null) this.trackers.delete(key);
+      if (!t.alert && t.pendingSince === null) this.untrack(key, t);
     };
 
     for (const n of nodes) {
@@ -203,11 +206,11 @@ export class AlertEngine {
               break;
             }
             for (const g of n.gpus) {
-              gpusSeen.add(`${n.node}|${g.uuid}`);
+              if (rule.kind === 'ecc_uncorrectable') gpusSeen.add(`${n.node}|${g.uuid}`);
               const cond = this.gpuCondition(rule, n.node, g, now);
               // null: the value is unknown right now; a firing alert stays as it is.
               if (cond) judge(rule, n.node, g, cond);
-              else seen.add(keyOf(rule.id, n.node, g.uuid));
+              else if (this.trackedNodes.has(n.node)) seen.add(keyOf(rule.id, n.node, g.uuid));
             }
         }
       }
@@ -237,7 +240,7 @@ export class AlertEngine {
       if (t.alert) {
         this.resolve(t, now, changed);
       }
-      this.trackers.delete(key);
+      this.untrack(key, t);
     }
     // Forget the ECC baselines of GPUs on forgotten nodes (offline nodes keep theirs).
     for (const k of this.memo.keys()) {
@@ -274,7 +277,8 @@ export class AlertEngine {
   // ---- internals ----
 
   private gpuCondition(rule: AlertRule, node: string, g: GpuView, now: number): Condition | null {
-    const firing = this.trackers.get(keyOf(rule.id, node, g.uuid))?.alert != null;
+    const firing =
+      this.trackedNodes.has(node) && this.trackers.get(keyOf(rule.id, node, g.uuid))?.alert != null;
     switch (rule.kind) {
       case 'gpu_temperature':
       case 'memory_temperature': {
@@ -350,8 +354,21 @@ export class AlertEngine {
     }
   }
 
+  private track(key: string, t: Tracker): void {
+    this.trackers.set(key, t);
+    this.trackedNodes.set(t.node, (this.trackedNodes.get(t.node) ?? 0) + 1);
+  }
+
+  private untrack(key: string, t: Tracker): void {
+    if (!this.trackers.delete(key)) return;
+    const n = (this.trackedNodes.get(t.node) ?? 1) - 1;
+    if (n > 0) this.trackedNodes.set(t.node, n);
+    else this.trackedNodes.delete(t.node);
+  }
+
   /** Marks the alerts of a rule on a node as seen (frozen: no fire, no resolve). */
   private keep(rule: AlertRule, node: string, seen: Set<string>): void {
+    if (!this.trackedNodes.has(node)) return;
     const prefix = `${rule.id}|${node}|`;
     for (const k of this.trackers.keys()) if (k.startsWith(prefix)) seen.add(k);
   }
