@@ -10,6 +10,7 @@ check_node
 ensure_pnpm
 ensure_apt influxd influxdb
 ensure_apt chromium chromium
+ensure_apt openssl openssl   # the TLS tests make a self-signed certificate
 ensure_apt_pkg fonts-nanum   # Korean glyphs in the browser tests' screenshots
 ensure_deps
 
