@@ -1,3 +1,4 @@
+export * from './access.ts';
 export * from './ack.ts';
 export * from './events.ts';
 export * from './fleet.ts';

@@ -34,8 +34,9 @@ export const ProjectUsageSchema = z.object({
   meanUtilizationPercent: z.number().nullable(),
   memoryUsedMiB: z.number(),
   powerDrawWatts: z.number(),
-  users: z.array(z.string()),
-  jobs: z.array(z.string()),
+  /** Absent for the `display` role (the server removes user and job names). */
+  users: z.array(z.string()).optional(),
+  jobs: z.array(z.string()).optional(),
   nodes: z.array(z.string()),
   gpuHoursToday: z.number(),
   idleGpuHoursToday: z.number(),

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { cidrProblem } from './access/access-file.ts';
 import { parseWebhookList } from './alerts/config.ts';
 
 /** The built web app, resolved from this package's location: `<repo>/web/dist`. */
@@ -84,6 +85,20 @@ export interface ServerConfig {
   webhooks: string[];
   /** Disk spool of the write buffer, in `<dataDir>/spool` (used with InfluxDB, not the memory store). */
   spool: { enabled: boolean; maxBytes: number };
+  /** Access file (roles, tokens, agents, SSO, trusted proxy); null: anonymous `display`, no tokens. */
+  accessFile: string | null;
+  /** Fallback poll of the access file (it is also watched). */
+  accessPollMs: number;
+  /** CIDRs that may scrape `/metrics` without credentials (Prometheus). */
+  metricsFrom: string[];
+  /** Most dashboards connected at once; more are refused at connect. */
+  maxDashboards: number;
+  /** Least time between two `fleet:resync` of one dashboard. */
+  resyncMinIntervalMs: number;
+  /** Origins besides the server's own allowed for browser handshakes and cookie-authenticated requests. */
+  allowedOrigins: string[];
+  /** HTTPS: certificate and key files (PEM); both or neither. */
+  tls: { certFile: string; keyFile: string } | null;
 }
 
 export interface RetentionConfig {
@@ -194,6 +209,19 @@ const EnvSchema = z.object({
   GPUPULSE_RETENTION_1M: opt.pipe(duration('GPUPULSE_RETENTION_1M')),
   GPUPULSE_RETENTION_1H: opt.pipe(duration('GPUPULSE_RETENTION_1H')),
   GPUPULSE_GROUP_FILE: opt,
+  GPUPULSE_ACCESS_FILE: opt,
+  GPUPULSE_METRICS_FROM: opt,
+  GPUPULSE_ALLOWED_ORIGINS: opt,
+  GPUPULSE_HOST: opt,
+  GPUPULSE_TLS_CERT: opt,
+  GPUPULSE_TLS_KEY: opt,
+  GPUPULSE_MAX_DASHBOARDS: opt.pipe(
+    z.coerce
+      .number<string | undefined>({ message: 'GPUPULSE_MAX_DASHBOARDS must be a number' })
+      .int('GPUPULSE_MAX_DASHBOARDS must be an integer')
+      .min(1, 'GPUPULSE_MAX_DASHBOARDS must be >= 1')
+      .optional(),
+  ),
   GPUPULSE_LOG_LEVEL: opt.pipe(
     z.enum(LOG_LEVELS, { message: `GPUPULSE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
   ),
@@ -229,6 +257,31 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     .filter((t) => t !== '');
   if (agentTokens.some((t) => t.length > 512))
     issues.push('GPUPULSE_AGENT_TOKENS: a token is longer than 512');
+  const list = (v: string | undefined) =>
+    (v ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '');
+  const metricsFrom = list(e.GPUPULSE_METRICS_FROM);
+  for (const c of metricsFrom) {
+    const problem = cidrProblem(c);
+    if (problem) issues.push(`GPUPULSE_METRICS_FROM: ${c}: ${problem}`);
+  }
+  const allowedOrigins: string[] = [];
+  for (const o of list(e.GPUPULSE_ALLOWED_ORIGINS)) {
+    try {
+      const u = new URL(o);
+      if (!['http:', 'https:'].includes(u.protocol) || u.origin !== o.replace(/\/$/, '')) throw new Error();
+      allowedOrigins.push(u.origin);
+    } catch {
+      issues.push(
+        `GPUPULSE_ALLOWED_ORIGINS: ${o}: must be an origin like https://wall.example.org (no path)`,
+      );
+    }
+  }
+  if (!!e.GPUPULSE_TLS_CERT !== !!e.GPUPULSE_TLS_KEY) {
+    issues.push('set both GPUPULSE_TLS_CERT and GPUPULSE_TLS_KEY for HTTPS, or neither');
+  }
   try {
     parseWebhookList(e.GPUPULSE_WEBHOOKS);
   } catch (err) {
@@ -238,7 +291,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
   return {
     port: e.GPUPULSE_PORT ?? 8080,
-    host: null,
+    host: e.GPUPULSE_HOST ?? null,
     influx: {
       url: e.GPUPULSE_INFLUX_URL ?? null,
       database: e.GPUPULSE_INFLUX_DB ?? 'gpupulse',
@@ -283,5 +336,15 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
       enabled: e.GPUPULSE_SPOOL_MAX_BYTES !== 0,
       maxBytes: e.GPUPULSE_SPOOL_MAX_BYTES || 1024 ** 3,
     },
+    accessFile: e.GPUPULSE_ACCESS_FILE ? abs(e.GPUPULSE_ACCESS_FILE) : null,
+    accessPollMs: 10_000,
+    metricsFrom,
+    maxDashboards: e.GPUPULSE_MAX_DASHBOARDS ?? 500,
+    resyncMinIntervalMs: 5000,
+    allowedOrigins,
+    tls:
+      e.GPUPULSE_TLS_CERT && e.GPUPULSE_TLS_KEY
+        ? { certFile: abs(e.GPUPULSE_TLS_CERT), keyFile: abs(e.GPUPULSE_TLS_KEY) }
+        : null,
   };
 }
