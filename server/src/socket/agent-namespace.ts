@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import {
   AgentAuthSchema,
   type AgentToServerEvents,
@@ -21,6 +21,16 @@ import { applyProcessUpdate, type FleetState } from '../fleet/fleet-state.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import { SlowFieldGate, samplePoints } from '../storage/schema.ts';
 import type { WriteBuffer } from '../storage/write-buffer.ts';
+import {
+  type AgentAccessSource,
+  AgentAuthority,
+  type AgentRateLimits,
+  isLoopback,
+  OncePerInterval,
+  resolveLimits,
+  TokenBuckets,
+  tokenDigest,
+} from './agent-auth.ts';
 
 export interface AgentSocketData {
   node: string;
@@ -28,6 +38,11 @@ export interface AgentSocketData {
   intervalMs: number | null;
   connectionId: string;
   skewNoticeSent: boolean;
+  /** The token's label (access file name or `GPUPULSE_AGENT_TOKENS[i]`), never the token. */
+  agentName: string;
+  /** SHA-256 hex of the token: the connection's identity (same token = same agent). */
+  tokenId: string;
+  remote: string;
 }
 
 export type AgentNamespace = Namespace<
@@ -47,21 +62,12 @@ export interface AgentNamespaceDeps {
   logger: Logger;
   metrics: ServerMetrics;
   clockSkewMs: number;
+  /** The access file (`agents:` tokens bound to node globs), hot-reloaded; absent: env tokens only. */
+  access?: AgentAccessSource | null;
+  /** Handshake and report rate limits; defaults: `DEFAULT_AGENT_LIMITS` in agent-auth.ts. */
+  limits?: Partial<AgentRateLimits>;
   /** Driver events (XID …) of accepted samples, for the alert engine. */
   onGpuEvents?(node: string, events: GpuEvent[], gpus: readonly GpuMetrics[]): void;
-}
-
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-
-/** Constant-time check of a token against every allowed token (no early exit). */
-export function createTokenCheck(tokens: readonly string[]): (candidate: string) => boolean {
-  const allowed = tokens.map(digest);
-  return (candidate) => {
-    const d = digest(candidate);
-    let match = false;
-    for (const a of allowed) match = timingSafeEqual(a, d) || match;
-    return match;
-  };
 }
 
 function connectError(code: ErrorCode, message: string): Error & { data: ConnectErrorData } {
@@ -74,34 +80,81 @@ function remoteAddress(socket: { handshake: { address: string; headers: Record<s
   return socket.handshake.address;
 }
 
+const anotherTokenMessage = (node: string) =>
+  `node ${node} is connected with another token; refused (only a connection with the same token may replace it)`;
+
 /** Wires `/agent`: auth middleware, replacement of duplicate nodes, `samples:report`, `inventory:report`. */
 export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): number } {
   const { nsp, fleet, buffer, clock, metrics } = deps;
   const log = deps.logger;
-  const checkToken = createTokenCheck(deps.agentTokens);
+  const authority = new AgentAuthority(deps.agentTokens, deps.access ?? null);
+  const limits = resolveLimits(deps.limits);
+  const handshakesByAddress = new TokenBuckets(limits.handshakesPerAddress, limits.maxKeys);
+  const handshakesByNode = new TokenBuckets(limits.handshakesPerNode, limits.maxKeys);
+  const reportsByNode = new TokenBuckets(limits.reportsPerNode, limits.maxKeys);
+  const refusalLog = new OncePerInterval(limits.refusalLogIntervalMs, limits.maxKeys);
+  // Rate limits run on the monotonic clock, not the (possibly manual) sample clock.
+  const monoNow = () => performance.now();
   const byNode = new Map<string, AgentSocket>();
   const slowFields = new SlowFieldGate();
   let connections = 0;
 
+  if (authority.unboundCount > 0) {
+    log.warn(
+      { tokens: authority.unboundCount },
+      'GPUPULSE_AGENT_TOKENS are not bound to nodes: their holders may report as any node. ' +
+        'Prefer agents: entries with nodes: globs in GPUPULSE_ACCESS_FILE',
+    );
+  }
+
+  /** Counts a refusal; logs it at most once per minute per source address. */
+  const noteRefusal = (code: ErrorCode, message: string, remote: string, fields: Record<string, unknown>) => {
+    metrics.agentsRefused.inc({ code });
+    const quiet = refusalLog.check(remote, monoNow());
+    if (!quiet) return;
+    log.warn(
+      { code, remote, ...fields, ...(quiet.suppressed > 0 ? { heldBack: quiet.suppressed } : {}) },
+      `agent refused: ${message}` +
+        (quiet.suppressed > 0 ? ` (${quiet.suppressed} more refusals from ${remote} not logged)` : ''),
+    );
+  };
+
+  /** Report rate limit per node; false: the caller acks RATE_LIMITED (counted, logged once a minute). */
+  const allowReport = (socket: AgentSocket): boolean => {
+    if (reportsByNode.take(socket.data.node, monoNow())) return true;
+    metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'rate_limited' });
+    const quiet = refusalLog.check(socket.data.remote, monoNow());
+    if (quiet) {
+      log.warn(
+        { node: socket.data.node, remote: socket.data.remote, heldBack: quiet.suppressed },
+        `samples:report over the rate limit (${limits.reportsPerNode.perSecond}/s per node); refused with RATE_LIMITED`,
+      );
+    }
+    return false;
+  };
+  const reportLimitMessage = `more than ${limits.reportsPerNode.perSecond} reports per second from this node; retry later`;
+
   nsp.use((socket, next) => {
     const auth: unknown = socket.handshake.auth;
     const raw = (typeof auth === 'object' && auth !== null ? auth : {}) as Record<string, unknown>;
-    const refuse = (code: ErrorCode, message: string) => {
-      metrics.agentsRefused.inc({ code });
-      log.warn(
-        {
-          code,
-          remote: remoteAddress(socket),
-          node: typeof raw.node === 'string' ? raw.node.slice(0, 256) : null,
-        },
-        `agent refused: ${message}`,
-      );
+    const remote = remoteAddress(socket);
+    const rawNode = typeof raw.node === 'string' ? raw.node.slice(0, 256) : null;
+    const refuse = (code: ErrorCode, message: string, fields: Record<string, unknown> = {}) => {
+      noteRefusal(code, message, remote, { node: rawNode, ...fields });
       next(connectError(code, message));
     };
-    if (deps.agentTokens.length === 0) {
+    if (!(limits.exemptLoopback && isLoopback(remote)) && !handshakesByAddress.take(remote, monoNow())) {
+      refuse(
+        'RATE_LIMITED',
+        `too many agent handshakes from ${remote} (more than ${Math.round(limits.handshakesPerAddress.perSecond * 60)} a minute); retry later`,
+      );
+      return;
+    }
+    if (!authority.configured) {
       refuse(
         'UNAUTHORIZED',
-        'this server accepts no agent tokens: set GPUPULSE_AGENT_TOKENS=<token>[,<token>…] on the server',
+        'this server accepts no agent tokens: set GPUPULSE_AGENT_TOKENS=<token>[,<token>…] or agents: ' +
+          'in GPUPULSE_ACCESS_FILE on the server',
       );
       return;
     }
@@ -109,7 +162,9 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
       refuse('UNAUTHORIZED', 'missing agent token (handshake auth.token)');
       return;
     }
-    if (raw.token.length > 512 || !checkToken(raw.token)) {
+    const digest = tokenDigest(raw.token);
+    const verdict = authority.authorize(digest, rawNode ?? '');
+    if (raw.token.length > 512 || (!verdict.ok && verdict.reason === 'token')) {
       refuse('UNAUTHORIZED', 'invalid agent token');
       return;
     }
@@ -126,35 +181,96 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
       refuse('VALIDATION', `invalid handshake: ${describeZodError(parsed.error)}`);
       return;
     }
-    socket.data.node = parsed.data.node;
+    const node = parsed.data.node;
+    if (!verdict.ok) {
+      refuse('UNAUTHORIZED', verdict.message);
+      return;
+    }
+    const tokenId = digest.toString('hex');
+    // Per node and token: a storm from another token exhausts its own bucket, not the holder's.
+    if (!handshakesByNode.take(`${tokenId}\u0000${node}`, monoNow())) {
+      refuse(
+        'RATE_LIMITED',
+        `too many handshakes for node ${node} (more than ${Math.round(limits.handshakesPerNode.perSecond * 60)} a minute); retry later`,
+        { agent: verdict.name },
+      );
+      return;
+    }
+    const holder = byNode.get(node);
+    if (holder && holder.data.tokenId !== tokenId) {
+      refuse('UNAUTHORIZED', anotherTokenMessage(node), {
+        agent: verdict.name,
+        holder: { agent: holder.data.agentName, remote: holder.data.remote, connectionId: holder.id },
+      });
+      return;
+    }
+    socket.data.node = node;
     socket.data.agentVersion = parsed.data.agentVersion ?? null;
     socket.data.intervalMs = parsed.data.intervalMs ?? null;
     socket.data.connectionId = socket.id;
     socket.data.skewNoticeSent = false;
+    socket.data.agentName = verdict.name;
+    socket.data.tokenId = tokenId;
+    socket.data.remote = remote;
     next();
+  });
+
+  // The access file changed: close connections whose token was removed or whose node it no longer covers.
+  deps.access?.onChange(() => {
+    for (const s of [...byNode.values()]) {
+      const verdict = authority.authorize(Buffer.from(s.data.tokenId, 'hex'), s.data.node);
+      if (verdict.ok) continue;
+      const message =
+        verdict.reason === 'token'
+          ? `agent token '${s.data.agentName}' is no longer accepted (access file reloaded); connection closed`
+          : `${verdict.message} (access file reloaded); connection closed`;
+      metrics.agentsRefused.inc({ code: 'UNAUTHORIZED' });
+      log.warn({ node: s.data.node, agent: s.data.agentName, remote: s.data.remote }, message);
+      s.emit('server:notice', { level: 'error', code: 'UNAUTHORIZED', message });
+      s.disconnect(true);
+    }
   });
 
   nsp.on('connection', (socket) => {
     const { node } = socket.data;
     const slog = log.child({ node });
+    const previous = byNode.get(node);
+    if (previous && previous.data.tokenId !== socket.data.tokenId) {
+      // Another token took the node between this handshake's check and now: the holder stays.
+      const message = anotherTokenMessage(node);
+      noteRefusal('UNAUTHORIZED', message, socket.data.remote, {
+        node,
+        agent: socket.data.agentName,
+        holder: { agent: previous.data.agentName, remote: previous.data.remote, connectionId: previous.id },
+      });
+      socket.emit('server:notice', { level: 'error', code: 'UNAUTHORIZED', message });
+      socket.disconnect(true);
+      return;
+    }
     connections++;
     metrics.agentsConnected.inc();
-    const previous = byNode.get(node);
     byNode.set(node, socket);
     fleet.connect(node, socket.data.connectionId, socket.data.intervalMs ?? undefined);
     slog.info(
       {
-        remote: remoteAddress(socket),
+        remote: socket.data.remote,
+        agent: socket.data.agentName,
         agentVersion: socket.data.agentVersion,
         intervalMs: socket.data.intervalMs,
       },
-      previous ? 'agent connected (replacing an earlier connection of this node)' : 'agent connected',
+      previous
+        ? 'agent connected (same token: replacing the earlier connection of this node)'
+        : 'agent connected',
     );
     if (previous) {
+      slog.info(
+        { remote: previous.data.remote, connectionId: previous.id },
+        'earlier connection of this node replaced',
+      );
       previous.emit('server:notice', {
         level: 'warn',
         code: 'REPLACED',
-        message: `another agent connected as node ${node}; this connection is closed`,
+        message: `another agent with the same token connected as node ${node}; this connection is closed`,
       });
       previous.disconnect(true);
     }
@@ -174,6 +290,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
         slog.debug('samples:report without an ack callback ignored');
         return;
       }
+      if (!allowReport(socket)) return ack(fail('RATE_LIMITED', reportLimitMessage));
       try {
         const parsed = SamplesReportSchema.safeParse(report);
         if (!parsed.success) {
