@@ -15,6 +15,8 @@ export type ErrorCode = z.infer<typeof ErrorCodeSchema>;
 export interface ProtocolError {
   code: ErrorCode;
   message: string;
+  /** With `RATE_LIMITED` / `UNAVAILABLE`: wait at least this long (ms) before resending. */
+  retryAfterMs?: number;
 }
 
 /** The one reply shape of every request with an ack. */
@@ -22,10 +24,13 @@ export type Ack<T> = { ok: true; data: T } | { ok: false; error: ProtocolError }
 export type AckCallback<T> = (ack: Ack<T>) => void;
 
 export const ok = <T>(data: T): Ack<T> => ({ ok: true, data });
-export const fail = (code: ErrorCode, message: string): Ack<never> => ({
+export const fail = (code: ErrorCode, message: string, retryAfterMs?: number): Ack<never> => ({
   ok: false,
-  error: { code, message },
+  error: retryAfterMs === undefined ? { code, message } : { code, message, retryAfterMs },
 });
+
+/** Codes after which the same samples may succeed later: keep them and resend (with backoff). */
+export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set(['RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL']);
 
 /** Turns a zod error into one short, safe message: `path: problem; path: problem`. */
 export function describeZodError(error: z.ZodError, max = 5): string {

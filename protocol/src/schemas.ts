@@ -12,15 +12,82 @@ export const LIMITS = {
   maxGpusPerSample: 64,
   maxProcessesPerSample: 2048,
   maxSamplesPerBatch: 600,
-  /** Largest single Socket.IO message the server accepts (bytes). */
+  /** Largest `samples:report` the server takes (bytes, as sent); a bigger one is answered `TOO_LARGE`. */
   maxMessageBytes: 4 * 1024 * 1024,
+  /**
+   * Largest frame the server's transport reads (Socket.IO `maxHttpBufferSize`): above
+   * `maxMessageBytes` so that an oversized report still reaches the server and gets its
+   * `TOO_LARGE` ack; a frame beyond this closes the connection.
+   */
+  maxTransportBytes: 16 * 1024 * 1024,
 } as const;
+
+/**
+ * Value ranges, from what hardware, drivers and kernels can report. A value outside its range is
+ * a bug or garbage (a unit mix-up, an overflow, `1e300`), never a reading: the sample is refused
+ * (`VALIDATION`) rather than stored. `int`: the value is stored as an InfluxDB integer, so a
+ * fraction is refused too (live and stored values are always equal; nothing is rounded).
+ */
+export const BOUNDS = {
+  /** Utilization, fan speed. */
+  percent: { min: 0, max: 100 },
+  /** GPU and memory temperature, °C. */
+  celsius: { min: -40, max: 150 },
+  /** GPU memory, MiB (2^40 MiB = 1 EiB). */
+  mib: { min: 0, max: 2 ** 40 },
+  /** Power draw and limits of one GPU, W (the largest boards draw ~1.2 kW). */
+  watts: { min: 0, max: 10_000 },
+  /** Clock rates, MHz. */
+  mhz: { min: 0, max: 100_000 },
+  /** Counters (ECC errors, bitmasks): integers within int64 that a JS number holds exactly. */
+  counter: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  /** PCIe link generation and width. */
+  pcieGen: { min: 0, max: 16 },
+  pcieWidth: { min: 0, max: 64 },
+  /** Host memory, swap, file systems, bytes. */
+  bytes: { min: 0, max: Number.MAX_SAFE_INTEGER },
+  /** Network and disk rates, bytes per second (10^13 B/s = 80 Tbit/s). */
+  bytesPerSec: { min: 0, max: 1e13 },
+  /** Load averages. */
+  load: { min: 0, max: 1e6 },
+  /** Uptime, s (~317 years). */
+  seconds: { min: 0, max: 1e10 },
+  /** Durations the agent measures, ms (~11 days). */
+  durationMs: { min: 0, max: 1e9 },
+  /** Process ids, user ids (32-bit). */
+  id32: { min: 0, max: 2 ** 32 - 1 },
+  /** CPU cores of one host. */
+  cores: { min: 0, max: 1_048_576 },
+  /**
+   * Timestamps, ms since the epoch: 2001-09-09 … 2286-11-20. Catches seconds or microseconds
+   * sent by mistake; the server also checks a window around its own clock (see README).
+   */
+  timestampMs: { min: 1e12, max: 1e13 },
+} as const;
+export type BoundName = keyof typeof BOUNDS;
+
+const INT_MESSAGE =
+  'must be an integer (stored as an InfluxDB integer; fractions are refused, never rounded)';
+
+/** A bounded finite number. */
+const num = (b: BoundName) => z.number().finite().min(BOUNDS[b].min).max(BOUNDS[b].max);
+/** A bounded integer (stored as an InfluxDB integer). */
+const int = (b: BoundName) => z.number().int(INT_MESSAGE).min(BOUNDS[b].min).max(BOUNDS[b].max);
 
 const name = z.string().min(1).max(LIMITS.maxNameLength);
 const text = z.string().max(LIMITS.maxTextLength);
-/** A metric that the source may not report: `null` means unknown, never 0. */
-const metric = z.number().finite().nullable();
-const optMetric = metric.optional();
+/** A metric that the source may not report: `null` means unknown, never 0. Float, bounded. */
+const metric = (b: BoundName) => num(b).nullable();
+const optMetric = (b: BoundName) => metric(b).optional();
+/** The same for integer metrics (stored as InfluxDB integers). */
+const intMetric = (b: BoundName) => int(b).nullable();
+const optIntMetric = (b: BoundName) => intMetric(b).optional();
+/** A timestamp, ms since the epoch. */
+const timestamp = z
+  .number()
+  .int(INT_MESSAGE)
+  .min(BOUNDS.timestampMs.min, 'must be ms since the epoch (this looks like seconds)')
+  .max(BOUNDS.timestampMs.max, 'must be ms since the epoch (this looks like microseconds)');
 
 /** Node names: hostnames as the field gives them; no control characters. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
@@ -30,13 +97,13 @@ export const GpuStateSchema = z.enum(['ok', 'stale', 'error']);
 export type GpuState = z.infer<typeof GpuStateSchema>;
 
 export const MigDeviceSchema = z.object({
-  index: z.number().int().min(0),
+  index: z.number().int().min(0).max(1023),
   uuid: name.nullable(),
   profile: name.nullable(),
-  gpuInstanceId: z.number().int().nullable(),
-  computeInstanceId: z.number().int().nullable(),
-  memoryTotalMiB: optMetric,
-  memoryUsedMiB: optMetric,
+  gpuInstanceId: z.number().int().min(0).max(1023).nullable(),
+  computeInstanceId: z.number().int().min(0).max(1023).nullable(),
+  memoryTotalMiB: optIntMetric('mib'),
+  memoryUsedMiB: optIntMetric('mib'),
 });
 export type MigDevice = z.infer<typeof MigDeviceSchema>;
 
@@ -53,42 +120,42 @@ export const GpuMetricsSchema = z.object({
   /** Why the GPU is `stale` / `error` (e.g. nvidia-smi's message). */
   error: text.nullable().optional(),
 
-  utilizationGpuPercent: metric,
-  utilizationMemoryPercent: metric,
-  memoryUsedMiB: metric,
-  memoryTotalMiB: metric,
-  temperatureCelsius: metric,
-  powerDrawWatts: metric,
-  powerLimitWatts: metric,
-  fanSpeedPercent: metric,
+  utilizationGpuPercent: intMetric('percent'),
+  utilizationMemoryPercent: intMetric('percent'),
+  memoryUsedMiB: intMetric('mib'),
+  memoryTotalMiB: intMetric('mib'),
+  temperatureCelsius: intMetric('celsius'),
+  powerDrawWatts: metric('watts'),
+  powerLimitWatts: metric('watts'),
+  fanSpeedPercent: intMetric('percent'),
   pstate: z.string().max(8).nullable(),
-  clocksSmMHz: metric,
-  clocksMemoryMHz: metric,
+  clocksSmMHz: intMetric('mhz'),
+  clocksMemoryMHz: intMetric('mhz'),
 
-  utilizationEncoderPercent: optMetric,
-  utilizationDecoderPercent: optMetric,
-  memoryFreeMiB: optMetric,
-  memoryReservedMiB: optMetric,
-  memoryTemperatureCelsius: optMetric,
-  powerEnforcedLimitWatts: optMetric,
-  clocksGraphicsMHz: optMetric,
-  clocksMaxSmMHz: optMetric,
-  clocksMaxMemoryMHz: optMetric,
-  clocksMaxGraphicsMHz: optMetric,
+  utilizationEncoderPercent: optIntMetric('percent'),
+  utilizationDecoderPercent: optIntMetric('percent'),
+  memoryFreeMiB: optIntMetric('mib'),
+  memoryReservedMiB: optIntMetric('mib'),
+  memoryTemperatureCelsius: optIntMetric('celsius'),
+  powerEnforcedLimitWatts: optMetric('watts'),
+  clocksGraphicsMHz: optIntMetric('mhz'),
+  clocksMaxSmMHz: optIntMetric('mhz'),
+  clocksMaxMemoryMHz: optIntMetric('mhz'),
+  clocksMaxGraphicsMHz: optIntMetric('mhz'),
   /** `clocks_event_reasons.active` (or pre-535 `clocks_throttle_reasons.active`) as a number. */
-  clocksEventReasonsActive: optMetric,
+  clocksEventReasonsActive: optIntMetric('counter'),
   /** Decoded names of the active clock event reasons (e.g. `hw_thermal_slowdown`). */
   clocksEventReasons: z.array(z.string().max(64)).max(32).optional(),
   eccModeCurrent: z.boolean().nullable().optional(),
-  eccErrorsCorrectedVolatile: optMetric,
-  eccErrorsUncorrectedVolatile: optMetric,
-  eccErrorsCorrectedAggregate: optMetric,
-  eccErrorsUncorrectedAggregate: optMetric,
+  eccErrorsCorrectedVolatile: optIntMetric('counter'),
+  eccErrorsUncorrectedVolatile: optIntMetric('counter'),
+  eccErrorsCorrectedAggregate: optIntMetric('counter'),
+  eccErrorsUncorrectedAggregate: optIntMetric('counter'),
   retiredPagesPending: z.boolean().nullable().optional(),
   remappedRowsPending: z.boolean().nullable().optional(),
   remappedRowsFailure: z.boolean().nullable().optional(),
-  pcieLinkGenCurrent: optMetric,
-  pcieLinkWidthCurrent: optMetric,
+  pcieLinkGenCurrent: optIntMetric('pcieGen'),
+  pcieLinkWidthCurrent: optIntMetric('pcieWidth'),
   persistenceMode: z.boolean().nullable().optional(),
   computeMode: z.string().max(64).nullable().optional(),
   migModeCurrent: z.boolean().nullable().optional(),
@@ -102,35 +169,37 @@ export type GpuMetrics = z.infer<typeof GpuMetricsSchema>;
 
 /** Host metrics, from `systeminformation` and `/proc`. */
 export const HostMetricsSchema = z.object({
-  cpuPercent: metric,
-  memoryUsedBytes: metric,
-  memoryTotalBytes: metric,
-  load1: metric,
-  load5: metric,
-  load15: metric,
-  netRxBytesPerSec: metric,
-  netTxBytesPerSec: metric,
-  uptimeSeconds: metric,
-  cpuPerCorePercent: z.array(z.number().finite()).max(1024).optional(),
-  swapUsedBytes: optMetric,
-  swapTotalBytes: optMetric,
+  cpuPercent: metric('percent'),
+  memoryUsedBytes: intMetric('bytes'),
+  memoryTotalBytes: intMetric('bytes'),
+  load1: metric('load'),
+  load5: metric('load'),
+  load15: metric('load'),
+  netRxBytesPerSec: metric('bytesPerSec'),
+  netTxBytesPerSec: metric('bytesPerSec'),
+  uptimeSeconds: metric('seconds'),
+  cpuPerCorePercent: z.array(num('percent')).max(1024).optional(),
+  swapUsedBytes: optIntMetric('bytes'),
+  swapTotalBytes: optIntMetric('bytes'),
   /** Per network interface (loopback and virtual interfaces left out), bytes per second. */
   netInterfaces: z
-    .array(z.object({ name: name, rxBytesPerSec: metric, txBytesPerSec: metric }))
+    .array(
+      z.object({ name: name, rxBytesPerSec: metric('bytesPerSec'), txBytesPerSec: metric('bytesPerSec') }),
+    )
     .max(256)
     .optional(),
   /** Block device I/O summed over whole disks, bytes per second. */
-  diskReadBytesPerSec: optMetric,
-  diskWriteBytesPerSec: optMetric,
+  diskReadBytesPerSec: optMetric('bytesPerSec'),
+  diskWriteBytesPerSec: optMetric('bytesPerSec'),
   /** Filesystem usage per mount point (refreshed every minute or so, not per sample). */
   filesystems: z
     .array(
       z.object({
         mount: text,
         fsType: z.string().max(64).nullable(),
-        sizeBytes: metric,
-        usedBytes: metric,
-        availableBytes: metric,
+        sizeBytes: metric('bytes'),
+        usedBytes: metric('bytes'),
+        availableBytes: metric('bytes'),
       }),
     )
     .max(128)
@@ -141,14 +210,14 @@ export type HostMetrics = z.infer<typeof HostMetricsSchema>;
 /** Facts about one compute process on a GPU; the server maps them to a project. */
 export const GpuProcessSchema = z.object({
   gpuUuid: name,
-  pid: z.number().int().min(0),
-  usedMemoryMiB: metric,
+  pid: int('id32'),
+  usedMemoryMiB: intMetric('mib'),
   name: text,
   cmdline: text.nullable().optional(),
-  uid: z.number().int().min(0).nullable().optional(),
+  uid: int('id32').nullable().optional(),
   user: name.nullable().optional(),
   /** Process start time, ms since the epoch. */
-  startedAt: z.number().nullable().optional(),
+  startedAt: num('counter').nullable().optional(),
   slurmJobId: name.nullable().optional(),
   slurmAccount: name.nullable().optional(),
   slurmUser: name.nullable().optional(),
@@ -163,11 +232,11 @@ export type GpuProcess = z.infer<typeof GpuProcessSchema>;
 
 /** The agent's own health, sent in every sample. */
 export const AgentStatsSchema = z.object({
-  collectorDurationsMs: z.record(z.string().max(64), z.number().finite()).optional(),
-  collectorErrors: z.record(z.string().max(64), z.number().int().min(0)).optional(),
-  spoolBytes: optMetric,
-  spoolSamples: optMetric,
-  droppedSamples: optMetric,
+  collectorDurationsMs: z.record(z.string().max(64), num('durationMs')).optional(),
+  collectorErrors: z.record(z.string().max(64), int('counter')).optional(),
+  spoolBytes: optMetric('bytes'),
+  spoolSamples: optMetric('counter'),
+  droppedSamples: optMetric('counter'),
 });
 export type AgentStats = z.infer<typeof AgentStatsSchema>;
 
@@ -182,22 +251,27 @@ export const GpuEventSchema = z.object({
   /** PCI bus id as the kernel log names the GPU, when the uuid is not known. */
   pciBusId: z.string().max(64).nullable().optional(),
   /** The XID number for `xid`. */
-  code: z.number().int().nullable(),
+  code: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .nullable(),
   message: text,
-  ts: z.number().int().min(0),
+  ts: timestamp,
 });
 export type GpuEvent = z.infer<typeof GpuEventSchema>;
 
 /** Identifies one process on one GPU (used to say it has gone). */
-export const GpuProcessKeySchema = z.object({ gpuUuid: name, pid: z.number().int().min(0) });
+export const GpuProcessKeySchema = z.object({ gpuUuid: name, pid: int('id32') });
 export type GpuProcessKey = z.infer<typeof GpuProcessKeySchema>;
 
 /** One sample: everything an agent observed on its node at one instant. */
 export const SampleSchema = z.object({
   /** Monotonic per agent (restart-safe when a spool dir is used). */
-  seq: z.number().int().min(0),
-  /** The agent's clock, ms since the epoch. */
-  ts: z.number().int().min(0),
+  seq: int('counter'),
+  /** The agent's clock, ms since the epoch (the server also checks it against its own clock). */
+  ts: timestamp,
   gpuCollector: GpuCollectorStateSchema,
   gpuError: text.nullable().optional(),
   gpus: z.array(GpuMetricsSchema).max(LIMITS.maxGpusPerSample),
@@ -223,9 +297,39 @@ export const SamplesReportSchema = z.object({
 });
 export type SamplesReport = z.infer<typeof SamplesReportSchema>;
 
+/**
+ * The outer shape of a report, checked before its samples: the server validates each sample on
+ * its own (`SampleSchema`) so that one bad sample does not sink the valid ones beside it.
+ */
+export const SamplesReportEnvelopeSchema = z.object({
+  samples: z.array(z.unknown()).min(1).max(LIMITS.maxSamplesPerBatch),
+  replay: z.boolean().optional(),
+});
+
+/** Per-sample refusal codes in `SamplesAckData.rejected`: resending such a sample cannot succeed. */
+export const SampleRejectCodeSchema = z.enum(['VALIDATION', 'TOO_OLD', 'TOO_NEW']);
+export type SampleRejectCode = z.infer<typeof SampleRejectCodeSchema>;
+
+/** One sample the server refused (and will refuse again): drop it, count it, log the reason. */
+export const RejectedSampleSchema = z.object({
+  /** The sample's `seq`; null when the sample has no valid `seq` (then `index` says which one). */
+  seq: z.number().int().nullable(),
+  /** Position of the sample in the report. */
+  index: z.number().int().min(0),
+  code: SampleRejectCodeSchema,
+  /** Safe to log, e.g. `gpus.0.temperatureCelsius: Too big: expected number to be <=150`. */
+  message: z.string(),
+});
+export type RejectedSample = z.infer<typeof RejectedSampleSchema>;
+
 export const SamplesAckDataSchema = z.object({
-  /** Sequence numbers now stored (or queued for storage) by the server. */
+  /** Sequence numbers now stored (or queued for storage) by the server: forget them. */
   acked: z.array(z.number().int()),
+  /**
+   * Samples of this report refused for good (invalid, or `ts` outside the server's window): drop
+   * them. Absent when none was. Samples in neither list were not taken: resend them later.
+   */
+  rejected: z.array(RejectedSampleSchema).optional(),
   /** The server's clock, ms since the epoch. */
   serverTime: z.number(),
 });
@@ -238,13 +342,20 @@ export const InventorySchema = z.object({
   os: text.nullable(),
   kernel: text.nullable(),
   cpuModel: text.nullable(),
-  cpuCores: metric,
-  memoryTotalBytes: metric,
+  cpuCores: intMetric('cores'),
+  memoryTotalBytes: metric('bytes'),
   nvidiaSmiVersion: text.nullable().optional(),
   driverVersion: z.string().max(64).nullable().optional(),
   cudaVersion: z.string().max(64).nullable().optional(),
   gpus: z
-    .array(z.object({ index: z.number().int().min(0), uuid: name, name: name, memoryTotalMiB: metric }))
+    .array(
+      z.object({
+        index: z.number().int().min(0).max(1023),
+        uuid: name,
+        name: name,
+        memoryTotalMiB: intMetric('mib'),
+      }),
+    )
     .max(LIMITS.maxGpusPerSample),
 });
 export type Inventory = z.infer<typeof InventorySchema>;
