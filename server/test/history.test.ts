@@ -50,7 +50,8 @@ describe('tier and step selection', () => {
       'gp"db',
     );
     expect(q).toBe(
-      `SELECT mean("utilization_gpu_mean") AS "v0" FROM "gp\\"db"."rp_1m"."nvidia_smi_1m" WHERE "host" = 'a\\'b"c\\\\d\\ne' ` +
+      // The tag value as line protocol stored it: the newline became `?` (see line-protocol.ts).
+      `SELECT mean("utilization_gpu_mean") AS "v0" FROM "gp\\"db"."rp_1m"."nvidia_smi_1m" WHERE "host" = 'a\\'b"c\\\\d?e' ` +
         `AND time >= '1970-01-01T00:00:00.000Z' AND time < '1970-01-02T00:00:00.000Z' GROUP BY time(86400000ms, 54000000ms), "uuid" fill(null)`,
     );
   });

@@ -59,8 +59,8 @@ describe('schema mapping', () => {
     );
   });
 
-  it('writes exactly what the client library’s Point writes, hostile names included', () => {
-    const hostile = ['a,b=c "d"\n\\e', 'x y', '노드=1', "o'q", 'k-1', 'k'];
+  it('writes exactly what the client library’s Point writes for every storable name', () => {
+    const hostile = ['a,b=c "d"\\e', 'x y', '노드=1', "o'q", 'k-1', 'k'];
     const p = {
       measurement: 'm e,a',
       tags: { [hostile[0]!]: hostile[1]!, host: hostile[2]!, z: hostile[3]!, empty: '' },
@@ -78,12 +78,12 @@ describe('schema mapping', () => {
     expect(toLineProtocol(p)).toBe(ref.toLineProtocol());
   });
 
-  it('escapes hostile names through Point', () => {
+  it('escapes hostile names; a newline in a name becomes ?, in a string field it is kept', () => {
     const hostile = 'a,b=c "d"\n';
     const p = gpuPoint('n o,d=e', TS, gpu(1, { name: hostile, serial: hostile, pstate: null }), hostile);
     const line = toLineProtocol(p)!;
     expect(line).toBe(
-      'nvidia_smi,host=n\\ o\\,d\\=e,index=1,name=a\\,b\\=c\\ "d"\\n,project=a\\,b\\=c\\ "d"\\n,' +
+      'nvidia_smi,host=n\\ o\\,d\\=e,index=1,name=a\\,b\\=c\\ "d"?,project=a\\,b\\=c\\ "d"?,' +
         'uuid=GPU-00000001-aaaa-bbbb-cccc-dddddddddddd ' +
         'clocks_current_memory=2619i,clocks_current_sm=1980i,memory_total=81559i,memory_used=20480i,' +
         'power_draw=312.5,power_limit=700,serial="a,b=c \\"d\\"\n",state="ok",temperature_gpu=51i,' +

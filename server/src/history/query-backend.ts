@@ -1,10 +1,11 @@
 /**
  * Time-bucketed aggregation over stored points, the one query shape the history and usage APIs
  * need: `fn(field)` per `step` (optionally offset), filtered by tag equality, grouped by tags.
- * `InfluxBackend` builds InfluxQL (every identifier double-quoted, every value single-quoted,
- * times as RFC 3339 literals); `MemoryBackend` computes the same from the in-memory store.
+ * `InfluxBackend` builds InfluxQL (every identifier double-quoted, every value single-quoted and
+ * mapped as line protocol stores it, times as RFC 3339 literals); `MemoryBackend` computes the same from the in-memory store.
  */
 import { quoteIdent, quoteString } from '../storage/influx-store.ts';
+import { storedName } from '../storage/line-protocol.ts';
 import type { MemoryStore } from '../storage/memory-store.ts';
 import type { MetricPoint, MetricStore } from '../storage/metric-store.ts';
 
@@ -48,7 +49,10 @@ export function buildInfluxQL(q: AggQuery, database: string): string {
   const from = q.rp
     ? `${quoteIdent(database)}.${quoteIdent(q.rp)}.${quoteIdent(q.measurement)}`
     : quoteIdent(q.measurement);
-  const conds = Object.entries(q.where ?? {}).map(([k, v]) => `${quoteIdent(k)} = ${quoteString(v)}`);
+  // Tag values are compared as line protocol stored them (see storage/line-protocol.ts).
+  const conds = Object.entries(q.where ?? {}).map(
+    ([k, v]) => `${quoteIdent(k)} = ${quoteString(storedName(v))}`,
+  );
   conds.push(`time >= ${quoteString(new Date(q.from).toISOString())}`);
   conds.push(`time < ${quoteString(new Date(q.to).toISOString())}`);
   const step = Math.max(1, Math.round(q.stepMs));

@@ -1,5 +1,6 @@
 import type { StorageInfo, StorageKind } from '@gpupulse/protocol';
 import type { Logger } from 'pino';
+import { type LineStats, newLineStats, toLineProtocol } from './line-protocol.ts';
 import {
   type MetricPoint,
   type MetricStore,
@@ -8,15 +9,18 @@ import {
   StoreQueryError,
   StoreWriteError,
 } from './metric-store.ts';
-import { toLineProtocol } from './schema.ts';
 
 export interface InfluxStoreOptions {
-  /** Base URL of the InfluxDB HTTP API, e.g. `http://127.0.0.1:8086`. */
+  /**
+   * Base URL of the InfluxDB HTTP API, e.g. `http://127.0.0.1:8086` (a path prefix is kept). Only
+   * its origin is ever shown (health, dashboards, logs); credentials belong in `token` or
+   * `username`/`password`, and a URL that carries them is refused.
+   */
   url: string;
   database: string;
   /** Sent as `Authorization: Token …` (InfluxDB 2.x / 3.x). */
   token?: string | null;
-  /** Sent as `u` / `p` query parameters (InfluxDB 1.x). */
+  /** Sent as HTTP Basic auth (InfluxDB 1.x; 2.x/3.x v1 compatibility). */
   username?: string | null;
   password?: string | null;
   /** `influxdb` or `managed-influxdb` (what /api/v1/health reports). */
@@ -33,7 +37,11 @@ export interface InfluxStoreOptions {
 export class InfluxStore implements MetricStore {
   readonly kind: Extract<StorageKind, 'influxdb' | 'managed-influxdb'>;
   readonly url: string;
+  /** `scheme://host:port` of `url`: the only part of it ever shown. */
+  readonly origin: string;
   readonly database: string;
+  /** What line protocol left out (fields outside int64, non-finite numbers, timestamps out of range). */
+  readonly lineStats: LineStats = newLineStats();
   private readonly token: string | null;
   private readonly username: string | null;
   private readonly password: string | null;
@@ -44,7 +52,14 @@ export class InfluxStore implements MetricStore {
   private closed = false;
 
   constructor(opts: InfluxStoreOptions) {
+    const parsed = new URL(opts.url);
+    if (parsed.username || parsed.password) {
+      throw new Error(
+        'the InfluxDB URL must not carry credentials; use GPUPULSE_INFLUX_USER/GPUPULSE_INFLUX_PASSWORD or GPUPULSE_INFLUX_TOKEN',
+      );
+    }
     this.url = opts.url.replace(/\/+$/, '');
+    this.origin = parsed.origin;
     this.database = opts.database;
     this.token = opts.token || null;
     this.username = opts.username || null;
@@ -58,7 +73,7 @@ export class InfluxStore implements MetricStore {
   async init(): Promise<void> {
     if (!(await this.ping())) {
       throw new Error(
-        `InfluxDB at ${this.url} does not answer /ping${this.lastError ? `: ${this.lastError}` : ''}`,
+        `InfluxDB at ${this.origin} does not answer /ping${this.lastError ? `: ${this.lastError}` : ''}`,
       );
     }
     try {
@@ -71,19 +86,54 @@ export class InfluxStore implements MetricStore {
     }
   }
 
+  /**
+   * Writes one batch: one request per retention policy. When InfluxDB refuses part of it (a 4xx
+   * such as `partial write: … dropped=N`), the other requests are still made and one
+   * non-retryable `StoreWriteError` reports the exact number of points not stored (`dropped`),
+   * including points line protocol could not carry (see line-protocol.ts). A retryable failure
+   * (network, 5xx, 429) throws at once; a retry of the whole batch is harmless (same series and
+   * time overwrite).
+   */
   async write(points: readonly MetricPoint[]): Promise<void> {
     if (this.closed) throw new StoreWriteError('store is closed', { retryable: false });
     // One request per retention policy (rollup tiers go to their own RP on InfluxDB 1.x).
     const byRp = new Map<string, string[]>();
+    const stats = this.lineStats;
+    const pointsBefore = stats.pointsDropped;
+    const fieldsBefore = stats.fieldsDropped;
     for (const p of points) {
-      const line = toLineProtocol(p);
+      const line = toLineProtocol(p, stats);
       if (!line) continue;
       const rp = p.rp ?? '';
       const list = byRp.get(rp);
       if (list) list.push(line);
       else byRp.set(rp, [line]);
     }
-    for (const [rp, lines] of byRp) await this.writeLines(lines, rp);
+    const invalid = stats.pointsDropped - pointsBefore;
+    if (stats.fieldsDropped > fieldsBefore && fieldsBefore === 0) {
+      this.logger?.error(
+        { reason: stats.lastReason },
+        'a field could not be written as line protocol and was left out (counted; logged once)',
+      );
+    }
+    let dropped = invalid;
+    let status: number | null = null;
+    const reasons: string[] = [];
+    if (invalid > 0)
+      reasons.push(`${invalid} point(s) cannot be written as line protocol (${stats.lastReason})`);
+    for (const [rp, lines] of byRp) {
+      try {
+        await this.writeLines(lines, rp);
+      } catch (err) {
+        if (!(err instanceof StoreWriteError) || err.retryable) throw err;
+        dropped += Math.min(lines.length, err.dropped ?? lines.length);
+        status ??= err.status;
+        reasons.push(err.message);
+      }
+    }
+    if (reasons.length > 0) {
+      throw new StoreWriteError(reasons.join('; '), { retryable: false, status, dropped });
+    }
   }
 
   private async writeLines(lines: string[], rp: string): Promise<void> {
@@ -101,15 +151,15 @@ export class InfluxStore implements MetricStore {
       this.setUp(true);
       return;
     }
+    // The whole body is read before anything is cut: the dropped count comes last.
     const reason = await readError(res);
     const retryable = res.status >= 500 || res.status === 429;
-    if (retryable) this.setUp(false, `HTTP ${res.status}: ${reason}`);
+    if (retryable) this.setUp(false, `HTTP ${res.status}: ${clip(reason)}`);
     else this.setUp(true);
-    const dropped = /dropped=(\d+)/.exec(reason);
-    throw new StoreWriteError(`InfluxDB write answered ${res.status}: ${reason}`, {
+    throw new StoreWriteError(`InfluxDB write answered ${res.status}: ${clip(reason)}`, {
       retryable,
       status: res.status,
-      dropped: dropped ? Number(dropped[1]) : null,
+      dropped: retryable ? null : droppedCount(reason, lines.length),
     });
   }
 
@@ -151,7 +201,7 @@ export class InfluxStore implements MetricStore {
       ok,
       warning: ok
         ? null
-        : `InfluxDB at ${this.url} is unreachable${this.lastError ? ` (${this.lastError})` : ''}`,
+        : `InfluxDB at ${this.origin} is unreachable${this.lastError ? ` (${this.lastError})` : ''}`,
     };
   }
 
@@ -166,9 +216,9 @@ export class InfluxStore implements MetricStore {
     this.up = up;
     if (up) {
       this.lastError = null;
-      if (!first) this.logger?.info({ url: this.url }, 'storage up');
+      if (!first) this.logger?.info({ url: this.origin }, 'storage up');
     } else {
-      this.logger?.error({ url: this.url, err: error }, 'storage down');
+      this.logger?.error({ url: this.origin, err: error }, 'storage down');
     }
   }
 
@@ -181,9 +231,12 @@ export class InfluxStore implements MetricStore {
   ): Promise<Response> {
     const url = new URL(this.url + path);
     for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-    if (this.username) url.searchParams.set('u', this.username);
-    if (this.password) url.searchParams.set('p', this.password);
     const headers: Record<string, string> = {};
+    // Basic auth (InfluxDB 1.x and 2.x/3.x v1 compatibility), not `u`/`p` in the URL, which
+    // proxies and access logs would keep.
+    if (this.username) {
+      headers.authorization = `Basic ${Buffer.from(`${this.username}:${this.password ?? ''}`).toString('base64')}`;
+    }
     if (this.token) headers.authorization = `Token ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'text/plain; charset=utf-8';
     return fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
@@ -203,14 +256,33 @@ export function quoteString(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
 }
 
+/** The whole error text of an answer (the JSON `error`/`message` when there is one); never cut. */
 async function readError(res: Response): Promise<string> {
   const text = await res.text().catch(() => '');
   try {
     const parsed = JSON.parse(text) as { error?: string; message?: string };
-    return (parsed.error ?? parsed.message ?? text).slice(0, 500);
+    return parsed.error ?? parsed.message ?? text;
   } catch {
-    return (text || res.statusText || `HTTP ${res.status}`).slice(0, 500);
+    return text || res.statusText || `HTTP ${res.status}`;
   }
+}
+
+/** An error text shortened for messages and logs (after everything needed was read from it). */
+const clip = (s: string, max = 500) => (s.length > max ? `${s.slice(0, max)}… (${s.length} chars)` : s);
+
+/**
+ * Points a refused write did not store, from InfluxDB's full error text: `dropped=N` of a partial
+ * write (the last one, which is InfluxDB's own count), at least one per `unable to parse` line
+ * (InfluxDB 1.x says `dropped=0` for lines it could not parse), and the whole request when the
+ * answer says neither (the write was refused as a whole).
+ */
+export function droppedCount(reason: string, lines: number): number {
+  // InfluxDB puts ` dropped=N` at the very end; a tag value quoted earlier cannot fake it.
+  const count = /\bdropped=(\d+)\s*$/.exec(reason);
+  const unparsed = reason.match(/unable to parse '/g)?.length ?? 0;
+  if (!count && unparsed === 0) return lines;
+  const n = count ? Number(count[1]) : 0;
+  return Math.min(lines, Math.max(n, unparsed));
 }
 
 function errMessage(err: unknown): string {

@@ -6,7 +6,6 @@
  */
 
 import type { Alert, GpuMetrics, GpuProcess, HostMetrics, Sample } from '@gpupulse/protocol';
-import { escape as lp } from '@influxdata/influxdb-client';
 import type { MetricPoint } from './metric-store.ts';
 
 export const MEASUREMENT_GPU = 'nvidia_smi';
@@ -299,32 +298,8 @@ export function samplePoints(
   return points;
 }
 
-/**
- * One line of line protocol, or null when the point has no field. Escaping is the client
- * library's own (`escape.measurement`/`tag`/`quoted` of @influxdata/influxdb-client, the same
- * functions its `Point` uses — never hand-escaped); the output is byte-identical to `Point`'s
- * (tags and fields sorted by key) without building a `Point` per line on the hot path.
- */
-export function toLineProtocol(p: MetricPoint): string | null {
-  const fields: [string, string][] = [];
-  if (p.ints) for (const k in p.ints) fields.push([k, `${Math.round(p.ints[k]!)}i`]);
-  if (p.floats)
-    for (const k in p.floats) {
-      const v = p.floats[k]!;
-      if (Number.isFinite(v)) fields.push([k, String(v)]);
-    }
-  if (p.strings) for (const k in p.strings) fields.push([k, lp.quoted(p.strings[k]!)]);
-  if (fields.length === 0) return null;
-  let line = lp.measurement(p.measurement);
-  for (const k of Object.keys(p.tags).sort()) {
-    const v = p.tags[k]!;
-    if (v !== '') line += `,${lp.tag(k)}=${lp.tag(v)}`;
-  }
-  fields.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  line += ' ';
-  for (let i = 0; i < fields.length; i++) line += `${i ? ',' : ''}${lp.tag(fields[i]![0])}=${fields[i]![1]}`;
-  return `${line} ${Math.trunc(p.ts)}`;
-}
+/** Line protocol lives in ./line-protocol.ts (escaping and the replacements InfluxDB needs). */
+export { type LineStats, newLineStats, storedName, storedString, toLineProtocol } from './line-protocol.ts';
 
 /**
  * The `gpupulse_alert` point of one alert transition (firing or resolved), at the time of the
