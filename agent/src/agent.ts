@@ -15,6 +15,10 @@ export interface AgentOptions {
   /** Server to send to; without one the agent only collects (onSample still fires). */
   server?: {
     url: string;
+    /** Servers in failover order (default: `[url]`). */
+    urls?: readonly string[];
+    /** PEM of a private CA for https/wss servers. */
+    ca?: string;
     token: string;
     ackTimeoutMs?: number;
     reconnectInitialMs?: number;
@@ -54,6 +58,8 @@ export function createAgent(options: AgentOptions): Agent {
   const transport = options.server
     ? new SocketTransport({
         url: options.server.url,
+        urls: options.server.urls,
+        ca: options.server.ca,
         token: options.server.token,
         node: options.node,
         intervalMs: options.intervalMs,

@@ -26,6 +26,7 @@ export function checkServer(
   token: string,
   node: string,
   timeoutMs = 10_000,
+  ca?: string,
 ): Promise<string | null> {
   return new Promise((resolve) => {
     const auth: AgentAuth = {
@@ -38,7 +39,9 @@ export function checkServer(
       auth,
       transports: ['websocket'],
       reconnection: false,
+      forceNew: true,
       timeout: timeoutMs,
+      ...(ca ? { ca } : {}),
     });
     const done = (why: string | null) => {
       clearTimeout(t);
@@ -54,7 +57,12 @@ export function checkServer(
   });
 }
 
-export async function runCheck(config: AgentConfig, logger: Logger, out = process.stdout): Promise<number> {
+export async function runCheck(
+  config: AgentConfig,
+  logger: Logger,
+  out: { write(s: string): unknown } = process.stdout,
+  ca?: string,
+): Promise<number> {
   const lines: CheckLine[] = [];
   const print = (l: CheckLine) => {
     lines.push(l);
@@ -129,12 +137,20 @@ export async function runCheck(config: AgentConfig, logger: Logger, out = proces
       detail: w ? `${config.spoolDir} writable` : `${config.spoolDir} not writable`,
     });
   }
-  if (config.server && config.token) {
-    const why = await checkServer(config.server, config.token, config.node);
-    print({
-      ok: why === null,
-      what: 'server',
-      detail: why === null ? `${config.server} reachable, token accepted` : `${config.server}: ${why}`,
+  if (config.servers.length > 0 && config.token) {
+    // Each server in failover order: a backup that is down or refuses the token fails the check too.
+    const token = config.token;
+    const results = await Promise.all(
+      config.servers.map((url) => checkServer(url, token, config.node, 10_000, ca)),
+    );
+    config.servers.forEach((url, i) => {
+      const why = results[i] ?? null;
+      const what = config.servers.length > 1 ? `server ${i + 1}/${config.servers.length}` : 'server';
+      print({
+        ok: why === null,
+        what,
+        detail: why === null ? `${url} reachable, token accepted` : `${url}: ${why}`,
+      });
     });
   } else {
     print({ ok: null, what: 'server', detail: 'not configured (--server, --token)' });

@@ -5,6 +5,7 @@ import os from 'node:os';
 import { NodeNameSchema } from '@gpupulse/protocol';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { splitServerList } from './failover.ts';
 
 export const DEFAULT_INTERVAL_MS = 1000;
 export const DEFAULT_PROJECT_ENV = ['GPUPULSE_PROJECT', 'PROJECT'] as const;
@@ -85,17 +86,29 @@ const envNameList = z
   .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean))
   .pipe(z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be environment variable names')).max(32));
 
+const serverUrl = z
+  .string()
+  .url('server must be a URL such as http://gpupulse:8080')
+  .refine((u) => /^(https?|wss?):\/\//i.test(u), 'server must start with http://, https://, ws:// or wss://');
+
+/** One URL or several (comma-separated or a YAML list), tried in this order. */
+const serverList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => splitServerList(v))
+  .pipe(
+    z
+      .array(serverUrl)
+      .min(1, 'server must name at least one URL')
+      .max(16, 'at most 16 servers')
+      .refine((l) => new Set(l).size === l.length, 'a server is listed twice'),
+  );
+
 export const AgentConfigSchema = z
   .object({
-    server: z
-      .string()
-      .trim()
-      .url('server must be a URL such as http://gpupulse:8080')
-      .refine(
-        (u) => /^(https?|wss?):\/\//i.test(u),
-        'server must start with http://, https://, ws:// or wss://',
-      )
-      .optional(),
+    /** Servers in failover order (`--server URL[,URL…]`). */
+    server: serverList.optional(),
+    /** PEM file of a private CA to trust for https/wss servers. */
+    ca: z.string().trim().min(1, 'ca must be a file path').optional(),
     token: z.string().min(1, 'token must not be empty').max(512).optional(),
     node: NodeNameSchema,
     intervalMs: intFromString(100, 3_600_000),
@@ -119,12 +132,15 @@ export const AgentConfigSchema = z
     if (c.server && !c.token) {
       ctx.addIssue({ code: 'custom', path: ['token'], message: 'is required with a server' });
     }
-  });
+  })
+  // `server`: the first (primary) server; `servers`: all of them, in failover order.
+  .transform(({ server, ...rest }) => ({ ...rest, server: server?.[0], servers: server ?? [] }));
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
 /** Raw values as commander gives them (all optional strings / booleans). */
 export interface AgentFlags {
   server?: string;
+  ca?: string;
   token?: string;
   node?: string;
   interval?: string;
@@ -144,7 +160,7 @@ export class ConfigError extends Error {}
 
 /** One setting: its config key, flag, env variable and config-file key. */
 interface Setting {
-  key: keyof AgentConfig;
+  key: keyof AgentConfig & keyof z.input<typeof AgentConfigSchema>;
   flag: keyof AgentFlags;
   flagName: string;
   env: string;
@@ -153,6 +169,7 @@ interface Setting {
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'server', flag: 'server', flagName: '--server', env: 'GPUPULSE_SERVER', file: 'server' },
+  { key: 'ca', flag: 'ca', flagName: '--ca', env: 'GPUPULSE_CA', file: 'ca' },
   { key: 'token', flag: 'token', flagName: '--token', env: 'GPUPULSE_TOKEN', file: 'token' },
   { key: 'node', flag: 'node', flagName: '--node', env: 'GPUPULSE_NODE', file: 'node' },
   {

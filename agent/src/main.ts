@@ -1,5 +1,5 @@
 // Composition root: the only place that reads process.env and picks real implementations.
-import { access, constants, mkdir } from 'node:fs/promises';
+import { access, constants, mkdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { SampleSchema } from '@gpupulse/protocol';
 import { Command, Option } from 'commander';
@@ -20,7 +20,11 @@ function buildCli(): Command {
   return new Command('gpupulse-agent')
     .description('Streams GPU (nvidia-smi), process and host metrics of this node to a gpupulse server.')
     .version(AGENT_VERSION)
-    .option('--server <url>', 'server base URL, e.g. http://gpupulse:8080 (env GPUPULSE_SERVER)')
+    .option(
+      '--server <url[,url…]>',
+      'server base URL, e.g. http://gpupulse:8080; several (comma-separated) are tried in order when one is unreachable (env GPUPULSE_SERVER)',
+    )
+    .option('--ca <file>', 'PEM file of a private CA to trust for https/wss servers (env GPUPULSE_CA)')
     .option('--token <token>', 'agent token accepted by the server (env GPUPULSE_TOKEN)')
     .option('--node <name>', 'node name (env GPUPULSE_NODE; default: hostname)')
     .option('--interval <ms>', 'sampling interval in ms (env GPUPULSE_INTERVAL_MS; default 1000)')
@@ -67,7 +71,7 @@ function buildCli(): Command {
       [
         '',
         'Precedence: flags > environment variables > config file > defaults.',
-        'Config file keys: server, token, node, intervalMs, nvidiaSmi, spoolDir, spoolMaxBytes, spoolMaxAge,',
+        'Config file keys: server (a URL, comma-separated URLs or a list), ca, token, node, intervalMs, nvidiaSmi, spoolDir, spoolMaxBytes, spoolMaxAge,',
         'projectEnv, kmsg, logLevel.',
         'Logs go to stderr as JSON lines; with --once stdout holds only the sample.',
         'Relative paths are relative to the working directory (agent/ when run through `pnpm agent`).',
@@ -88,12 +92,28 @@ async function checkSpoolDir(dir: string): Promise<string> {
   return abs;
 }
 
+/** Reads `--ca`: one or more PEM certificates. */
+async function readCa(file: string): Promise<string> {
+  let pem: string;
+  try {
+    pem = await readFile(resolve(file), 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `invalid configuration: --ca (GPUPULSE_CA): cannot read ${file} (${(err as Error).message})`,
+    );
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new ConfigError(`invalid configuration: --ca (GPUPULSE_CA): ${file} holds no PEM certificate`);
+  return pem;
+}
+
 async function run(config: AgentConfig): Promise<number> {
+  const ca = config.ca ? await readCa(config.ca) : undefined;
   const quiet = config.once || config.check;
   const logger = createLogger({
     level: quiet ? (config.logLevel === 'info' ? 'warn' : config.logLevel) : config.logLevel,
   });
-  if (config.check) return runCheck(config, logger);
+  if (config.check) return runCheck(config, logger, process.stdout, ca);
 
   let queue: SampleQueue | undefined;
   if (config.spoolDir && !config.once) {
@@ -120,7 +140,10 @@ async function run(config: AgentConfig): Promise<number> {
     collectors,
     logger,
     queue,
-    server: config.server && config.token ? { url: config.server, token: config.token } : undefined,
+    server:
+      config.server && config.token
+        ? { url: config.server, urls: config.servers, ca, token: config.token }
+        : undefined,
     inventory: () => collectInventory(config.node, nvidiaSmi),
   });
 
@@ -141,7 +164,8 @@ async function run(config: AgentConfig): Promise<number> {
   logger.info(
     {
       node: config.node,
-      server: config.server,
+      servers: config.servers,
+      ca: config.ca ?? null,
       intervalMs: config.intervalMs,
       nvidiaSmi: config.nvidiaSmi,
       spoolDir: config.spoolDir ?? null,

@@ -15,6 +15,7 @@ import {
 } from '@gpupulse/protocol';
 import { io, type Socket } from 'socket.io-client';
 import { backoffDelay } from './backoff.ts';
+import { FailoverList } from './failover.ts';
 import type { Logger } from './logger.ts';
 import type { SampleQueue } from './queue.ts';
 
@@ -23,6 +24,10 @@ export type AgentSocket = Socket<ServerToAgentEvents, AgentToServerEvents>;
 export interface TransportOptions {
   /** Server base URL, e.g. `http://gpupulse:8080`. */
   url: string;
+  /** Servers in failover order (`url` is used when absent): an unreachable one → the next, with jitter. */
+  urls?: readonly string[];
+  /** PEM certificate(s) of a private CA to trust for https/wss servers. */
+  ca?: string;
   token: string;
   node: string;
   intervalMs: number;
@@ -52,7 +57,11 @@ function errorText(err: unknown): string {
 }
 
 export class SocketTransport {
-  readonly socket: AgentSocket;
+  /** The connection to the current server (replaced when failing over to the next). */
+  socket: AgentSocket;
+  readonly servers: FailoverList;
+  private failoverTimer: NodeJS.Timeout | null = null;
+  private readonly auth: AgentAuth;
   private readonly log: Logger;
   private readonly ackTimeoutMs: number;
   private readonly reconnectInitialMs: number;
@@ -89,45 +98,60 @@ export class SocketTransport {
     this.replayBatchSize = Math.max(1, Math.min(LIMITS.maxSamplesPerBatch, opts.replayBatchSize ?? 500));
     this.replayGapMs = 1000 / Math.max(0.01, opts.replayBatchesPerSec ?? 10);
     this.clockSkewWarnMs = opts.clockSkewWarnMs ?? 2_000;
-    const auth: AgentAuth = {
+    this.auth = {
       token: opts.token,
       node: opts.node,
       protocolVersion: PROTOCOL_VERSION,
       agentVersion: opts.agentVersion,
       intervalMs: opts.intervalMs,
     };
-    const base = opts.url.replace(/\/+$/, '');
-    this.socket = io(`${base}${AGENT_NAMESPACE}`, {
-      auth,
+    this.servers = new FailoverList(opts.urls && opts.urls.length > 0 ? opts.urls : [opts.url], {
+      initialMs: this.reconnectInitialMs,
+      maxMs: this.reconnectMaxMs,
+    });
+    this.socket = this.openSocket(this.servers.current);
+  }
+
+  private openSocket(url: string): AgentSocket {
+    const base = url.replace(/\/+$/, '');
+    const socket: AgentSocket = io(`${base}${AGENT_NAMESPACE}`, {
+      auth: this.auth,
       autoConnect: false,
+      forceNew: true,
       transports: ['websocket'],
       reconnection: true,
       reconnectionDelay: this.reconnectInitialMs,
       reconnectionDelayMax: this.reconnectMaxMs,
       randomizationFactor: 0.5,
       timeout: 20_000,
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
     });
-    this.socket.on('connect', () => this.onConnect());
-    this.socket.on('disconnect', (reason) => {
-      if (this.wasConnected) this.log.warn({ reason }, 'disconnected from server');
+    socket.on('connect', () => this.onConnect());
+    socket.on('disconnect', (reason) => {
+      if (this.wasConnected) this.log.warn({ reason, url: base }, 'disconnected from server');
       this.wasConnected = false;
       if (reason === 'io server disconnect' && !this.closed) this.reconnectLater();
     });
-    this.socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
+    socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
       this.connectErrors++;
       const code = err.data?.code ?? null;
       const message = err.data?.message ?? err.message;
-      const text = `${code ?? 'CONNECT_ERROR'}: ${message}`;
+      const text = `${code ?? 'CONNECT_ERROR'}: ${message} (${base})`;
       if (text !== this.lastConnectError) {
         this.log.error({ code, reason: message, url: base }, 'server refused or unreachable');
         this.lastConnectError = text;
       } else {
         this.log.debug({ code, reason: message }, 'connect failed again');
       }
+      // Unreachable (no refusal code) with other servers configured: try the next one in order.
+      if (code === null && this.servers.size > 1) {
+        this.failover();
+        return;
+      }
       // A refusal by the server's middleware stops socket.io-client's own retries: retry ourselves.
-      if (!this.socket.active) this.reconnectLater();
+      if (!socket.active) this.reconnectLater();
     });
-    this.socket.on('server:notice', (n) => {
+    socket.on('server:notice', (n) => {
       if (n.code === 'CLOCK_SKEW') {
         if (this.skewWarned) return;
         this.skewWarned = true;
@@ -135,6 +159,23 @@ export class SocketTransport {
       const level = n.level === 'error' ? 'error' : n.level === 'warn' ? 'warn' : 'info';
       this.log[level]({ code: n.code }, `server notice: ${n.message}`);
     });
+    return socket;
+  }
+
+  /** The current server is unreachable: close its socket and connect to the next one after a jittered delay. */
+  private failover(): void {
+    if (this.closed || this.failoverTimer) return;
+    const from = this.servers.current;
+    const { url, delayMs } = this.servers.next();
+    this.log.warn({ from, to: url, delayMs }, 'server unreachable; failing over to the next server');
+    const old = this.socket;
+    old.removeAllListeners();
+    old.disconnect();
+    this.socket = this.openSocket(url);
+    this.failoverTimer = setTimeout(() => {
+      this.failoverTimer = null;
+      if (!this.closed) this.socket.connect();
+    }, delayMs);
   }
 
   start(): void {
@@ -160,11 +201,12 @@ export class SocketTransport {
 
   private onConnect(): void {
     this.wasConnected = true;
+    this.servers.connected();
     this.skewWarned = false;
     this.nextReplayAt = 0;
     this.connectErrors = 0;
     this.lastConnectError = null;
-    this.log.info({ queued: this.opts.queue.size }, 'connected to server');
+    this.log.info({ queued: this.opts.queue.size, url: this.servers.current }, 'connected to server');
     this.opts.onConnect?.();
     void this.sendInventory();
     this.notify();
@@ -324,7 +366,8 @@ export class SocketTransport {
     if (this.replayTimer) clearTimeout(this.replayTimer);
     this.replayTimer = null;
     if (this.manualReconnectTimer) clearTimeout(this.manualReconnectTimer);
-    this.retryTimer = this.manualReconnectTimer = null;
+    if (this.failoverTimer) clearTimeout(this.failoverTimer);
+    this.retryTimer = this.manualReconnectTimer = this.failoverTimer = null;
     this.socket.removeAllListeners();
     this.socket.disconnect();
     this.wakeIdle();
