@@ -1,9 +1,13 @@
-import type { GpuProcess } from '@gpupulse/protocol';
+import { GpuMetricsSchema, type GpuProcess, GpuProcessSchema, HostMetricsSchema } from '@gpupulse/protocol';
 import { Point } from '@influxdata/influxdb-client';
 import { describe, expect, it } from 'vitest';
 import { attributeUnassigned } from '../src/fleet/attribution.ts';
 import {
+  GPU_FLOAT_FIELDS,
+  GPU_INT_FIELDS,
   gpuPoint,
+  HOST_FLOAT_FIELDS,
+  HOST_INT_FIELDS,
   hostPoint,
   processPoints,
   SlowFieldGate,
@@ -189,5 +193,35 @@ describe('slow-changing GPU fields', () => {
     expect(fields(TS + 3000, { ...g, driverVersion: '595.1' })).not.toHaveProperty('driver_version');
     expect(fields(TS + 63_000, { ...g, driverVersion: '595.1' })).toHaveProperty('driver_version');
     expect(fields(TS - 5000)).toHaveProperty('driver_version'); // a replayed sample is written whole
+  });
+});
+
+describe('integer fields: the protocol refuses fractions, so live and stored values are equal', () => {
+  const accepts = (schema: { safeParse(v: unknown): { success: boolean } }, v: number) =>
+    schema.safeParse(v).success;
+  it('every InfluxDB integer field is an integer in the protocol schema; every float field takes fractions', () => {
+    const gpu = GpuMetricsSchema.shape;
+    const host = HostMetricsSchema.shape;
+    for (const [key, field] of GPU_INT_FIELDS) {
+      expect(accepts(gpu[key], 1.5), `${key} → ${field}i refuses 1.5`).toBe(false);
+      expect(accepts(gpu[key], 2), `${key} takes 2`).toBe(true);
+    }
+    for (const [key, field] of HOST_INT_FIELDS) {
+      expect(accepts(host[key], 1.5), `${key} → ${field}i refuses 1.5`).toBe(false);
+      expect(accepts(host[key], 2), `${key} takes 2`).toBe(true);
+    }
+    for (const [key] of GPU_FLOAT_FIELDS) expect(accepts(gpu[key], 1.5), key).toBe(true);
+    for (const [key] of HOST_FLOAT_FIELDS) expect(accepts(host[key], 1.5), key).toBe(true);
+    expect(accepts(GpuProcessSchema.shape.usedMemoryMiB, 1.5)).toBe(false);
+    expect(accepts(GpuProcessSchema.shape.pid, 1.5)).toBe(false);
+  });
+  it('a valid sample is stored with exactly its values (no rounding happens)', () => {
+    const s = sample(1, TS);
+    const g = GpuMetricsSchema.parse(s.gpus[0]);
+    const p = gpuPoint('n', TS, g, null);
+    for (const [key, field] of GPU_INT_FIELDS)
+      if (typeof g[key] === 'number') expect(p.ints![field]).toBe(g[key]);
+    for (const [key, field] of GPU_FLOAT_FIELDS)
+      if (typeof g[key] === 'number') expect(p.floats![field]).toBe(g[key]);
   });
 });

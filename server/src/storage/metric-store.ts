@@ -8,7 +8,10 @@ export interface MetricPoint {
   measurement: string;
   /** Tag values; an empty string is never stored (the tag is omitted instead). */
   tags: Record<string, string>;
-  /** Integer fields (`intField`, written with the `i` suffix). Values are rounded. */
+  /**
+   * Integer fields (written with the `i` suffix). Whole numbers (the protocol refuses fractions);
+   * line protocol rounds defensively and leaves out values outside int64 (counted).
+   */
   ints?: Record<string, number>;
   /** Float fields. */
   floats?: Record<string, number>;

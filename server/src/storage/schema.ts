@@ -17,7 +17,11 @@ type NumericKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number ? K : 
 type StringKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T];
 type BoolKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends boolean ? K : never }[keyof T];
 
-/** GPU integer fields (Telegraf names; MiB, %, °C, MHz). */
+/**
+ * GPU integer fields (Telegraf names; MiB, %, °C, MHz). The protocol schema refuses fractions for
+ * every one of them (and host/process integers), so a stored value always equals the live one;
+ * line protocol only rounds defensively (test/schema.test.ts checks the two agree).
+ */
 export const GPU_INT_FIELDS: ReadonlyArray<readonly [NumericKey<GpuMetrics>, string]> = [
   ['utilizationGpuPercent', 'utilization_gpu'],
   ['utilizationMemoryPercent', 'utilization_memory'],
