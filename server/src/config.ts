@@ -25,6 +25,8 @@ export interface WriteBufferConfig {
   batchSize: number;
   flushIntervalMs: number;
   maxPoints: number;
+  /** With the disk spool: a backlog beyond this many points goes to disk (default 25,000). */
+  spillPoints?: number;
   /** Retry backoff (defaults 250 ms → 30 s). */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -65,6 +67,13 @@ export interface ServerConfig {
   offlineAfterMs: number;
   /** Agent clock further than this from the server's: one `CLOCK_SKEW` notice per connection. */
   clockSkewMs: number;
+  /**
+   * Samples whose `ts` is older than this (server clock) are refused `TOO_OLD`: the agent's spool
+   * age bound (24 h default, `GPUPULSE_SAMPLE_MAX_AGE_MS`).
+   */
+  sampleMaxAgeMs: number;
+  /** Samples dated further ahead of the server clock are refused `TOO_NEW` (5 min). */
+  sampleMaxAheadMs: number;
   writeBuffer: WriteBufferConfig;
   /** A GPU held by a process below this utilization (%) for `idleWindowMs` is held-but-idle. */
   idleThresholdPercent: number;
@@ -169,6 +178,13 @@ const EnvSchema = z.object({
   GPUPULSE_WEB_DIR: opt,
   GPUPULSE_ALERTS: opt,
   GPUPULSE_WEBHOOKS: opt,
+  GPUPULSE_SAMPLE_MAX_AGE_MS: opt.pipe(
+    z.coerce
+      .number<string | undefined>({ message: 'GPUPULSE_SAMPLE_MAX_AGE_MS must be a number of ms' })
+      .int('GPUPULSE_SAMPLE_MAX_AGE_MS must be an integer')
+      .min(60_000, 'GPUPULSE_SAMPLE_MAX_AGE_MS must be at least 60000 (1 min)')
+      .optional(),
+  ),
   GPUPULSE_SPOOL_MAX_BYTES: opt.pipe(
     z.coerce
       .number<string | undefined>({ message: 'GPUPULSE_SPOOL_MAX_BYTES must be a number of bytes' })
@@ -313,7 +329,10 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     staleIntervals: 3,
     offlineAfterMs: 30_000,
     clockSkewMs: 2000,
-    writeBuffer: { batchSize: 5000, flushIntervalMs: 1000, maxPoints: 500_000 },
+    sampleMaxAgeMs: e.GPUPULSE_SAMPLE_MAX_AGE_MS ?? 24 * 3600_000,
+    sampleMaxAheadMs: 5 * 60_000,
+    // ~0.5–1 KiB per point in memory: 100,000 points stay well within the 300 MiB budget.
+    writeBuffer: { batchSize: 5000, flushIntervalMs: 1000, maxPoints: 100_000, spillPoints: 25_000 },
     idleThresholdPercent: e.GPUPULSE_IDLE_THRESHOLD_PERCENT ?? 5,
     idleWindowMs: e.GPUPULSE_IDLE_WINDOW_MS ?? 10 * 60_000,
     projectsPollMs: 10_000,
