@@ -1,9 +1,12 @@
 // The CLI as users run it: node bin/gpupulse-agent.mjs …
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SampleSchema } from '@gpupulse/protocol';
+import { Server } from 'socket.io';
 import { describe, expect, it } from 'vitest';
 import { AGENT_BIN_PATH, FAKE_NVIDIA_SMI_PATH } from './index.ts';
 
@@ -59,6 +62,7 @@ describe('gpupulse-agent CLI', () => {
       '--config',
       '--once',
       '--check',
+      '--ca',
     ]) {
       expect(stdout).toContain(f);
     }
@@ -92,6 +96,51 @@ describe('gpupulse-agent CLI', () => {
     expect(code).toBe(1);
     expect(stdout).toMatch(/^FAIL {2}nvidia-smi: error: .*Unable to determine the device handle/m);
     expect(stdout).toMatch(/^FAIL {2}server: http:\/\/127\.0\.0\.1:1: unreachable/m);
+  });
+
+  it('--check with two servers: one line per server, in failover order', async () => {
+    const http = createServer();
+    const io = new Server(http);
+    io.of('/agent').use((socket, next) => {
+      const auth = socket.handshake.auth as { token?: string };
+      if (auth.token === 'good') return next();
+      const err = new Error('invalid agent token') as Error & { data?: unknown };
+      err.data = { code: 'UNAUTHORIZED', message: 'invalid agent token' };
+      next(err);
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const up = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    try {
+      const args = ['--check', '--nvidia-smi', FAKE_NVIDIA_SMI_PATH, '--kmsg', 'off', '--server'];
+      const ok = await run([...args, `http://127.0.0.1:1,${up}`, '--token', 'good'], {
+        FAKE_NVIDIA_SMI_GPUS: '1',
+      });
+      expect(ok.stdout).toMatch(/^FAIL {2}server 1\/2: http:\/\/127\.0\.0\.1:1: unreachable/m);
+      expect(ok.stdout).toContain(`ok    server 2/2: ${up} reachable, token accepted`);
+      expect(ok.code).toBe(1);
+      const refused = await run([...args, up, '--token', 'bad'], { FAKE_NVIDIA_SMI_GPUS: '1' });
+      expect(refused.stdout).toContain(`FAIL  server: ${up}: UNAUTHORIZED: invalid agent token`);
+      expect(refused.code).toBe(1);
+    } finally {
+      await new Promise<void>((r) => io.close(() => r()));
+    }
+  });
+
+  it('--ca with an unreadable file or no certificate in it: exit 2 naming --ca', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpupulse-cli-ca-'));
+    try {
+      const missing = await run(['--server', 'https://x:1', '--token', 't', '--ca', join(dir, 'none.pem')]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/--ca \(GPUPULSE_CA\): cannot read .*none\.pem/);
+      writeFileSync(join(dir, 'empty.pem'), 'not a certificate\n');
+      const empty = await run(['--server', 'https://x:1', '--token', 't'], {
+        GPUPULSE_CA: join(dir, 'empty.pem'),
+      });
+      expect(empty.code).toBe(2);
+      expect(empty.stderr).toMatch(/--ca \(GPUPULSE_CA\): .*empty\.pem holds no PEM certificate/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('SIGTERM: exits 0 within 5 s even with the server unreachable (samples stay in the spool)', async () => {

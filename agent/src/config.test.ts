@@ -96,4 +96,43 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ config: json }, {})).toThrow(/unknown key\(s\) sever/);
     expect(() => resolveConfig({ config: join(dir, 'missing.yaml') }, {})).toThrow(/cannot read/);
   });
+
+  it('--server takes several URLs in failover order (flag, env, or a list in the config file)', () => {
+    const c = resolveConfig({ server: 'http://a:8080, https://b:8443/', token: 't' }, {});
+    expect(c.server).toBe('http://a:8080');
+    expect(c.servers).toEqual(['http://a:8080', 'https://b:8443']);
+    expect(
+      resolveConfig({}, { GPUPULSE_SERVER: 'http://e1:1,http://e2:2', GPUPULSE_TOKEN: 't' }).servers,
+    ).toEqual(['http://e1:1', 'http://e2:2']);
+    const dir = mkdtempSync(join(tmpdir(), 'gpupulse-config-'));
+    const yaml = join(dir, 'agent.yaml');
+    writeFileSync(yaml, 'server: [http://f1:1, http://f2:2]\ntoken: t\nca: /etc/gpupulse/ca.pem\n');
+    expect(resolveConfig({ config: yaml }, {})).toMatchObject({
+      server: 'http://f1:1',
+      servers: ['http://f1:1', 'http://f2:2'],
+      ca: '/etc/gpupulse/ca.pem',
+    });
+    expect(resolveConfig({ once: true }, {}).servers).toEqual([]);
+  });
+
+  it('a bad URL or a duplicate in the server list names --server', () => {
+    expect(() => resolveConfig({ server: 'http://a:1,not a url', token: 't' }, {})).toThrow(
+      /--server \(GPUPULSE_SERVER\): server must be a URL/,
+    );
+    expect(() => resolveConfig({ server: 'http://a:1,ftp://b:2', token: 't' }, {})).toThrow(
+      /--server \(GPUPULSE_SERVER\): server must start with http/,
+    );
+    expect(() => resolveConfig({ server: 'http://a:1,http://a:1/', token: 't' }, {})).toThrow(
+      /--server \(GPUPULSE_SERVER\): a server is listed twice/,
+    );
+    expect(() => resolveConfig({ server: ' , ', token: 't' }, {})).toThrow(/--server .*at least one URL/);
+  });
+
+  it('--ca from the flag or GPUPULSE_CA', () => {
+    expect(resolveConfig({ once: true, ca: '/x/ca.pem' }, { GPUPULSE_CA: '/env/ca.pem' }).ca).toBe(
+      '/x/ca.pem',
+    );
+    expect(resolveConfig({ once: true }, { GPUPULSE_CA: '/env/ca.pem' }).ca).toBe('/env/ca.pem');
+    expect(resolveConfig({ once: true }, {}).ca).toBeUndefined();
+  });
 });

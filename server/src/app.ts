@@ -31,6 +31,7 @@ import { readGroupDb } from './projects/unix-groups.ts';
 import { ensureRetentionPolicies, type TierPolicies } from './rollups/retention.ts';
 import { RollupAggregator } from './rollups/rollup-aggregator.ts';
 import { type AgentNamespace, setupAgentNamespace } from './socket/agent-namespace.ts';
+import { createFrameParser } from './socket/frame-parser.ts';
 import {
   DASHBOARD_ROOM,
   type DashboardNamespace,
@@ -159,6 +160,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     batchSize: config.writeBuffer.batchSize,
     flushIntervalMs: config.writeBuffer.flushIntervalMs,
     maxPoints: config.writeBuffer.maxPoints,
+    spillPoints: config.writeBuffer.spillPoints,
     initialBackoffMs: config.writeBuffer.initialBackoffMs,
     maxBackoffMs: config.writeBuffer.maxBackoffMs,
     logger: logger.child({ component: 'write-buffer' }),
@@ -344,7 +346,10 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   });
 
   const io = new SocketIOServer(httpServer, {
-    maxHttpBufferSize: LIMITS.maxMessageBytes,
+    // Above the message limit: an oversized report reaches its handler and is answered TOO_LARGE;
+    // the parser measures each frame and turns undecodable ones into a VALIDATION answer.
+    maxHttpBufferSize: LIMITS.maxTransportBytes,
+    parser: createFrameParser({ exactAbove: LIMITS.maxMessageBytes }),
     serveClient: false,
     // Same-origin dashboards need no CORS; agents are not browsers.
   });
@@ -358,6 +363,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     logger: logger.child({ component: 'agents' }),
     metrics,
     clockSkewMs: config.clockSkewMs,
+    sampleWindow: { maxAgeMs: config.sampleMaxAgeMs, maxAheadMs: config.sampleMaxAheadMs },
     onGpuEvents: (node, events, gpus) => alertService.recordEvents(node, events, gpus),
   });
   dashboards = setupDashboardNamespace({

@@ -259,6 +259,20 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   }
   const e = parsed.data;
   const issues: string[] = [];
+  if (e.GPUPULSE_INFLUX_URL) {
+    // Secrets in the URL would be shown wherever the URL is (health, dashboards, logs): refused.
+    const u = new URL(e.GPUPULSE_INFLUX_URL);
+    if (u.username || u.password) {
+      issues.push(
+        'GPUPULSE_INFLUX_URL must not contain credentials (user:password@); use GPUPULSE_INFLUX_USER/GPUPULSE_INFLUX_PASSWORD or GPUPULSE_INFLUX_TOKEN',
+      );
+    }
+    if (u.search || u.hash) {
+      issues.push(
+        'GPUPULSE_INFLUX_URL must not contain a query string or fragment; use GPUPULSE_INFLUX_USER/GPUPULSE_INFLUX_PASSWORD or GPUPULSE_INFLUX_TOKEN for credentials',
+      );
+    }
+  }
   if (e.GPUPULSE_INFLUX_USER && !e.GPUPULSE_INFLUX_PASSWORD) {
     issues.push('GPUPULSE_INFLUX_USER is set but GPUPULSE_INFLUX_PASSWORD is not');
   }
