@@ -94,10 +94,10 @@ async function main(): Promise<void> {
     });
     try {
       await influx.init();
-      storeLog.info({ url: config.influx.url, database: config.influx.database }, 'storage: InfluxDB');
+      storeLog.info({ url: influx.origin, database: config.influx.database }, 'storage: InfluxDB');
     } catch (err) {
       storeLog.error(
-        { err: (err as Error).message, url: config.influx.url },
+        { err: (err as Error).message, url: influx.origin },
         'InfluxDB is not reachable at start; samples are buffered and writes retried',
       );
     }

@@ -141,12 +141,30 @@ describe('history and usage on the in-memory store', () => {
       ['scope=cluster&from=now-1h&to=now-2h', 'from must be before to'],
       ['scope=cluster&step=0', 'step must be a positive duration'],
       ['scope=cluster&extra=1', 'extra'],
+      // Hostile values: 400 naming the parameter, never 500/503.
+      ['scope=cluster&from=now-999999999d&to=now-999999998d', 'from must lie between 1970 and 2286'],
+      ['scope=cluster&to=99999999999999', 'to must lie between 1970 and 2286'],
+      ['scope=cluster&from=now-2000d', 'from: the range from … to is longer than 5 years'],
+      ['scope=gpu&id=a%00b', 'id: must not contain control characters'],
+      ['scope=node&id=a%0Ab', 'id: must not contain control characters'],
+      ['scope=cluster&step=99999999999999w', 'step must be at most 366d'],
+      ['scope=cluster&step=9999999999999999999999999', 'step must be at most 366d'],
+      ['scope=cluster&metrics=utilization,nope', 'metrics: unknown metric "nope"'],
     ]) {
       const r = await get(`/api/v1/history?${q}`);
       expect(r.status, q).toBe(400);
       expect((r.body.error as { code: string; message: string }).message, q).toContain(msg);
     }
     expect((await get('/api/v1/usage?groupBy=team')).status).toBe(400);
+    for (const [q, msg] of [
+      ['from=now-999999999d&to=now-999999998d', 'from must lie between 1970 and 2286'],
+      ['from=now-1d&to=now-2d', 'from must be before to'],
+      ['from=now-3000d', 'longer than 5 years'],
+    ]) {
+      const r = await get(`/api/v1/usage?${q}`);
+      expect(r.status, q).toBe(400);
+      expect((r.body.error as { code: string; message: string }).message, q).toContain(msg);
+    }
     expect((await get('/api/v1/usage?period=year')).status).toBe(400);
   });
 });

@@ -162,3 +162,72 @@ describe('webhooks to a local HTTP receiver', () => {
     expect((rx.got[0]!.body.alerts as Alert[])[0]!.severity).toBe('critical');
   });
 });
+
+describe('hostile names in webhook bodies', () => {
+  const hostile = '<!channel> <https://evil.example|click> & <@U123> <!date^1^{date}|x>';
+
+  /** Every mrkdwn string of a Slack body. */
+  function slackTexts(body: Record<string, unknown>): string[] {
+    const out: string[] = [];
+    const walk = (v: unknown, key: string) => {
+      if (typeof v === 'string' && key === 'text') out.push(v);
+      else if (Array.isArray(v)) for (const x of v) walk(x, key);
+      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, k);
+    };
+    walk(body, '');
+    return out;
+  }
+
+  it('Slack: node, GPU, project, rule and message are escaped; no mention or link gets through', async () => {
+    const rx = await receiver();
+    const { n, counts } = notifier([
+      parseWebhookSpec(`slack+${rx.url}/slack`),
+      parseWebhookSpec(`${rx.url}/json`),
+    ]);
+    const a = alert({
+      node: `node ${hostile}`,
+      gpuUuid: `GPU-${hostile}`,
+      project: `proj ${hostile}`,
+      rule: `rule ${hostile}`,
+      message: `GPU ${hostile} on ${hostile} is hot`,
+    });
+    n.notify([a]);
+    await waitFor(() => rx.got.length === 2 && counts.ok === 2, 3000, 'two deliveries');
+    const slack = rx.got.find((g) => g.path === '/slack')!.body;
+    const texts = slackTexts(slack);
+    expect(texts.length).toBeGreaterThanOrEqual(6);
+    for (const t of texts) {
+      // Only our own date token may open Slack markup; nothing from the alert does.
+      const markup = t.match(/<[^>]*>/g) ?? [];
+      expect(
+        markup.every((m) => m.startsWith(`<!date^${Math.floor(a.startedAt / 1000)}^`)),
+        t,
+      ).toBe(true);
+      expect(t).not.toContain('<!channel>');
+      expect(t).not.toContain('<https://evil');
+      expect(t).not.toMatch(/&(?!amp;|lt;|gt;)/);
+    }
+    expect(texts.join('\n')).toContain(
+      'node &lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; &lt;@U123&gt;',
+    );
+    expect(texts.join('\n')).toContain('*Project*\nproj &lt;!channel&gt;');
+
+    // The generic body stays JSON with the values as they are.
+    const json = rx.got.find((g) => g.path === '/json')!.body;
+    expect(json.alerts).toEqual([a]);
+    expect(json.text).toContain(`rule ${hostile} firing on node ${hostile}`);
+  });
+
+  it('Slack summary text is escaped too', async () => {
+    const rx = await receiver();
+    const target = { ...parseWebhookSpec(`slack+${rx.url}/slack`), ratePerMinute: 1 };
+    const { n, clock } = notifier([target]);
+    n.notify([alert({ rule: `<!here> ${hostile}` }), alert({ rule: `<!here> ${hostile}` })]);
+    clock.advance(61_000);
+    n.flushSummaries();
+    await waitFor(() => rx.got.length === 2, 3000, 'alert and summary');
+    const summary = rx.got[1]!.body.text as string;
+    expect(summary).toContain('held back');
+    expect(summary).not.toMatch(/<[^>]*>/);
+  });
+});

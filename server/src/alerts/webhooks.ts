@@ -86,29 +86,38 @@ export function jsonBody(m: Message): WebhookJsonBody {
       };
 }
 
+/**
+ * A Slack body. Every value that comes from outside (node, GPU, project and rule names, messages,
+ * the dashboard URL) is escaped with Slack's `&amp;` `&lt;` `&gt;`, so nothing in it can become a
+ * mention (`<!channel>`), a link (`<https://…|text>`) or a date token; the only markup is our own.
+ */
 export function slackBody(m: Message, dashboardUrl?: string | null): SlackBody {
-  if (m.kind === 'summary') return { text: summaryText(m) };
+  if (m.kind === 'summary') return { text: escapeSlack(summaryText(m)) };
   const a = m.alerts[0]!;
   const icon = a.state === 'firing' ? ICON[a.severity] : ':white_check_mark:';
-  const text = `${icon} ${alertText(a)}`;
+  const text = `${icon} ${escapeSlack(alertText(a))}`;
+  const e = escapeSlack;
   const fields = [
-    `*Rule*\n${a.rule}`,
-    `*Node*\n${a.node}`,
-    ...(a.gpuIndex !== null ? [`*GPU*\n${a.gpuIndex}${a.gpuUuid ? ` (${a.gpuUuid})` : ''}`] : []),
-    ...(a.project ? [`*Project*\n${a.project}`] : []),
+    `*Rule*\n${e(a.rule)}`,
+    `*Node*\n${e(a.node)}`,
+    ...(a.gpuIndex !== null ? [`*GPU*\n${a.gpuIndex}${a.gpuUuid ? ` (${e(a.gpuUuid)})` : ''}`] : []),
+    ...(a.project ? [`*Project*\n${e(a.project)}`] : []),
     `*Started*\n<!date^${Math.floor(a.startedAt / 1000)}^{date_short_pretty} {time_secs}|${new Date(a.startedAt).toISOString()}>`,
   ];
   const blocks: Array<Record<string, unknown>> = [
-    { type: 'section', text: { type: 'mrkdwn', text: escapeSlack(text) } },
+    { type: 'section', text: { type: 'mrkdwn', text } },
     { type: 'section', fields: fields.map((f) => ({ type: 'mrkdwn', text: f })) },
   ];
   if (dashboardUrl) {
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `<${dashboardUrl}|Open gpupulse>` }] });
+    // `|` ends a link's URL in Slack's syntax: percent-encoded so the link text stays ours.
+    const url = e(dashboardUrl).replace(/\|/g, '%7C');
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `<${url}|Open gpupulse>` }] });
   }
-  return { text: escapeSlack(text), blocks };
+  return { text, blocks };
 }
 
-function escapeSlack(s: string): string {
+/** Slack's escaping for text: `&`, `<`, `>` (https://api.slack.com/reference/surfaces/formatting#escaping). */
+export function escapeSlack(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 

@@ -69,6 +69,14 @@ export function chooseStep(span: number, tierMinMs: number, requested: number | 
 
 const DURATION_MS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: DAY, w: 7 * DAY };
 
+/** Times the APIs accept, ms since the epoch: 1970-01-01 … 2286-11-20. */
+const MIN_TIME = 0;
+const MAX_TIME = 1e13;
+/** Largest `step` (a year). */
+const MAX_STEP = 366 * DAY;
+/** Longest range of one request. */
+const MAX_SPAN = 5 * 366 * DAY;
+
 /** ms since the epoch, an ISO 8601 date, or `now`, `now-6h`, `-30d` (relative to now). */
 function timeParam(name: string, now: number) {
   return z
@@ -76,16 +84,23 @@ function timeParam(name: string, now: number) {
     .max(64)
     .transform((s, ctx) => {
       const rel = /^(?:now)?\s*-\s*(\d+)(ms|s|m|h|d|w)$/.exec(s.trim());
-      if (s.trim() === 'now') return now;
-      if (rel) return now - Number(rel[1]) * DURATION_MS[rel[2]!]!;
-      if (/^\d{1,15}$/.test(s)) return Number(s);
-      const t = Date.parse(s);
-      if (!Number.isNaN(t) && /^\d{4}-\d{2}-\d{2}/.test(s)) return t;
-      ctx.addIssue({
-        code: 'custom',
-        message: `${name} must be ms since the epoch, an ISO 8601 date, or relative like now-6h`,
-      });
-      return z.NEVER;
+      let t: number = Number.NaN;
+      if (s.trim() === 'now') t = now;
+      else if (rel) t = now - Number(rel[1]) * DURATION_MS[rel[2]!]!;
+      else if (/^\d{1,15}$/.test(s)) t = Number(s);
+      else if (/^\d{4}-\d{2}-\d{2}/.test(s)) t = Date.parse(s);
+      if (Number.isNaN(t)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be ms since the epoch, an ISO 8601 date, or relative like now-6h`,
+        });
+        return z.NEVER;
+      }
+      if (!(t >= MIN_TIME && t <= MAX_TIME)) {
+        ctx.addIssue({ code: 'custom', message: `${name} must lie between 1970 and 2286` });
+        return z.NEVER;
+      }
+      return t;
     });
 }
 
@@ -98,7 +113,12 @@ const durationParam = z
       ctx.addIssue({ code: 'custom', message: 'step must be a positive duration like 30s, 5m, 1h (or ms)' });
       return z.NEVER;
     }
-    return Number(m[1]) * DURATION_MS[m[2] ?? 'ms']!;
+    const ms = Number(m[1]) * DURATION_MS[m[2] ?? 'ms']!;
+    if (!(ms <= MAX_STEP)) {
+      ctx.addIssue({ code: 'custom', message: 'step must be at most 366d' });
+      return z.NEVER;
+    }
+    return ms;
   });
 
 function describe(err: z.ZodError): string {
@@ -129,6 +149,12 @@ function parse<T extends z.ZodTypeAny>(schema: T, params: URLSearchParams): z.ou
   return r.data;
 }
 
+function checkRange(from: number, to: number): void {
+  if (from >= to) throw new ApiError(400, 'VALIDATION', 'from must be before to');
+  if (to - from > MAX_SPAN)
+    throw new ApiError(400, 'VALIDATION', 'from: the range from … to is longer than 5 years');
+}
+
 export interface HistoryDeps {
   backend: QueryBackend;
   policies: TierPolicies;
@@ -147,7 +173,13 @@ export async function queryHistory(deps: HistoryDeps, params: URLSearchParams): 
   const schema = z
     .strictObject({
       scope: HistoryScopeSchema,
-      id: z.string().min(1).max(256).optional(),
+      id: z
+        .string()
+        .min(1)
+        .max(256)
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+        .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+        .optional(),
       metrics: z
         .string()
         .max(256)
@@ -186,9 +218,8 @@ export async function queryHistory(deps: HistoryDeps, params: URLSearchParams): 
     });
   const p = parse(schema, params);
   const to = p.to ?? now;
-  const from = p.from ?? to - HOUR;
-  if (from >= to) throw new ApiError(400, 'VALIDATION', 'from must be before to');
-  if (to - from > 5 * 366 * DAY) throw new ApiError(400, 'VALIDATION', 'the range is longer than 5 years');
+  const from = Math.max(MIN_TIME, p.from ?? to - HOUR);
+  checkRange(from, to);
   const tier = chooseTier(from, to, now, deps.limits);
   const minStep =
     tier === 'raw'
@@ -264,9 +295,8 @@ export function parseUsageParams(params: URLSearchParams, now: number, acceptCsv
   });
   const p = parse(schema, params);
   const to = p.to ?? now;
-  const from = p.from ?? to - 30 * DAY;
-  if (from >= to) throw new ApiError(400, 'VALIDATION', 'from must be before to');
-  if (to - from > 5 * 366 * DAY) throw new ApiError(400, 'VALIDATION', 'the range is longer than 5 years');
+  const from = Math.max(MIN_TIME, p.from ?? to - 30 * DAY);
+  checkRange(from, to);
   return { from, to, groupBy: p.groupBy, period: p.period, format: p.format ?? (acceptCsv ? 'csv' : 'json') };
 }
 
