@@ -1,8 +1,9 @@
-import type { FleetDelta, FleetSnapshot } from '@gpupulse/protocol';
+import type { ConnectErrorData, FleetDelta, FleetSnapshot } from '@gpupulse/protocol';
 import { nextTick, onScopeDispose } from 'vue';
 import { recordDuration } from '../lib/perf-probe.ts';
 import { type DashboardSocket, getDashboardSocket } from '../services/socket.ts';
 import { useFleetStore } from '../stores/fleet.ts';
+import { useSessionStore } from '../stores/session.ts';
 
 export interface UseFleetFeedOptions {
   /** Defaults to the app's one dashboard socket. */
@@ -18,6 +19,7 @@ export interface UseFleetFeedOptions {
 export function useFleetFeed(options: UseFleetFeedOptions = {}) {
   const socket = options.socket ?? getDashboardSocket();
   const fleet = useFleetStore();
+  const session = useSessionStore();
   /** After every (re)connect, until that connection's snapshot: deltas would patch an old fleet. */
   let awaitingSnapshot = true;
   let resyncing = false;
@@ -60,13 +62,16 @@ export function useFleetFeed(options: UseFleetFeedOptions = {}) {
   const onConnect = () => {
     awaitingSnapshot = true;
     refusals = 0;
+    session.setRefused(null);
     fleet.setConnection('connected');
   };
   const onDisconnect = () => {
     // `active`: the client will retry by itself (anything but an explicit disconnect).
     fleet.setConnection(socket.active ? 'reconnecting' : 'disconnected');
   };
-  const onConnectError = () => {
+  const onConnectError = (err: Error & { data?: Partial<ConnectErrorData> }) => {
+    // Role `none` (or a revoked token): the page says "sign in" instead of looking broken.
+    if (err.data?.code === 'UNAUTHORIZED') session.setRefused(err.data.message ?? err.message);
     if (socket.active) {
       fleet.setConnection('reconnecting');
       return;

@@ -2,7 +2,8 @@ import { onScopeDispose, type Ref, shallowRef, watch } from 'vue';
 import type { NodeProcess } from '../lib/history-api.ts';
 import { useHistoryStore } from '../stores/history.ts';
 
-export type ProcessesStatus = 'loading' | 'ok' | 'missing' | 'error';
+/** `forbidden`: the server shows processes only to signed-in viewers and admins (401/403). */
+export type ProcessesStatus = 'loading' | 'ok' | 'missing' | 'forbidden' | 'error';
 
 export interface UseNodeProcessesOptions {
   node: Readonly<Ref<string>>;
@@ -30,6 +31,10 @@ export function useNodeProcesses(o: UseNodeProcessesOptions) {
         status.value = 'ok';
       } else if (r.kind === 'missing') {
         status.value = 'missing';
+        return;
+      } else if (r.status === 401 || r.status === 403) {
+        processes.value = [];
+        status.value = 'forbidden';
         return;
       } else {
         errorMessage.value = r.message;

@@ -1,3 +1,4 @@
+import { enAccess } from './en-access.ts';
 import { enViews } from './en-views.ts';
 import { enWall } from './en-wall.ts';
 
@@ -111,6 +112,7 @@ export const en = {
   },
   ...enViews,
   ...enWall,
+  ...enAccess,
 } as const;
 
 /** Structural type of a message catalogue: same keys, any string values. */

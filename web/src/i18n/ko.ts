@@ -1,4 +1,5 @@
 import type { MessageSchema } from './en.ts';
+import { koAccess } from './ko-access.ts';
 import { koViews } from './ko-views.ts';
 import { koWall } from './ko-wall.ts';
 
@@ -113,4 +114,5 @@ export const ko: MessageSchema = {
   },
   ...koViews,
   ...koWall,
+  ...koAccess,
 };

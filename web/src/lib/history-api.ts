@@ -7,10 +7,12 @@ import type {
   GpuProcess,
   HistoryResponse,
   ProjectsMeta,
+  RedactedField,
   UsageGroupBy,
   UsagePeriod,
   UsageResponse,
 } from '@gpupulse/protocol';
+import { displayToken } from '../services/socket.ts';
 
 export type ApiResult<T> =
   | { kind: 'ok'; data: T }
@@ -29,7 +31,11 @@ export async function getJson<T>(
   const timeout = AbortSignal.timeout(API_TIMEOUT_MS);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   try {
-    const res = await (options.fetch ?? fetch)(url, { signal, headers: { accept: 'application/json' } });
+    const token = displayToken();
+    const res = await (options.fetch ?? fetch)(url, {
+      signal,
+      headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    });
     if (res.status === 404 || res.status === 501) return { kind: 'missing', status: res.status };
     if (!res.ok) return { kind: 'error', status: res.status, message: `HTTP ${res.status}` };
     const body: unknown = await res.json();
@@ -74,7 +80,12 @@ export function isProjectsMeta(v: unknown): v is ProjectsMeta {
 }
 
 /** A GPU process as `GET /api/v1/nodes/:name/processes` returns it: the agent's facts plus the server's attribution. */
-export type NodeProcess = GpuProcess & { project?: string | null; gpuIndex?: number | null };
+export type NodeProcess = GpuProcess & {
+  project?: string | null;
+  gpuIndex?: number | null;
+  /** Fields the server left out for the asker's role (another user's process, for a viewer). */
+  redacted?: RedactedField[];
+};
 export interface NodeProcesses {
   node?: string;
   serverTime?: number;

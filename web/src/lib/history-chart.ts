@@ -4,8 +4,9 @@
  * the only cue. Field data in tooltips is escaped.
  */
 import type { EChartsCoreOption } from './echarts.ts';
-import { escapeHtml, formatCelsius, formatNumber, formatPercent, formatWatts } from './format.ts';
+import { formatCelsius, formatNumber, formatPercent, formatWatts } from './format.ts';
 import type { Point } from './history.ts';
+import { tooltipElement } from './tooltip-dom.ts';
 
 export type ThemeName = 'dark' | 'light';
 
@@ -125,23 +126,23 @@ export function buildTimeSeriesOption(o: TimeSeriesOptions): EChartsCoreOption {
       backgroundColor: p.tooltipBackground,
       borderColor: p.tooltipBorder,
       textStyle: { color: p.text },
+      // DOM nodes, not an HTML string: no inline `style=` for the CSP to block (lib/tooltip-dom.ts).
       formatter: (params: unknown) => {
         const list = (Array.isArray(params) ? params : [params]) as {
           seriesName?: string;
-          marker?: string;
+          color?: unknown;
           value?: [number, number | null];
         }[];
         const t = list[0]?.value?.[0];
-        const head = t === undefined ? '' : `<div>${escapeHtml(o.formatTime(t, true))}</div>`;
-        return (
-          head +
+        return tooltipElement(
+          t === undefined ? null : o.formatTime(t, true),
           list
             .filter((x) => x.value && x.value[1] !== null && x.value[1] !== undefined)
-            .map(
-              (x) =>
-                `<div>${x.marker ?? ''}${escapeHtml(x.seriesName ?? '')}: <b>${escapeHtml(o.format(x.value?.[1] as number))}</b></div>`,
-            )
-            .join('')
+            .map((x) => ({
+              color: typeof x.color === 'string' ? x.color : null,
+              label: x.seriesName ?? '',
+              value: o.format(x.value?.[1] as number),
+            })),
         );
       },
     },
@@ -239,7 +240,7 @@ export function buildBarOption(o: StackedBarOptions): EChartsCoreOption {
         const list = (Array.isArray(params) ? params : [params]) as {
           seriesName?: string;
           seriesIndex?: number;
-          marker?: string;
+          color?: unknown;
           name?: string;
           value?: number | null;
         }[];
@@ -247,15 +248,15 @@ export function buildBarOption(o: StackedBarOptions): EChartsCoreOption {
           const n = x.seriesName ?? '';
           return o.idleName && o.series[x.seriesIndex ?? -1]?.idle ? o.idleName(n) : n;
         };
-        return (
-          `<div>${escapeHtml(list[0]?.name ?? '')}</div>` +
+        return tooltipElement(
+          list[0]?.name ?? '',
           list
             .filter((x) => typeof x.value === 'number' && x.value > 0)
-            .map(
-              (x) =>
-                `<div>${x.marker ?? ''}${escapeHtml(label(x))}: <b>${escapeHtml(o.format(x.value as number))}</b></div>`,
-            )
-            .join('')
+            .map((x) => ({
+              color: typeof x.color === 'string' ? x.color : null,
+              label: label(x),
+              value: o.format(x.value as number),
+            })),
         );
       },
     },

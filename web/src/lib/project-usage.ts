@@ -119,9 +119,9 @@ function sortValue(row: ProjectRow, key: ProjectSortKey): number | string | null
     case 'institution':
       return row.institution;
     case 'users':
-      return row.usage.users.length;
+      return row.usage.users?.length ?? null;
     case 'jobs':
-      return row.usage.jobs.length;
+      return row.usage.jobs?.length ?? null;
     case 'quota':
       return row.quotaFraction;
     default:
