@@ -12,6 +12,12 @@ export interface ServerMetrics {
   samplesReceived: Counter;
   sampleReports: Counter;
   rejectedPayloads: Counter<'event' | 'reason'>;
+  /** Samples refused for good, by code (VALIDATION, TOO_OLD, TOO_NEW): the agent drops them. */
+  samplesRejected: Counter<'code'>;
+  /** Valid samples not taken because storage is behind (the agent keeps and resends them). */
+  samplesRefused: Counter<'reason'>;
+  /** Frames that failed to decode (invalid JSON such as a bare NaN). */
+  malformedFrames: Counter;
   deltasSent: Counter;
   writeObserver: WriteBufferObserver;
   webhookObserver: WebhookObserver;
@@ -68,6 +74,27 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     labelNames: ['event', 'reason'] as const,
     registers,
   });
+  const samplesRejected = new Counter({
+    name: 'gpupulse_samples_rejected_total',
+    help: 'Samples refused for good (agents drop them), by code: VALIDATION (shape or bounds), TOO_OLD, TOO_NEW (ts window)',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  const samplesRefused = new Counter({
+    name: 'gpupulse_samples_refused_total',
+    help:
+      'Valid samples answered UNAVAILABLE because storage is behind (backlog_full: memory bound, spool_full: ' +
+      'disk spool near its bound); agents keep them and resend — backpressure, not loss',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const malformedFrames = new Counter({
+    name: 'gpupulse_malformed_frames_total',
+    help: 'Agent frames that failed to decode (invalid JSON, e.g. a bare NaN); answered VALIDATION',
+    registers,
+  });
+  for (const code of ['VALIDATION', 'TOO_OLD', 'TOO_NEW']) samplesRejected.inc({ code }, 0);
+  for (const reason of ['backlog_full', 'spool_full']) samplesRefused.inc({ reason }, 0);
   const deltasSent = new Counter({
     name: 'gpupulse_fleet_deltas_sent_total',
     help: 'fleet:delta broadcasts',
@@ -153,7 +180,7 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
 
   const pointsSpooled = new Counter({
     name: 'gpupulse_storage_points_spooled_total',
-    help: 'Points moved to the disk spool while storage was unreachable',
+    help: 'Points moved to the disk spool while storage was unreachable or behind (backlog past its bound)',
     registers,
   });
   new Gauge({
@@ -265,6 +292,9 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     samplesReceived,
     sampleReports,
     rejectedPayloads,
+    samplesRejected,
+    samplesRefused,
+    malformedFrames,
     deltasSent,
     writeObserver,
     webhookObserver,

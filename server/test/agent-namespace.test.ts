@@ -125,18 +125,32 @@ describe('samples:report', () => {
     expect(text).toMatch(/gpupulse_rejected_payloads_total\{event="samples:report",reason="validation"\} 2/);
   });
 
-  it('survives an oversize message (connection dropped, server still serving)', async () => {
+  it('answers TOO_LARGE to a 5 MB report and keeps the connection', async () => {
     const server = await startServer();
     const agent = await connectAgent(server);
-    const gone = new Promise<string>((r) => agent.once('disconnect', r));
-    const big = sample(1, Date.now(), { gpuError: 'x'.repeat(5 * 1024 * 1024) });
-    agent.emit('samples:report', { samples: [big] }, () => {});
-    expect(await gone).toMatch(/transport (close|error)/);
-    const res = await fetch(`${server.url}/api/v1/health`);
-    expect(res.status).toBe(200);
-    const again = await connectAgent(server, { node: 'node-b' });
-    const ack = await report(again, { samples: [sample(2, Date.now())] });
-    expect(ack.ok).toBe(true);
+    let disconnected = false;
+    agent.on('disconnect', () => {
+      disconnected = true;
+    });
+    const big = sample(1, Date.now(), { gpuError: 'x'.repeat(4096) });
+    // 5 MB: far more samples than fit, each valid on its own
+    const samples = Array.from({ length: 600 }, (_, i) => ({
+      ...big,
+      seq: i,
+      gpus: Array.from({ length: 2 }, (_, g) => ({ ...big.gpus[g % 2]!, error: 'y'.repeat(4096) })),
+    }));
+    const payload = { samples };
+    expect(JSON.stringify(payload).length).toBeGreaterThan(5_000_000);
+    const ack = await report(agent, payload);
+    expect(ack).toMatchObject({ ok: false, error: { code: 'TOO_LARGE' } });
+    if (!ack.ok) expect(ack.error.message).toMatch(/limit is 4194304/);
+    expect(disconnected).toBe(false);
+    expect(agent.connected).toBe(true);
+    const after = await report(agent, { samples: [sample(2, Date.now())] });
+    expect(after).toMatchObject({ ok: true, data: { acked: [2] } });
+    expect(server.fleet.view('node-a')?.lastSampleTs).not.toBeNull();
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/gpupulse_rejected_payloads_total\{event="samples:report",reason="too_large"\} 1/);
   });
 
   it('ignores older (replayed) samples for live state but acks and stores them', async () => {

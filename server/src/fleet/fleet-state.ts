@@ -75,6 +75,39 @@ export interface FleetStateOptions {
   offlineAfterMs?: number;
   /** A disconnected node is forgotten (sent in `removed`) after this long (default 24 h). */
   forgetAfterMs?: number;
+  /**
+   * A live sample dated this much further ahead of the server clock than the node's newer
+   * samples is an outlier (a clock jump, a bogus `ts`): the live view follows the newer samples
+   * instead of freezing on it (default 60 s).
+   */
+  outlierAheadMs?: number;
+}
+
+/** How `ingest` treats a batch. */
+export interface IngestOptions {
+  /** Resent from the agent's spool: never replaces newer live values (default false). */
+  replay?: boolean;
+  /**
+   * False: live state only, not handed to `onSamples` (rollups) — for samples the server did not
+   * take (backpressure): the agent resends them and they are recorded then. Default true.
+   */
+  record?: boolean;
+}
+
+/** What `ingest` did. */
+export interface IngestResult {
+  /** Whether the live values changed (a sample newer than the live one). */
+  updated: boolean;
+  /** The samples in `ts` order, each with the process list in effect for it. */
+  samples: IngestedSample[];
+}
+
+const byTs = (a: Sample, b: Sample) => a.ts - b.ts;
+
+/** True when `samples` are in non-decreasing `ts` order (the usual case: no sort needed). */
+export function inTsOrder(samples: readonly Sample[]): boolean {
+  for (let i = 1; i < samples.length; i++) if (samples[i]!.ts < samples[i - 1]!.ts) return false;
+  return true;
 }
 
 interface NodeEntry {
@@ -86,6 +119,8 @@ interface NodeEntry {
   intervalMs: number;
   lastSeen: number | null;
   lastSample: Sample | null;
+  /** How far ahead of the server clock `lastSample.ts` was when it arrived (ms; negative: behind). */
+  lastSampleAheadMs: number;
   processes: readonly GpuProcess[];
   inventory: Inventory | null;
   view: NodeView | null;
@@ -113,6 +148,7 @@ export class FleetState {
   private readonly defaultIntervalMs: number;
   private readonly offlineAfterMs: number;
   private readonly forgetAfterMs: number;
+  private readonly outlierAheadMs: number;
 
   constructor(opts: FleetStateOptions) {
     this.clock = opts.clock;
@@ -127,6 +163,7 @@ export class FleetState {
     this.defaultIntervalMs = opts.defaultIntervalMs ?? 1000;
     this.offlineAfterMs = opts.offlineAfterMs ?? 30_000;
     this.forgetAfterMs = opts.forgetAfterMs ?? 24 * 3600_000;
+    this.outlierAheadMs = opts.outlierAheadMs ?? 60_000;
   }
 
   /** Per GPU: the project with the largest share of its processes (null without processes). */
@@ -210,41 +247,55 @@ export class FleetState {
   }
 
   /**
-   * Takes samples of a node. Only a sample newer than the latest one (by agent `ts`) updates live
-   * state; replayed/older ones are only stored. Returns the process list in effect.
+   * Takes the accepted samples of one report of a node (validated; any order, sorted only when
+   * out of order). Every call refreshes `lastSeen`. The live view follows the newest sample by
+   * agent `ts`: an older (replayed) one never overwrites newer live values, and a live sample
+   * dated far ahead of the node's later ones (`outlierAheadMs`) does not freeze it. The process
+   * list in effect is computed once per sample, for storage and rollups alike.
    */
-  ingest(node: string, samples: readonly Sample[]): { updated: boolean } {
+  ingest(node: string, samples: readonly Sample[], opts: IngestOptions = {}): IngestResult {
     const e = this.entry(node);
-    if (this.onSamples && samples.length > 0) {
-      let processes = e.processes;
-      const ordered = [...samples].sort((a, b) => a.ts - b.ts);
-      const out: IngestedSample[] = [];
-      for (const s of ordered) {
-        processes = applyProcessUpdate(processes, s);
-        out.push({ sample: s, processes });
+    if (samples.length === 0) return { updated: false, samples: [] };
+    const now = this.clock.now();
+    const ordered = inTsOrder(samples) ? samples : [...samples].sort(byTs);
+    let processes = e.processes;
+    const out: IngestedSample[] = new Array(ordered.length);
+    for (let i = 0; i < ordered.length; i++) {
+      const s = ordered[i]!;
+      // Full lists replace, deltas ('delta' mode: new/changed + gone) patch the list in effect.
+      processes = applyProcessUpdate(processes, s);
+      out[i] = { sample: s, processes };
+    }
+    if (opts.record !== false) this.onSamples?.(node, out, e.intervalMs);
+
+    e.lastSeen = now;
+    const newest = ordered[ordered.length - 1]!;
+    const prev = e.lastSample;
+    let first = 0;
+    if (prev !== null && newest.ts <= prev.ts) {
+      // Nothing newer than the live sample. A live report whose newest sample is far "less ahead"
+      // of the server clock than the live one was: that one was the outlier, follow this report.
+      const outlier = !opts.replay && e.lastSampleAheadMs - (newest.ts - now) > this.outlierAheadMs;
+      if (!outlier) {
+        this.refresh(e, false);
+        return { updated: false, samples: out };
       }
-      this.onSamples(node, out, e.intervalMs);
+    } else if (prev !== null) {
+      while (first < ordered.length && ordered[first]!.ts <= prev.ts) first++;
     }
-    let newest: Sample | null = null;
-    for (const s of samples) {
-      if ((newest === null || s.ts > newest.ts) && (e.lastSample === null || s.ts > e.lastSample.ts))
-        newest = s;
+    // Live process list: the updates of the samples newer than the live one, in ts order.
+    let live = e.processes;
+    if (first === 0) live = processes;
+    else for (let i = first; i < ordered.length; i++) live = applyProcessUpdate(live, ordered[i]!);
+    if (live !== e.processes) {
+      e.processes = live;
+      e.shares = null;
     }
-    if (!newest) return { updated: false };
-    const prevTs = e.lastSample?.ts ?? -1;
     e.lastSample = newest;
-    // Live updates in ts order (a delta builds on the one before); replays do not change live state.
-    for (const s of [...samples].filter((x) => x.ts > prevTs).sort((a, b) => a.ts - b.ts)) {
-      const next = applyProcessUpdate(e.processes, s);
-      if (next !== e.processes) {
-        e.processes = next;
-        e.shares = null;
-      }
-    }
-    e.lastSeen = this.clock.now();
+    e.lastSampleAheadMs = newest.ts - now;
     this.trackIdle(e, newest);
     this.refresh(e, true);
-    return { updated: true };
+    return { updated: true, samples: out };
   }
 
   /** The process list last reported by a node (used when a sample carries none). */
@@ -340,6 +391,7 @@ export class FleetState {
         intervalMs: this.defaultIntervalMs,
         lastSeen: null,
         lastSample: null,
+        lastSampleAheadMs: 0,
         processes: [],
         inventory: null,
         view: null,

@@ -11,15 +11,15 @@ import {
   InventorySchema,
   ok,
   PROTOCOL_VERSION,
-  SamplesReportSchema,
   type ServerToAgentEvents,
 } from '@gpupulse/protocol';
 import type { Logger } from 'pino';
 import type { Namespace, Socket } from 'socket.io';
 import type { Clock } from '../clock.ts';
-import { applyProcessUpdate, type FleetState } from '../fleet/fleet-state.ts';
+import type { FleetState } from '../fleet/fleet-state.ts';
+import { IngestPipeline } from '../ingest/pipeline.ts';
+import { checkReport, DEFAULT_SAMPLE_WINDOW, type SampleWindow } from '../ingest/validate.ts';
 import type { ServerMetrics } from '../metrics.ts';
-import { SlowFieldGate, samplePoints } from '../storage/schema.ts';
 import type { WriteBuffer } from '../storage/write-buffer.ts';
 import {
   type AgentAccessSource,
@@ -31,6 +31,7 @@ import {
   TokenBuckets,
   tokenDigest,
 } from './agent-auth.ts';
+import { frameBytesOf, MALFORMED_FRAME_EVENT, type MalformedFrame } from './frame-parser.ts';
 
 export interface AgentSocketData {
   node: string;
@@ -38,6 +39,9 @@ export interface AgentSocketData {
   intervalMs: number | null;
   connectionId: string;
   skewNoticeSent: boolean;
+  /** A refused sample / malformed frame was logged on this connection (once each). */
+  rejectLogged?: boolean;
+  malformedLogged?: boolean;
   /** The token's label (access file name or `GPUPULSE_AGENT_TOKENS[i]`), never the token. */
   agentName: string;
   /** SHA-256 hex of the token: the connection's identity (same token = same agent). */
@@ -68,6 +72,8 @@ export interface AgentNamespaceDeps {
   limits?: Partial<AgentRateLimits>;
   /** Driver events (XID …) of accepted samples, for the alert engine. */
   onGpuEvents?(node: string, events: GpuEvent[], gpus: readonly GpuMetrics[]): void;
+  /** How far a sample's `ts` may be from the server clock (default 24 h back, 5 min ahead). */
+  sampleWindow?: SampleWindow;
 }
 
 function connectError(code: ErrorCode, message: string): Error & { data: ConnectErrorData } {
@@ -96,7 +102,8 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
   // Rate limits run on the monotonic clock, not the (possibly manual) sample clock.
   const monoNow = () => performance.now();
   const byNode = new Map<string, AgentSocket>();
-  const slowFields = new SlowFieldGate();
+  const pipeline = new IngestPipeline({ fleet, buffer, onGpuEvents: deps.onGpuEvents });
+  const sampleWindow = deps.sampleWindow ?? DEFAULT_SAMPLE_WINDOW;
   let connections = 0;
 
   if (authority.unboundCount > 0) {
@@ -292,41 +299,45 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
       }
       if (!allowReport(socket)) return ack(fail('RATE_LIMITED', reportLimitMessage));
       try {
-        const parsed = SamplesReportSchema.safeParse(report);
-        if (!parsed.success) {
-          metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'validation' });
-          const message = describeZodError(parsed.error);
-          slog.debug({ err: message }, 'invalid samples:report');
-          ack(fail('VALIDATION', message));
-          return;
-        }
-        const { samples, replay } = parsed.data;
         const now = clock.now();
-        // Build the points first (attribution needs the process list in effect for each sample).
-        let processes = fleet.processesOf(node);
-        const points = [];
-        const ordered = [...samples].sort((a, b) => a.ts - b.ts);
-        for (const s of ordered) {
-          // Full lists replace, deltas ('delta' mode: new/changed + gone) patch the list in effect.
-          processes = applyProcessUpdate(processes, s);
-          points.push(...samplePoints(node, s, processes, fleet.attributeFn, slowFields));
-        }
-        if (points.length > buffer.free && buffer.buffered > 0) {
-          // Acking would lose data: let the agent keep it in its spool and send it again later.
-          metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'backlog_full' });
-          fleet.ingest(node, samples);
-          ack(fail('UNAVAILABLE', 'storage backlog is full; keep the samples and retry later'));
+        const checked = checkReport(report, frameBytesOf(report), now, sampleWindow);
+        if (!checked.ok) {
+          const reason = checked.code === 'TOO_LARGE' ? 'too_large' : 'validation';
+          metrics.rejectedPayloads.inc({ event: 'samples:report', reason });
+          slog.debug({ code: checked.code, err: checked.message }, 'samples:report refused');
+          ack(fail(checked.code, checked.message));
           return;
         }
-        fleet.ingest(node, samples);
-        buffer.enqueue(points);
-        if (deps.onGpuEvents) {
-          const events = ordered.flatMap((s) => s.gpuEvents ?? []);
-          if (events.length > 0) deps.onGpuEvents(node, events, ordered[ordered.length - 1]!.gpus);
+        const { accepted, rejected, replay } = checked;
+        for (const r of rejected) metrics.samplesRejected.inc({ code: r.code });
+        if (rejected.length > 0 && !socket.data.rejectLogged) {
+          socket.data.rejectLogged = true;
+          slog.warn(
+            { rejected: rejected.length, first: rejected[0] },
+            'samples refused (invalid, or ts outside the window); the others of the report are taken (logged once per connection, counted in /metrics)',
+          );
         }
-        metrics.samplesReceived.inc(samples.length);
+        if (accepted.length === 0) {
+          // Nothing to take: one VALIDATION ack, which agents of every version drop.
+          metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'validation' });
+          const first = rejected[0]!;
+          const more = rejected.length > 1 ? ` (and ${rejected.length - 1} more)` : '';
+          const where = first.code !== 'VALIDATION' || first.message.startsWith('(root)') ? ': ' : '.';
+          ack(fail('VALIDATION', `samples.${first.index}${where}${first.message}${more}`));
+          return;
+        }
+        const outcome = pipeline.ingest(node, accepted, replay);
+        if (!outcome.ok) {
+          // Acking would lose data: the agent keeps the samples in its spool and resends them.
+          metrics.rejectedPayloads.inc({ event: 'samples:report', reason: outcome.reason });
+          metrics.samplesRefused.inc({ reason: outcome.reason }, accepted.length);
+          ack(fail(outcome.code, outcome.message, outcome.retryAfterMs));
+          return;
+        }
+        metrics.samplesReceived.inc(accepted.length);
         if (!replay && !socket.data.skewNoticeSent) {
-          const latest = ordered[ordered.length - 1]!;
+          let latest = accepted[0]!;
+          for (const s of accepted) if (s.ts > latest.ts) latest = s;
           const skew = latest.ts - now;
           if (Math.abs(skew) > deps.clockSkewMs) {
             socket.data.skewNoticeSent = true;
@@ -338,7 +349,8 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
             });
           }
         }
-        ack(ok({ acked: samples.map((s) => s.seq), serverTime: now }));
+        const acked = accepted.map((s) => s.seq);
+        ack(ok(rejected.length > 0 ? { acked, rejected, serverTime: now } : { acked, serverTime: now }));
       } catch (err) {
         slog.error({ err }, 'samples:report handler failed');
         metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'internal' });
@@ -349,6 +361,27 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
         }
       }
     });
+
+    // A frame that did not decode (invalid JSON, e.g. a bare NaN): counted, logged once per
+    // connection, answered VALIDATION when it asked for an ack; the connection stays up.
+    (socket as unknown as { on(ev: string, fn: (info: MalformedFrame, ack?: unknown) => void): void }).on(
+      MALFORMED_FRAME_EVENT,
+      (info, ack) => {
+        metrics.malformedFrames.inc();
+        if (!socket.data.malformedLogged) {
+          socket.data.malformedLogged = true;
+          slog.warn(
+            { reason: info.reason, bytes: info.bytes },
+            'malformed frame from agent (not valid Socket.IO/JSON); answered VALIDATION (logged once per connection, counted in /metrics)',
+          );
+        }
+        if (typeof ack === 'function') {
+          (ack as (a: unknown) => void)(
+            fail('VALIDATION', `frame could not be decoded (${info.reason}): send JSON without NaN/Infinity`),
+          );
+        }
+      },
+    );
 
     socket.on('inventory:report', (inventory, ack) => {
       if (typeof ack !== 'function') {

@@ -8,8 +8,25 @@ export interface WriteBufferOptions {
   batchSize?: number;
   /** A partial batch is written after this long (default 1 s). */
   flushIntervalMs?: number;
-  /** Most points held; beyond it the oldest are dropped and counted (default 500,000). */
+  /**
+   * Most points held in memory; beyond it the oldest are dropped and counted (default 100,000).
+   * Agents' reports are refused (`admit`) well before: only the server's own points (rollups,
+   * usage, alerts) can reach it, and only when the spool cannot take them.
+   */
   maxPoints?: number;
+  /**
+   * With a spool: a backlog beyond this many points in memory goes to the disk spool, and new
+   * points queue behind it there until it drains (default maxPoints / 4). Storage that is slow,
+   * not only storage that fails, so costs disk, never memory or data.
+   */
+  spillPoints?: number;
+  /**
+   * With a spool: `admit` refuses once the spool holds this share of its `maxBytes` (default
+   * 0.9), so the spool never has to delete acked points to make room.
+   */
+  spoolHighWater?: number;
+  /** The retry hint `admit` gives with a refusal (default 5 s). */
+  retryAfterMs?: number;
   /** First retry delay (default 250 ms); doubles per failure up to `maxBackoffMs` (default 30 s), full jitter. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -38,10 +55,21 @@ export interface WriteBufferObserver {
   dropped?(reason: DropReason, points: number): void;
   /** Points moved to the disk spool. */
   spooled?(points: number): void;
+  /** A report refused by `admit` (`backlog_full`, `spool_full`). */
+  refused?(reason: 'backlog_full' | 'spool_full'): void;
 }
+
+/** `admit`'s answer: take the points, or refuse the report (nothing is dropped either way). */
+export type Admission =
+  | { ok: true }
+  | { ok: false; reason: 'backlog_full' | 'spool_full'; message: string; retryAfterMs: number };
 
 export interface WriteBufferStats {
   buffered: number;
+  /** Reports refused by `admit` (their agents keep the samples and resend). */
+  refused: number;
+  /** Times the backlog passed `spillPoints` and went to the disk spool. */
+  spills: number;
   batchesOk: number;
   batchesRetried: number;
   batchesRejected: number;
@@ -63,6 +91,11 @@ export class WriteBuffer {
   private readonly batchSize: number;
   private readonly flushIntervalMs: number;
   readonly maxPoints: number;
+  /** Agents' points are refused beyond this backlog in memory (80 % of maxPoints). */
+  readonly acceptPoints: number;
+  readonly spillPoints: number;
+  private readonly spoolHighWater: number;
+  private readonly retryAfterMs: number;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly logger: Logger | undefined;
@@ -80,6 +113,8 @@ export class WriteBuffer {
   private readonly loggedReasons = new Set<string>();
   readonly stats: WriteBufferStats = {
     buffered: 0,
+    refused: 0,
+    spills: 0,
     batchesOk: 0,
     batchesRetried: 0,
     batchesRejected: 0,
@@ -95,7 +130,14 @@ export class WriteBuffer {
     this.store = opts.store;
     this.batchSize = Math.max(1, opts.batchSize ?? 5000);
     this.flushIntervalMs = opts.flushIntervalMs ?? 1000;
-    this.maxPoints = Math.max(this.batchSize, opts.maxPoints ?? 500_000);
+    this.maxPoints = Math.max(this.batchSize, opts.maxPoints ?? 100_000);
+    this.acceptPoints = Math.max(1, Math.floor(this.maxPoints * 0.8));
+    this.spillPoints = Math.max(
+      1,
+      Math.min(this.acceptPoints, opts.spillPoints ?? Math.floor(this.maxPoints / 4)),
+    );
+    this.spoolHighWater = Math.min(1, Math.max(0.1, opts.spoolHighWater ?? 0.9));
+    this.retryAfterMs = opts.retryAfterMs ?? 5000;
     this.initialBackoffMs = opts.initialBackoffMs ?? 250;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
     this.logger = opts.logger;
@@ -124,6 +166,49 @@ export class WriteBuffer {
     return Math.max(0, this.maxPoints - this.size);
   }
 
+  /**
+   * Whether a report of `points` points may be taken now. Refuses (and counts) when taking it
+   * would mean dropping points later: the spool is near its bound, or — without a spool, or when
+   * the spool cannot be written — the backlog in memory is at `acceptPoints`. A refused agent
+   * keeps its samples and resends them; nothing is lost.
+   */
+  admit(points: number): Admission {
+    if (this.stopped) return this.refuse('backlog_full', 'the server is shutting down; retry later');
+    if (this.spool) {
+      const st = this.spool.stats;
+      if (st.bytes >= this.spool.maxBytes * this.spoolHighWater) {
+        return this.refuse(
+          'spool_full',
+          'storage is behind and the server spool is full; keep the samples and retry later',
+        );
+      }
+    }
+    // Without a spool the memory backlog is the bound; with one it only fills when the spool
+    // cannot be written (disk full …).
+    if (this.size > 0 && this.size + points > this.acceptPoints) {
+      return this.refuse('backlog_full', 'storage backlog is full; keep the samples and retry later');
+    }
+    return { ok: true };
+  }
+
+  private refuse(reason: 'backlog_full' | 'spool_full', message: string): Admission {
+    this.stats.refused++;
+    this.observer.refused?.(reason);
+    if (!this.loggedReasons.has(`refuse-${reason}`)) {
+      this.loggedReasons.add(`refuse-${reason}`);
+      this.logger?.warn(
+        { reason, buffered: this.size, spooled: this.spooled, acceptPoints: this.acceptPoints },
+        'storage is behind: refusing reports with UNAVAILABLE until it catches up (agents keep their samples; logged once, counted in /metrics)',
+      );
+    }
+    return {
+      ok: false,
+      reason,
+      message,
+      retryAfterMs: Math.round(this.retryAfterMs * (0.75 + this.random() * 0.5)),
+    };
+  }
+
   /** Starts the periodic flush. */
   start(): void {
     if (this.timer || this.stopped) return;
@@ -143,6 +228,19 @@ export class WriteBuffer {
       last.push(p);
     }
     this.size += points.length;
+    if (this.spool && this.size > this.spillPoints) {
+      // Storage is slower than the input: the backlog goes to disk, new points queue behind it
+      // (also while a write is in flight, which may hang for the store's timeout).
+      if (!this.spooling) this.stats.spills++;
+      if (!this.loggedReasons.has('spill')) {
+        this.loggedReasons.add('spill');
+        this.logger?.warn(
+          { buffered: this.size, spillPoints: this.spillPoints, dir: this.spool.dir },
+          'write backlog past its bound: spooling to disk until storage catches up (logged once; see /metrics)',
+        );
+      }
+      this.moveToSpool();
+    }
     const over = this.size - this.maxPoints;
     if (over > 0) this.dropOldest(over);
     this.stats.buffered = this.size;
