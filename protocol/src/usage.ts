@@ -99,6 +99,16 @@ export const AlertSchema = z.object({
   threshold: z.number().nullable(),
   startedAt: z.number(),
   endedAt: z.number().nullable(),
+  /** Set when an admin acknowledged the alert (`POST /api/v1/alerts/:id/ack`); `by` is null for the display role. */
+  acknowledged: z
+    .object({
+      by: z.string().nullable(),
+      at: z.number(),
+      /** Webhooks stay quiet for this rule and subject until then; null: no silence. */
+      silencedUntil: z.number().nullable(),
+    })
+    .nullable()
+    .optional(),
 });
 export type Alert = z.infer<typeof AlertSchema>;
 

@@ -1,27 +1,35 @@
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import {
   AGENT_NAMESPACE,
-  type AlertsList,
   DASHBOARD_NAMESPACE,
   type Health,
   LIMITS,
-  type NodeView,
   PROTOCOL_VERSION,
   type StorageInfo,
+  type WhoAmI,
 } from '@gpupulse/protocol';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Server as SocketIOServer } from 'socket.io';
+import { AccessRegistry, AddressList, findBySecret } from './access/access-file.ts';
+import { createAuthRoutes } from './access/auth-routes.ts';
+import { type CredentialSource, peerAddress, type Resolution, resolveRequest } from './access/principal.ts';
+import { redactAlerts, redactNodes, redactProcesses } from './access/redact.ts';
+import { type Principal, roleAtLeast } from './access/roles.ts';
+import { parseCookies, SESSION_COOKIE, SessionSigner, setSessionCookie } from './access/sessions.ts';
 import { type AlertsConfig, buildAlertsConfig, parseWebhookList } from './alerts/config.ts';
 import { AlertService, alertsQuery } from './alerts/service.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { type AttributeFn, attributionFromFn, UNASSIGNED } from './fleet/attribution.ts';
 import { FleetState } from './fleet/fleet-state.ts';
+import { ApiError } from './history/history-api.ts';
 import { InfluxBackend, MemoryBackend } from './history/query-backend.ts';
-import { createProjectsApi } from './http/api-projects.ts';
+import { projectsRoutes } from './http/api-projects.ts';
+import { createRouter, HttpError, type Route, sendError, sendJson } from './http/routes.ts';
+import { createHttpListener, isAllowedOrigin, securityHeaders } from './http/security.ts';
 import { createStaticHandler } from './http/static-files.ts';
 import { silentLogger } from './logger.ts';
 import { createServerMetrics } from './metrics.ts';
@@ -33,13 +41,13 @@ import { RollupAggregator } from './rollups/rollup-aggregator.ts';
 import { type AgentNamespace, setupAgentNamespace } from './socket/agent-namespace.ts';
 import { createFrameParser } from './socket/frame-parser.ts';
 import {
-  DASHBOARD_ROOM,
   type DashboardNamespace,
+  type Dashboards,
   setupDashboardNamespace,
 } from './socket/dashboard-namespace.ts';
 import { InfluxStore } from './storage/influx-store.ts';
 import { MemoryStore } from './storage/memory-store.ts';
-import type { MetricStore } from './storage/metric-store.ts';
+import { type MetricStore, StoreQueryError } from './storage/metric-store.ts';
 import { DiskSpool } from './storage/spool.ts';
 import { WriteBuffer } from './storage/write-buffer.ts';
 import { LiveUsage } from './usage/live-usage.ts';
@@ -60,6 +68,13 @@ export interface CreateServerOptions {
   alerts?: AlertsConfig;
 }
 
+/** A route as the table declares it (for tests and docs). */
+export interface RouteInfo {
+  path: string;
+  methods: readonly string[];
+  role: string;
+}
+
 export interface GpupulseServer {
   /** The port actually bound (useful with port 0). */
   port: number;
@@ -75,6 +90,10 @@ export interface GpupulseServer {
   spool: DiskSpool | null;
   /** The projects file in effect (hot-reloaded). */
   projects: ProjectsRegistry;
+  /** The access file in effect (hot-reloaded). */
+  access: AccessRegistry;
+  /** The HTTP route table: every route with its methods and least role. */
+  routes: readonly RouteInfo[];
   /** Live per-project usage (computed on every tick). */
   usage: LiveUsage;
   /** Minute/hour rollups built from the samples received. */
@@ -88,20 +107,23 @@ export interface GpupulseServer {
   close(): Promise<void>;
 }
 
-const SECURITY_HEADERS: Record<string, string> = {
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'SAMEORIGIN',
-};
-
-function json(res: ServerResponse, status: number, body: unknown, head = false): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-  });
-  res.end(head ? undefined : text);
+/** Things to close, in the reverse order they were started. */
+class Closers {
+  private readonly list: Array<{ name: string; close: () => unknown }> = [];
+  constructor(private readonly log: Logger) {}
+  add(name: string, close: () => unknown): void {
+    this.list.push({ name, close });
+  }
+  async closeAll(): Promise<void> {
+    while (this.list.length) {
+      const c = this.list.pop()!;
+      try {
+        await c.close();
+      } catch (err) {
+        this.log.error({ err, what: c.name }, 'close failed');
+      }
+    }
+  }
 }
 
 /** Builds and starts the server (HTTP + Socket.IO on one port). Resolves once it listens. */
@@ -109,9 +131,29 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   const config: ServerConfig = { ...loadConfig({}), ...opts.config };
   const logger = opts.logger ?? silentLogger();
   const clock = opts.clock ?? systemClock;
-  const ownsStore = !opts.store;
   const store: MetricStore = opts.store ?? new MemoryStore({ now: () => clock.now() });
   const startedAt = Date.now();
+  const closers = new Closers(logger);
+  const audit = logger.child({ component: 'audit' });
+  const secure = config.tls !== null || (config.publicUrl?.startsWith('https:') ?? false);
+
+  // Access first: a broken access file must stop the server before it opens anything.
+  const access = new AccessRegistry({
+    file: config.accessFile,
+    logger: logger.child({ component: 'access' }),
+    pollMs: config.accessPollMs,
+  });
+  if (config.accessFile) {
+    access.reload();
+    if (access.error) {
+      if (!opts.store) await store.close();
+      throw new Error(`GPUPULSE_ACCESS_FILE: ${access.error}`);
+    }
+  }
+  const signer = SessionSigner.open(config.dataDir);
+  const metricsFrom = new AddressList(config.metricsFrom);
+  const authorize = (src: CredentialSource): Resolution => resolveRequest(src, access.current, signer);
+  if (!opts.store) closers.add('store', () => store.close());
 
   const projects = new ProjectsRegistry({
     file: config.projectsFile,
@@ -124,20 +166,20 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   const attribution = opts.attribute
     ? attributionFromFn(opts.attribute)
     : createProjectAttribution(() => ({ config: projects.current, groups: projects.groups }));
-  let rollups: RollupAggregator | null = null;
+  // Rollups are built from the samples the fleet takes; the aggregator needs retention policies
+  // that are known only after the store answered, so the fleet forwards through this slot.
+  const rollupSink: { ingest: RollupAggregator['ingest'] | null } = { ingest: null };
   const fleet = new FleetState({
     clock,
     attribution,
     idleThresholdPercent: config.idleThresholdPercent,
     idleWindowMs: config.idleWindowMs,
-    onSamples: (node, samples, intervalMs) => rollups?.ingest(node, samples, intervalMs),
+    onSamples: (node, samples, intervalMs) => rollupSink.ingest?.(node, samples, intervalMs),
     staleIntervals: config.staleIntervals,
     defaultIntervalMs: config.defaultAgentIntervalMs,
     offlineAfterMs: config.offlineAfterMs,
   });
 
-  let buffer: WriteBuffer | null = null;
-  let alerts: AlertService | null = null;
   const spool =
     config.spool.enabled && store.kind !== 'memory'
       ? new DiskSpool({
@@ -147,15 +189,17 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
           onDrop: (reason, n) => metrics.writeObserver.dropped?.(reason, n),
         })
       : null;
+  // Gauges read these lazily; the objects exist before the first scrape.
+  const late: { buffer: WriteBuffer | null; alerts: AlertService | null } = { buffer: null, alerts: null };
   const metrics = createServerMetrics({
     spool: () => (spool ? spool.stats : null),
-    alertsFiring: () => alerts?.engine.firingByRule() ?? {},
-    bufferSize: () => buffer?.buffered ?? 0,
+    alertsFiring: () => late.alerts?.engine.firingByRule() ?? {},
+    bufferSize: () => late.buffer?.buffered ?? 0,
     storageUp: () => store.info().ok,
     fleet: () => fleet.counts(),
     memoryStoreDropped: () => (store instanceof MemoryStore ? store.dropped : null),
   });
-  buffer = new WriteBuffer({
+  const writeBuffer = new WriteBuffer({
     store,
     batchSize: config.writeBuffer.batchSize,
     flushIntervalMs: config.writeBuffer.flushIntervalMs,
@@ -167,8 +211,10 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     observer: metrics.writeObserver,
     spool: spool ?? undefined,
   });
-  const writeBuffer = buffer;
+  late.buffer = writeBuffer;
   writeBuffer.start();
+  let listening = false;
+  closers.add('write buffer', () => writeBuffer.close(listening ? undefined : 0));
 
   const retentionPolicies: TierPolicies =
     store instanceof InfluxStore
@@ -181,7 +227,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       : {};
   const institutionOf = (p: string) =>
     p === UNASSIGNED ? null : (projects.current.projects.get(p)?.institution ?? null);
-  const rollupAggregator = new RollupAggregator({
+  const rollups = new RollupAggregator({
     attribution,
     institutionOf,
     idleThresholdPercent: config.idleThresholdPercent,
@@ -191,7 +237,9 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     emit: (points) => writeBuffer.enqueue(points),
     rp: { '1m': retentionPolicies['1m'], '1h': retentionPolicies['1h'] },
   });
-  rollups = rollupAggregator;
+  rollupSink.ingest = (node, samples, intervalMs) => rollups.ingest(node, samples, intervalMs);
+  // The minute and hour in progress are written as they are (a restart loses the rest).
+  closers.add('rollups', () => rollups.flush(clock.now(), true));
   const liveUsage = new LiveUsage({
     fleet,
     projects: () => projects.current,
@@ -200,32 +248,25 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     pointIntervalMs: config.projectUsageIntervalMs,
   });
   const projectsMeta = () => ({ ...projects.current.meta, configError: projects.error });
-  const projectsApi = createProjectsApi({
-    usage: () => liveUsage.latest(),
-    meta: projectsMeta,
-    history: {
-      backend:
-        store instanceof MemoryStore
-          ? new MemoryBackend(store)
-          : new InfluxBackend(store, store instanceof InfluxStore ? store.database : config.influx.database),
-      policies: retentionPolicies,
-      now: () => clock.now(),
-      rollupGraceMs: config.rollupGraceMs,
-    },
-    logger: logger.child({ component: 'api' }),
-  });
-
   const storageInfo = (): StorageInfo => store.info();
-  const serveStatic = createStaticHandler(config.webDir);
-  const httpLog = logger.child({ component: 'http' });
 
-  let agents: { connected(): number } = { connected: () => 0 };
-  let dashboards: { connected(): number; tick(): void; stop(): void } = {
-    connected: () => 0,
-    tick: () => {},
-    stop: () => {},
-  };
+  const alerts = new AlertService({
+    config: opts.alerts ?? buildAlertsConfig({}, { webhooks: parseWebhookList(config.webhooks.join(',')) }),
+    clock,
+    logger: logger.child({ component: 'alerts' }),
+    nodes: () => fleet.snapshot(),
+    write: (points) => writeBuffer.enqueue(points),
+    publish: (list) => dashboards?.publishAlerts(list),
+    webhookObserver: metrics.webhookObserver,
+    onChange: (changed) => metrics.alertsChanged(changed),
+  });
+  late.alerts = alerts;
+  closers.add('alerts', () => alerts.close());
 
+  // ---- HTTP ----
+
+  let agentsConnected: () => number = () => 0;
+  let dashboards: Dashboards | null = null;
   const health = (): Health => {
     const storage = storageInfo();
     const counts = fleet.counts();
@@ -235,115 +276,367 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       protocolVersion: PROTOCOL_VERSION,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       storage,
-      agents: agents.connected(),
-      dashboards: dashboards.connected(),
+      agents: agentsConnected(),
+      dashboards: dashboards?.connected() ?? 0,
       nodes: counts.nodes,
       gpus: counts.gpus,
       projects: projects.status(),
     };
   };
-
-  let publishAlerts: (list: AlertsList) => void = () => {};
-  const alertService = new AlertService({
-    config: opts.alerts ?? buildAlertsConfig({}, { webhooks: parseWebhookList(config.webhooks.join(',')) }),
-    clock,
-    logger: logger.child({ component: 'alerts' }),
-    nodes: () => fleet.snapshot(),
-    write: (points) => writeBuffer.enqueue(points),
-    publish: (list) => publishAlerts(list),
-    webhookObserver: metrics.webhookObserver,
-    onChange: (changed) => metrics.alertsChanged(changed),
+  const actor = (p: Principal) => ({
+    who: p.name ?? p.user ?? 'anonymous',
+    user: p.user,
+    via: p.via,
+    role: p.role,
   });
-  alerts = alertService;
+
+  const routes: Route[] = [
+    {
+      path: '/api/v1/health',
+      methods: ['GET'],
+      role: 'none',
+      // Role `none` learns only that the server is up: no counts, paths or storage details.
+      handle: ({ res, head, principal }) => {
+        const h = health();
+        sendJson(
+          res,
+          200,
+          roleAtLeast(principal.role, 'display')
+            ? h
+            : { status: h.status, version: h.version, protocolVersion: h.protocolVersion },
+          head,
+        );
+      },
+    },
+    {
+      path: '/api/v1/me',
+      methods: ['GET'],
+      role: 'none',
+      handle: ({ res, head, principal }) => {
+        const me: WhoAmI = { ...principal, loginAvailable: access.current.oidc !== null };
+        sendJson(res, 200, me, head);
+      },
+    },
+    {
+      path: '/api/v1/fleet',
+      methods: ['GET'],
+      role: 'display',
+      handle: ({ res, head, principal }) =>
+        sendJson(
+          res,
+          200,
+          {
+            serverTime: clock.now(),
+            storage: storageInfo(),
+            nodes: redactNodes(fleet.snapshot(), principal.role),
+          },
+          head,
+        ),
+    },
+    {
+      path: '/api/v1/alerts',
+      methods: ['GET'],
+      role: 'display',
+      handle: ({ res, head, query, principal }) => {
+        const { status, body } = alertsQuery(alerts, query);
+        sendJson(
+          res,
+          status,
+          status === 200 ? redactAlerts(body as ReturnType<AlertService['list']>, principal.role) : body,
+          head,
+        );
+      },
+    },
+    {
+      path: '/api/v1/alerts/:id/ack',
+      methods: ['POST'],
+      role: 'admin',
+      handle: async ({ req, res, params, principal }) => {
+        const body = await readJsonBody(req);
+        const silence = body.silence ?? null;
+        const silenceMs = silence === null ? null : parseSilence(silence);
+        const alert = alerts.acknowledge(params.id!, principal.name ?? principal.user ?? 'admin', silenceMs);
+        if (!alert)
+          throw new HttpError(
+            404,
+            'NOT_FOUND',
+            `no firing or recent alert with id ${JSON.stringify(params.id)}`,
+          );
+        audit.info(
+          {
+            ...actor(principal),
+            action: 'alert.ack',
+            alert: alert.id,
+            rule: alert.rule,
+            node: alert.node,
+            silenceMs,
+            at: clock.now(),
+          },
+          `alert ${alert.id} acknowledged${silenceMs ? ` and silenced for ${silence}` : ''}`,
+        );
+        sendJson(res, 200, alert);
+      },
+    },
+    {
+      path: '/api/v1/nodes/:name/processes',
+      methods: ['GET'],
+      role: 'viewer',
+      handle: ({ res, head, params, principal }) => {
+        const node = params.name!;
+        const processes = fleet.processDetails(node);
+        if (processes === null)
+          throw new HttpError(404, 'NOT_FOUND', `no node named ${JSON.stringify(node)}`);
+        sendJson(
+          res,
+          200,
+          { serverTime: clock.now(), node, processes: redactProcesses(processes, principal) },
+          head,
+        );
+      },
+    },
+    {
+      path: '/api/v1/admin/reload',
+      methods: ['POST'],
+      role: 'admin',
+      handle: ({ res, principal }) => {
+        const reloadedProjects = projects.reload();
+        const reloadedAccess = access.reload();
+        const result = {
+          projects: { file: projects.file, reloaded: reloadedProjects, error: projects.error },
+          access: { file: access.file, reloaded: reloadedAccess, error: access.error },
+          alerts: {
+            file: config.alertsFile,
+            reloaded: false,
+            error: null,
+            note: 'alert rules are read at start; restart the server to change them',
+          },
+        };
+        audit.info(
+          { ...actor(principal), action: 'admin.reload', result, at: clock.now() },
+          'files reloaded',
+        );
+        sendJson(res, 200, result);
+      },
+    },
+    {
+      path: '/metrics',
+      methods: ['GET'],
+      role: 'display',
+      // Prometheus scrapers often cannot send tokens: GPUPULSE_METRICS_FROM admits them by address.
+      admit: ({ req }) => metricsFrom.has(req.socket.remoteAddress),
+      handle: async ({ res, head }) => {
+        const text = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
+        res.end(head ? undefined : text);
+      },
+    },
+    ...projectsRoutes({
+      usage: () => liveUsage.latest(),
+      meta: projectsMeta,
+      history: {
+        backend:
+          store instanceof MemoryStore
+            ? new MemoryBackend(store)
+            : new InfluxBackend(
+                store,
+                store instanceof InfluxStore ? store.database : config.influx.database,
+              ),
+        policies: retentionPolicies,
+        now: () => clock.now(),
+        rollupGraceMs: config.rollupGraceMs,
+      },
+    }),
+  ];
+  const authRoutes = createAuthRoutes({
+    access: () => access.current,
+    signer,
+    logger: logger.child({ component: 'auth' }),
+    secure,
+    publicUrl: config.publicUrl,
+  });
+  routes.push({
+    path: '/auth/*',
+    methods: ['GET', 'POST'],
+    role: 'none',
+    handle: async ({ req, res, query }) => {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (!(await authRoutes(req, res, path, query)))
+        throw new HttpError(404, 'NOT_FOUND', `no page ${path}`);
+    },
+  });
+  const route = createRouter(routes);
+  const serveStatic = createStaticHandler(config.webDir);
+  const httpLog = logger.child({ component: 'http' });
+  const headers = securityHeaders({ secure });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
-    let pathname: string;
-    let searchParams: URLSearchParams;
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    let url: URL;
     try {
-      const parsedUrl = new URL(req.url ?? '/', 'http://localhost');
-      pathname = parsedUrl.pathname;
-      searchParams = parsedUrl.searchParams;
+      url = new URL(req.url ?? '/', 'http://localhost');
     } catch {
-      json(res, 400, { error: { code: 'VALIDATION', message: 'bad request URL' } });
+      sendError(res, 400, 'VALIDATION', 'bad request URL');
       return;
     }
+    const { pathname, searchParams } = url;
     const head = req.method === 'HEAD';
-    const isApi = pathname === '/api' || pathname.startsWith('/api/');
-    if (isApi || pathname === '/metrics') {
-      if (req.method !== 'GET' && !head) {
-        res.setHeader('allow', 'GET, HEAD');
-        json(res, 405, { error: { code: 'VALIDATION', message: `method ${req.method} not allowed` } });
+    const method = req.method ?? 'GET';
+    const isApi = pathname === '/api' || pathname.startsWith('/api/') || pathname === '/metrics';
+    const match = route(method, pathname);
+    if (match === null && isApi) {
+      sendError(res, 404, 'NOT_FOUND', `no API endpoint ${pathname}`, head);
+      return;
+    }
+    if (match?.kind === 'method') {
+      sendError(res, 405, 'VALIDATION', `method ${method} not allowed`, head, { allow: match.allow });
+      return;
+    }
+    if (match?.kind === 'bad-param') {
+      sendError(res, 400, 'VALIDATION', `${match.name} is not valid URL encoding`, head);
+      return;
+    }
+    const src: CredentialSource = { headers: req.headers, remoteAddress: req.socket.remoteAddress };
+    const who = authorize(src);
+    if (match === null) {
+      // A page of the web app (open to all: its data comes through the API and the socket).
+      if ((method === 'GET' || head) && searchParams.has('access_token')) {
+        kioskLogin(req, res, url);
         return;
       }
-    }
-    if (pathname === '/api/v1/health') {
-      json(res, 200, health(), head);
+      pageSession(res, pathname, who, req);
+      // The raw path, not the URL-normalised one: `..` segments are refused, not silently resolved.
+      await serveStatic(req, res, (req.url ?? '/').split(/[?#]/, 1)[0] ?? '/');
       return;
     }
-    if (pathname === '/api/v1/fleet') {
-      const body: { serverTime: number; storage: StorageInfo; nodes: NodeView[] } = {
-        serverTime: clock.now(),
-        storage: storageInfo(),
-        nodes: fleet.snapshot(),
-      };
-      json(res, 200, body, head);
-      return;
-    }
-    if (pathname === '/api/v1/alerts') {
-      const { status, body } = alertsQuery(alertService, searchParams);
-      json(res, status, body, head);
-      return;
-    }
-    const processesPath = /^\/api\/v1\/nodes\/([^/]+)\/processes$/.exec(pathname);
-    if (processesPath) {
-      let node: string;
-      try {
-        node = decodeURIComponent(processesPath[1]!);
-      } catch {
-        json(
+    // A state-changing request that a browser's cookie authenticates must come from our own page.
+    if (method !== 'GET' && !head && parseCookies(req.headers.cookie).has(SESSION_COOKIE)) {
+      const origin = req.headers.origin;
+      if (!origin || !isAllowedOrigin(origin, req.headers.host, config.allowedOrigins, secure)) {
+        httpLog.warn(
+          { origin: origin ?? null, path: pathname, remote: peerAddress(req.socket.remoteAddress) },
+          'cross-origin request refused',
+        );
+        sendError(
           res,
-          400,
-          { error: { code: 'VALIDATION', message: 'node name is not valid URL encoding' } },
-          head,
+          403,
+          'FORBIDDEN',
+          "a request authenticated by a cookie must come from this server's own pages (Origin check)",
         );
         return;
       }
-      const processes = fleet.processDetails(node);
-      if (processes === null) {
-        json(
+    }
+    const { route: r, params } = match;
+    const principal = who.principal;
+    if (!roleAtLeast(principal.role, r.role) && !(r.admit?.({ req, principal }) ?? false)) {
+      if (who.error) {
+        sendError(res, 401, 'UNAUTHORIZED', who.error, head, {
+          'www-authenticate': 'Bearer error="invalid_token"',
+        });
+      } else if (!who.presented) {
+        sendError(
           res,
-          404,
-          { error: { code: 'NOT_FOUND', message: `no node named ${JSON.stringify(node)}` } },
+          401,
+          'UNAUTHORIZED',
+          `${pathname} needs the ${r.role} role: send Authorization: Bearer <token> or sign in`,
+          head,
+          {
+            'www-authenticate': 'Bearer realm="gpupulse"',
+          },
+        );
+      } else {
+        sendError(
+          res,
+          403,
+          'FORBIDDEN',
+          `${pathname} needs the ${r.role} role; you have ${principal.role}`,
           head,
         );
-        return;
       }
-      json(res, 200, { serverTime: clock.now(), node, processes }, head);
       return;
     }
-    if (pathname === '/metrics') {
-      const text = await metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
-      res.end(head ? undefined : text);
-      return;
+    try {
+      await r.handle({ req, res, params, query: searchParams, head, principal });
+    } catch (err) {
+      if (err instanceof HttpError || err instanceof ApiError) {
+        sendError(res, err.status, err.code, err.message, head);
+      } else if (err instanceof StoreQueryError) {
+        httpLog.error({ err: err.message, url: req.url }, 'storage query failed');
+        sendError(res, 503, 'UNAVAILABLE', 'the storage query failed; see the server log', head);
+      } else throw err;
     }
-    if (isApi && (await projectsApi(req, res, pathname, searchParams))) return;
-    if (isApi) {
-      json(res, 404, { error: { code: 'NOT_FOUND', message: `no API endpoint ${pathname}` } }, head);
-      return;
-    }
-    // The raw path, not the URL-normalised one: `..` segments are refused, not silently resolved.
-    await serveStatic(req, res, (req.url ?? '/').split(/[?#]/, 1)[0] ?? '/');
   };
 
-  const httpServer = createHttpServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      httpLog.error({ err, url: req.url }, 'request failed');
-      if (!res.headersSent) json(res, 500, { error: { code: 'INTERNAL', message: 'internal server error' } });
-      else res.destroy();
+  /** `?access_token=T` on a page: swap the token for a session cookie, then drop it from the address bar. */
+  const kioskLogin = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
+    const token = url.searchParams.get('access_token') ?? '';
+    url.searchParams.delete('access_token');
+    const location = url.pathname + (url.searchParams.size > 0 ? `?${url.searchParams}` : '');
+    const entry = token.length > 0 && token.length <= 512 ? findBySecret(access.current.tokens, token) : null;
+    if (entry) {
+      const value = signer.issue({
+        via: 'token',
+        name: entry.name,
+        user: entry.user ?? null,
+        tokenName: entry.name,
+        iat: Date.now(),
+        exp: null,
+      });
+      setSessionCookie(res, value, { secure, maxAgeSeconds: null });
+      audit.info(
+        { token: entry.name, role: entry.role, remote: peerAddress(req.socket.remoteAddress) },
+        'kiosk sign-in with a token',
+      );
+    } else {
+      httpLog.warn(
+        { remote: peerAddress(req.socket.remoteAddress), path: url.pathname },
+        'a page was opened with an access_token that is not in the access file; no session given',
+      );
+    }
+    res.writeHead(303, { location, 'cache-control': 'no-store', 'content-length': 0 });
+    res.end();
+  };
+
+  /** On page loads: renew a wall's session cookie (browsers cap its life), drop a dead one. */
+  const pageSession = (
+    res: ServerResponse,
+    pathname: string,
+    who: Resolution,
+    req: IncomingMessage,
+  ): void => {
+    if (extname(pathname) !== '') return;
+    const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+    if (!cookie) return;
+    if (who.error) {
+      res.setHeader(
+        'set-cookie',
+        `${SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
+      );
+    } else if (who.session?.via === 'token') {
+      setSessionCookie(res, cookie, { secure, maxAgeSeconds: null });
+    }
+  };
+
+  const tls = config.tls
+    ? { tlsCert: config.tls.certFile, tlsKey: config.tls.keyFile }
+    : { tlsCert: null, tlsKey: null };
+  let httpServer: HttpServer;
+  try {
+    httpServer = createHttpListener(tls, (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        httpLog.error(
+          { err, url: req.url?.replace(/access_token=[^&]*/g, 'access_token=…') },
+          'request failed',
+        );
+        if (!res.headersSent) sendError(res, 500, 'INTERNAL', 'internal server error');
+        else res.destroy();
+      });
     });
-  });
+  } catch (err) {
+    await closers.closeAll();
+    throw err;
+  }
+
+  // ---- Socket.IO ----
 
   const io = new SocketIOServer(httpServer, {
     // Above the message limit: an oversized report reaches its handler and is answered TOO_LARGE;
@@ -351,12 +644,29 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     maxHttpBufferSize: LIMITS.maxTransportBytes,
     parser: createFrameParser({ exactAbove: LIMITS.maxMessageBytes }),
     serveClient: false,
-    // Same-origin dashboards need no CORS; agents are not browsers.
+    // Browsers send Origin: only our own pages (and GPUPULSE_ALLOWED_ORIGINS) may open a socket.
+    // Agents are not browsers and send none.
+    allowRequest: (req, callback) => {
+      const ok = isAllowedOrigin(req.headers.origin, req.headers.host, config.allowedOrigins, secure);
+      if (!ok)
+        httpLog.warn(
+          { origin: req.headers.origin, remote: peerAddress(req.socket.remoteAddress) },
+          'socket handshake from a foreign origin refused',
+        );
+      callback(ok ? null : 'origin not allowed', ok);
+    },
+  });
+  closers.add('sockets', async () => {
+    await new Promise<void>((resolve) => {
+      io.close(() => resolve());
+      httpServer.closeAllConnections();
+    });
   });
 
-  agents = setupAgentNamespace({
+  const agentsNs = setupAgentNamespace({
     nsp: io.of(AGENT_NAMESPACE) as unknown as AgentNamespace,
     agentTokens: config.agentTokens,
+    access,
     fleet,
     buffer: writeBuffer,
     clock,
@@ -364,41 +674,54 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     metrics,
     clockSkewMs: config.clockSkewMs,
     sampleWindow: { maxAgeMs: config.sampleMaxAgeMs, maxAheadMs: config.sampleMaxAheadMs },
-    onGpuEvents: (node, events, gpus) => alertService.recordEvents(node, events, gpus),
+    onGpuEvents: (node, events, gpus) => alerts.recordEvents(node, events, gpus),
   });
-  dashboards = setupDashboardNamespace({
+  agentsConnected = () => agentsNs.connected();
+  const dash = setupDashboardNamespace({
     nsp: io.of(DASHBOARD_NAMESPACE) as unknown as DashboardNamespace,
     fleet,
     clock,
     logger: logger.child({ component: 'dashboards' }),
     metrics,
     storageInfo,
+    authorize,
+    maxDashboards: config.maxDashboards,
+    resyncMinIntervalMs: config.resyncMinIntervalMs,
     deltaIntervalMs: config.deltaIntervalMs,
     deltaPhaseMs: config.deltaPhaseMs,
     intervalMs: config.defaultAgentIntervalMs,
-    alertsSnapshot: () => alertService.snapshot(),
+    alertsSnapshot: () => alerts.snapshot(),
     projects: { meta: projectsMeta, latest: () => liveUsage.latest(), tick: () => liveUsage.update() },
   });
+  dashboards = dash;
+  closers.add('dashboard ticker', () => dash.stop());
+
   projects.onChange(() => {
     fleet.reattribute();
-    io.of(DASHBOARD_NAMESPACE).to(DASHBOARD_ROOM).emit('projects:meta', projectsMeta());
+    dash.publishMeta(projectsMeta());
   });
   projects.start();
-  const rollupTimer = setInterval(() => rollupAggregator.flush(), 5000);
-  rollupTimer.unref();
-  publishAlerts = (list) => io.of(DASHBOARD_NAMESPACE).to(DASHBOARD_ROOM).emit('alerts:changed', list);
+  closers.add('projects file', () => projects.close());
+  // A token removed from the access file ends the sessions and sockets that use it.
+  access.onChange(() => dash.recheck());
+  access.start();
+  closers.add('access file', () => access.close());
 
+  const every = (name: string, ms: number, fn: () => void) => {
+    const t = setInterval(fn, ms);
+    t.unref();
+    closers.add(name, () => clearInterval(t));
+  };
+  every('rollup timer', 5000, () => rollups.flush());
   // The 1 s ticker: node statuses, then alert rules over the fresh statuses.
-  const sweeper = setInterval(() => {
+  every('sweeper', config.sweepIntervalMs, () => {
     fleet.sweep();
-    alertService.tick();
-  }, config.sweepIntervalMs);
-  sweeper.unref();
+    alerts.tick();
+  });
   // Keep storage health fresh when no writes happen.
-  const pinger = setInterval(() => {
+  every('storage pinger', 5000, () => {
     if (writeBuffer.buffered === 0) void store.ping();
-  }, 5000);
-  pinger.unref();
+  });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -411,20 +734,13 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       else httpServer.listen(config.port, onListen);
     });
   } catch (err) {
-    clearInterval(sweeper);
-    clearInterval(pinger);
-    clearInterval(rollupTimer);
-    projects.close();
-    dashboards.stop();
-    await alertService.close();
-    await writeBuffer.close(0);
-    io.close();
-    if (ownsStore) await store.close();
+    await closers.closeAll();
     throw err;
   }
+  listening = true;
   const port = (httpServer.address() as AddressInfo).port;
   const host = !config.host || config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   let closing: Promise<void> | null = null;
   return {
@@ -435,32 +751,58 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     buffer: writeBuffer,
     registry: metrics.registry,
     io,
-    alerts: alertService,
+    alerts,
     spool,
     projects,
+    access,
+    routes: routes.map((r) => ({ path: r.path, methods: r.methods, role: r.role })),
     usage: liveUsage,
-    rollups: rollupAggregator,
+    rollups,
     retentionPolicies,
-    tick: () => dashboards.tick(),
+    tick: () => dash.tick(),
     health,
     close() {
-      closing ??= (async () => {
-        clearInterval(sweeper);
-        clearInterval(pinger);
-        dashboards.stop();
-        await new Promise<void>((resolve) => {
-          io.close(() => resolve());
-          httpServer.closeAllConnections();
-        });
-        await alertService.close();
-        clearInterval(rollupTimer);
-        projects.close();
-        // The minute and hour in progress are written as they are (a restart loses the rest).
-        rollupAggregator.flush(clock.now(), true);
-        await writeBuffer.close();
-        if (ownsStore) await store.close();
-      })();
+      closing ??= closers.closeAll();
       return closing;
     },
   };
+}
+
+/** The JSON object body of a POST (at most 64 KiB; empty = `{}`). */
+async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 65536) throw new HttpError(413, 'TOO_LARGE', 'the request body is larger than 64 KiB');
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // below
+  }
+  throw new HttpError(400, 'VALIDATION', 'the body must be a JSON object, e.g. {"silence":"2h"}');
+}
+
+/** `30m`, `2h`, `1d` (or milliseconds as a number) → ms; at most 30 days. */
+export function parseSilence(v: unknown): number {
+  let ms: number | null = null;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) ms = v;
+  else if (typeof v === 'string') {
+    const m = /^(\d{1,6})(s|m|h|d)$/.exec(v.trim());
+    if (m)
+      ms = Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  }
+  if (ms === null || ms > 30 * 86_400_000) {
+    throw new HttpError(
+      400,
+      'VALIDATION',
+      'silence must be a duration like "30m", "2h" or "1d" (at most 30 days)',
+    );
+  }
+  return ms;
 }

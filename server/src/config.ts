@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { cidrProblem } from './access/access-file.ts';
 import { parseWebhookList } from './alerts/config.ts';
+import { normalizeOrigin, parseAllowedOrigins } from './http/security.ts';
 
 /** The built web app, resolved from this package's location: `<repo>/web/dist`. */
 export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web/dist', import.meta.url));
@@ -108,6 +109,8 @@ export interface ServerConfig {
   allowedOrigins: string[];
   /** HTTPS: certificate and key files (PEM); both or neither. */
   tls: { certFile: string; keyFile: string } | null;
+  /** The dashboard's external URL (behind a reverse proxy); https here makes cookies `Secure`. */
+  publicUrl: string | null;
 }
 
 export interface RetentionConfig {
@@ -231,6 +234,7 @@ const EnvSchema = z.object({
   GPUPULSE_HOST: opt,
   GPUPULSE_TLS_CERT: opt,
   GPUPULSE_TLS_KEY: opt,
+  GPUPULSE_PUBLIC_URL: opt,
   GPUPULSE_MAX_DASHBOARDS: opt.pipe(
     z.coerce
       .number<string | undefined>({ message: 'GPUPULSE_MAX_DASHBOARDS must be a number' })
@@ -297,17 +301,14 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     const problem = cidrProblem(c);
     if (problem) issues.push(`GPUPULSE_METRICS_FROM: ${c}: ${problem}`);
   }
-  const allowedOrigins: string[] = [];
-  for (const o of list(e.GPUPULSE_ALLOWED_ORIGINS)) {
-    try {
-      const u = new URL(o);
-      if (!['http:', 'https:'].includes(u.protocol) || u.origin !== o.replace(/\/$/, '')) throw new Error();
-      allowedOrigins.push(u.origin);
-    } catch {
-      issues.push(
-        `GPUPULSE_ALLOWED_ORIGINS: ${o}: must be an origin like https://wall.example.org (no path)`,
-      );
-    }
+  let allowedOrigins: string[] = [];
+  try {
+    allowedOrigins = parseAllowedOrigins(e.GPUPULSE_ALLOWED_ORIGINS);
+  } catch (err) {
+    issues.push((err as Error).message);
+  }
+  if (e.GPUPULSE_PUBLIC_URL && !normalizeOrigin(e.GPUPULSE_PUBLIC_URL)) {
+    issues.push('GPUPULSE_PUBLIC_URL must be an http(s) URL like https://gpupulse.example.org');
   }
   if (!!e.GPUPULSE_TLS_CERT !== !!e.GPUPULSE_TLS_KEY) {
     issues.push('set both GPUPULSE_TLS_CERT and GPUPULSE_TLS_KEY for HTTPS, or neither');
@@ -379,5 +380,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
       e.GPUPULSE_TLS_CERT && e.GPUPULSE_TLS_KEY
         ? { certFile: abs(e.GPUPULSE_TLS_CERT), keyFile: abs(e.GPUPULSE_TLS_KEY) }
         : null,
+    publicUrl: e.GPUPULSE_PUBLIC_URL ? e.GPUPULSE_PUBLIC_URL.replace(/\/+$/, '') : null,
   };
 }

@@ -59,13 +59,6 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const log = logger.child({ component: 'main' });
 
-  if (config.agentTokens.length === 0) {
-    log.warn(
-      'GPUPULSE_AGENT_TOKENS is not set: EVERY agent will be refused. ' +
-        'Set it to a comma-separated list of secrets, e.g. GPUPULSE_AGENT_TOKENS="$(openssl rand -hex 16)", ' +
-        'and give agents the same value with --token / GPUPULSE_TOKEN.',
-    );
-  }
   if (config.redisUrl) {
     log.warn(
       'GPUPULSE_REDIS_URL is set but scale-out over Redis is not implemented yet; running as a single process',
@@ -157,6 +150,40 @@ async function main(): Promise<void> {
     },
     'alerts and write spool',
   );
+  const access = server.access.current;
+  if (config.agentTokens.length === 0 && access.agents.length === 0) {
+    log.warn(
+      'no agent tokens (GPUPULSE_AGENT_TOKENS, or `agents:` in GPUPULSE_ACCESS_FILE): EVERY agent will be refused. ' +
+        'Bind a token to node names in the access file, e.g. agents: [{ name: rack-a, sha256: "<sha256sum of the token>", nodes: ["gpu-a-*"] }], ' +
+        'and give agents the token with --token / GPUPULSE_TOKEN.',
+    );
+  } else if (config.agentTokens.length > 0) {
+    log.warn(
+      { unboundTokens: config.agentTokens.length },
+      'GPUPULSE_AGENT_TOKENS tokens are NOT bound to nodes: whoever holds one can report as any node. ' +
+        'Prefer `agents:` entries with `nodes:` globs in GPUPULSE_ACCESS_FILE.',
+    );
+  }
+  if (config.accessFile) {
+    log.info(
+      {
+        accessFile: config.accessFile,
+        anonymous: access.anonymous,
+        tokens: access.tokens.length,
+        agents: access.agents.length,
+        oidc: access.oidc !== null,
+        trustedProxy: access.trustedProxy !== null,
+      },
+      'access file (watched; reloaded on change)',
+    );
+  } else {
+    log.info(
+      'GPUPULSE_ACCESS_FILE is not set: anonymous visitors get the display role (the fleet without user names, ' +
+        'job names or command lines); set an access file for tokens, single sign-on or a trusted proxy',
+    );
+  }
+  if (config.metricsFrom.length > 0)
+    log.info({ metricsFrom: config.metricsFrom }, '/metrics open to these addresses');
   log.info(
     { url: server.url, port: server.port, storage: store.info().kind, webDir: config.webDir },
     `gpupulse-server listening on ${server.url}`,

@@ -62,12 +62,10 @@ describe('DeltaEncoder', () => {
     expect(e.encode([without], []).nodes).toEqual([without]);
   });
 
-  it('sends changed nodes in full after a dashboard joined, and forgets removed nodes', () => {
+  it('keeps patching when dashboards join (full nodes for them are the namespace's job), and forgets removed nodes', () => {
     const e = new DeltaEncoder();
     e.encode([node()], []);
-    e.clientJoined();
-    const changed = node({ lastSeen: 3000 });
-    expect(e.encode([changed], []).nodes).toEqual([changed]);
+    expect(e.encode([node({ lastSeen: 3000 })], []).patches).toHaveLength(1);
     expect(e.encode([node({ lastSeen: 4000 })], []).patches).toHaveLength(1);
     e.encode([], ['n1']);
     expect(e.encode([node({ lastSeen: 5000 })], []).nodes).toHaveLength(1);

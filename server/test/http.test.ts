@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { HealthSchema } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
+import { bearer, startServerWithAccess } from './access-helpers.ts';
 import { connectAgent, report, sample, startServer, tempDir } from './helpers.ts';
 
 /** Raw GET (fetch would normalise `..` away). */
@@ -81,7 +82,7 @@ describe('HTTP', () => {
   });
 
   it('lists a node’s processes with their attribution; 404 for an unknown node', async () => {
-    const server = await startServer();
+    const server = await startServerWithAccess('display');
     const node = 'n "1" <b>/x';
     const agent = await connectAgent(server, { node });
     const s = sample(1, Date.now());
@@ -98,7 +99,9 @@ describe('HTTP', () => {
       { gpuUuid: uuid, pid: 21, usedMemoryMiB: 1000, name: 'python', user: 'lee' },
     ];
     await report(agent, { samples: [s] });
-    const res = await fetch(`${server.url}/api/v1/nodes/${encodeURIComponent(node)}/processes`);
+    const res = await fetch(`${server.url}/api/v1/nodes/${encodeURIComponent(node)}/processes`, {
+      headers: bearer('admin'),
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as {
       node: string;
@@ -110,7 +113,9 @@ describe('HTTP', () => {
       [21, 1, 'unassigned', 0.25],
     ]);
     expect(body.processes[0]?.cmdline).toBe('python train.py');
-    expect((await fetch(`${server.url}/api/v1/nodes/nope/processes`)).status).toBe(404);
+    expect(
+      (await fetch(`${server.url}/api/v1/nodes/nope/processes`, { headers: bearer('admin') })).status,
+    ).toBe(404);
     expect((await fetch(`${server.url}/api/v1/nodes/%E0%A4%A/processes`)).status).toBe(400);
   });
 

@@ -12,6 +12,7 @@ import { io } from 'socket.io-client';
 import { describe, expect, it } from 'vitest';
 import { ProjectsFileError, parseProjectsFile } from '../src/projects/projects-file.ts';
 import { ProjectsRegistry } from '../src/projects/projects-registry.ts';
+import { startServerWithAccess } from './access-helpers.ts';
 import {
   connectAgent,
   type DashboardClient,
@@ -120,7 +121,10 @@ describe('projects file', () => {
       file,
       JSON.stringify({ projects: [{ id: 'alpha', quota: 4, match: { users: ['alice'] } }] }),
     );
-    const server = await startServer({ config: { projectsFile: file, projectsPollMs: 60_000 } });
+    // Anonymous viewers: the pushed usage carries user names (display would not).
+    const server = await startServerWithAccess('viewer', {
+      config: { projectsFile: file, projectsPollMs: 60_000 },
+    });
     const socket: DashboardClient = io(server.url + DASHBOARD_NAMESPACE, {
       transports: ['websocket'],
       reconnection: false,

@@ -8,6 +8,7 @@
  * Pure functions over fresh copies: the live state objects are never modified.
  */
 import type {
+  AlertsList,
   GpuPatch,
   GpuView,
   NodePatch,
@@ -78,4 +79,15 @@ export function redactProcesses(processes: ProcessDetail[], principal: Principal
     const { cmdline: _c, env: _e, ...rest } = p;
     return { ...rest, redacted: REDACTED };
   });
+}
+
+/** Alerts as `role` may see them: display does not learn who acknowledged an alert. */
+export function redactAlerts(list: AlertsList, role: Role): AlertsList {
+  if (seesPeople(role) || !list.alerts.some((a) => a.acknowledged?.by)) return list;
+  return {
+    ...list,
+    alerts: list.alerts.map((a) =>
+      a.acknowledged ? { ...a, acknowledged: { ...a.acknowledged, by: null } } : a,
+    ),
+  };
 }

@@ -30,6 +30,9 @@ export class AlertService {
   readonly webhooks: WebhookNotifier;
   private readonly opts: AlertServiceOptions;
   private readonly log: Logger | undefined;
+  /** Acknowledgements by alert id, and webhook silences by rule + subject (bounded, pruned on use). */
+  private readonly acks = new Map<string, NonNullable<Alert['acknowledged']>>();
+  private readonly silences = new Map<string, number>();
 
   constructor(opts: AlertServiceOptions) {
     this.opts = opts;
@@ -61,8 +64,10 @@ export class AlertService {
     if (changed.length === 0) return changed;
     this.opts.onChange?.(changed);
     this.opts.write(changed.map(alertPoint));
-    this.opts.publish({ serverTime: this.opts.clock.now(), alerts: changed });
-    this.webhooks.notify(changed);
+    const now = this.opts.clock.now();
+    this.opts.publish({ serverTime: now, alerts: changed.map((a) => this.decorate(a)) });
+    const loud = this.silences.size === 0 ? changed : changed.filter((a) => !this.silenced(a, now));
+    if (loud.length > 0) this.webhooks.notify(loud);
     return changed;
   }
 
@@ -75,18 +80,56 @@ export class AlertService {
   }
 
   list(filter: AlertFilter = {}): AlertsList {
-    return this.engine.list(filter);
+    const list = this.engine.list(filter);
+    return this.acks.size === 0 ? list : { ...list, alerts: list.alerts.map((a) => this.decorate(a)) };
   }
 
   /** What a dashboard gets on connect: firing and recently resolved alerts. */
   snapshot(): AlertsList {
-    return this.engine.list({ state: 'all' });
+    return this.list({ state: 'all' });
+  }
+
+  /**
+   * Acknowledges the alert `id` (firing or recently resolved) on behalf of `by`; with `silenceMs`,
+   * webhooks stay quiet for the same rule and subject (node, GPU) until then. Dashboards get the
+   * alert again with `acknowledged` set. Null when there is no such alert.
+   */
+  acknowledge(id: string, by: string, silenceMs: number | null): Alert | null {
+    const alert = this.engine.list({ state: 'all' }).alerts.find((a) => a.id === id);
+    if (!alert) return null;
+    const now = this.opts.clock.now();
+    const silencedUntil = silenceMs && silenceMs > 0 ? now + silenceMs : null;
+    this.prune(now);
+    this.acks.set(id, { by, at: now, silencedUntil });
+    if (silencedUntil !== null) this.silences.set(subjectOf(alert), silencedUntil);
+    const out = this.decorate(alert);
+    this.opts.publish({ serverTime: now, alerts: [out] });
+    return out;
+  }
+
+  private decorate(a: Alert): Alert {
+    const ack = this.acks.get(a.id);
+    return ack ? { ...a, acknowledged: ack } : a;
+  }
+
+  private silenced(a: Alert, now: number): boolean {
+    const until = this.silences.get(subjectOf(a));
+    return until !== undefined && until > now;
+  }
+
+  private prune(now: number): void {
+    for (const [k, until] of this.silences) if (until <= now) this.silences.delete(k);
+    if (this.acks.size < 1000) return;
+    const listed = new Set(this.engine.list({ state: 'all' }).alerts.map((a) => a.id));
+    for (const id of this.acks.keys()) if (!listed.has(id)) this.acks.delete(id);
   }
 
   close(): Promise<void> {
     return this.webhooks.close();
   }
 }
+
+const subjectOf = (a: Alert): string => `${a.rule}\u0000${a.node}\u0000${a.gpuUuid ?? ''}`;
 
 const STATES = ['firing', 'resolved', 'all'] as const;
 

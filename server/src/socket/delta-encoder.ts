@@ -4,17 +4,14 @@ import type { GpuPatch, GpuView, NodePatch, NodeView } from '@gpupulse/protocol'
  * Turns the changed nodes of a tick into a compact `fleet:delta`: each node as a patch of only
  * the keys that differ from what the previous delta sent (most GPU fields — names, UUIDs, driver,
  * clocks max, ECC mode … — do not change from one second to the next), or in full when the node
- * is new, its GPU list changed, or a dashboard joined since the last tick (its snapshot may be
- * newer than what earlier patches were computed against).
+ * is new or its GPU list changed. One encoder serves every dashboard.
+ *
+ * A dashboard that joined (or resynced) since the previous delta holds a snapshot that may be
+ * newer than what the patches are computed against; the namespace sends that dashboard alone the
+ * changed nodes in full for one tick (`changed` as given here), the others keep the patches.
  */
 export class DeltaEncoder {
   private readonly sent = new Map<string, NodeView>();
-  private fullNext = false;
-
-  /** A dashboard joined: the next delta sends changed nodes in full. */
-  clientJoined(): void {
-    this.fullNext = true;
-  }
 
   encode(
     changed: readonly NodeView[],
@@ -26,11 +23,10 @@ export class DeltaEncoder {
     for (const view of changed) {
       const prev = this.sent.get(view.node);
       this.sent.set(view.node, view);
-      const patch = prev && !this.fullNext ? nodePatch(prev, view) : null;
+      const patch = prev ? nodePatch(prev, view) : null;
       if (patch === null) nodes.push(view);
       else if (patch !== NO_CHANGE) patches.push(patch);
     }
-    this.fullNext = false;
     return { nodes, patches };
   }
 }
