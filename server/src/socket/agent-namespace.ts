@@ -114,15 +114,24 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     );
   }
 
-  /** Counts a refusal; logs it at most once per minute per source address. */
-  const noteRefusal = (code: ErrorCode, message: string, remote: string, fields: Record<string, unknown>) => {
+  /**
+   * Counts a refusal; logs it at most once per minute per source address and kind (a flood of
+   * bad tokens does not hide a node taken by another token), with the number held back.
+   */
+  const noteRefusal = (
+    code: ErrorCode,
+    kind: string,
+    message: string,
+    remote: string,
+    fields: Record<string, unknown>,
+  ) => {
     metrics.agentsRefused.inc({ code });
-    const quiet = refusalLog.check(remote, monoNow());
+    const quiet = refusalLog.check(`${remote}|${kind}`, monoNow());
     if (!quiet) return;
     log.warn(
       { code, remote, ...fields, ...(quiet.suppressed > 0 ? { heldBack: quiet.suppressed } : {}) },
       `agent refused: ${message}` +
-        (quiet.suppressed > 0 ? ` (${quiet.suppressed} more refusals from ${remote} not logged)` : ''),
+        (quiet.suppressed > 0 ? ` (${quiet.suppressed} more like it from ${remote} not logged)` : ''),
     );
   };
 
@@ -130,7 +139,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
   const allowReport = (socket: AgentSocket): boolean => {
     if (reportsByNode.take(socket.data.node, monoNow())) return true;
     metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'rate_limited' });
-    const quiet = refusalLog.check(socket.data.remote, monoNow());
+    const quiet = refusalLog.check(`${socket.data.remote}|report-rate`, monoNow());
     if (quiet) {
       log.warn(
         { node: socket.data.node, remote: socket.data.remote, heldBack: quiet.suppressed },
@@ -146,13 +155,14 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     const raw = (typeof auth === 'object' && auth !== null ? auth : {}) as Record<string, unknown>;
     const remote = remoteAddress(socket);
     const rawNode = typeof raw.node === 'string' ? raw.node.slice(0, 256) : null;
-    const refuse = (code: ErrorCode, message: string, fields: Record<string, unknown> = {}) => {
-      noteRefusal(code, message, remote, { node: rawNode, ...fields });
+    const refuse = (code: ErrorCode, kind: string, message: string, fields: Record<string, unknown> = {}) => {
+      noteRefusal(code, kind, message, remote, { node: rawNode, ...fields });
       next(connectError(code, message));
     };
     if (!(limits.exemptLoopback && isLoopback(remote)) && !handshakesByAddress.take(remote, monoNow())) {
       refuse(
         'RATE_LIMITED',
+        'address-rate',
         `too many agent handshakes from ${remote} (more than ${Math.round(limits.handshakesPerAddress.perSecond * 60)} a minute); retry later`,
       );
       return;
@@ -160,24 +170,26 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     if (!authority.configured) {
       refuse(
         'UNAUTHORIZED',
+        'token',
         'this server accepts no agent tokens: set GPUPULSE_AGENT_TOKENS=<token>[,<token>…] or agents: ' +
           'in GPUPULSE_ACCESS_FILE on the server',
       );
       return;
     }
     if (typeof raw.token !== 'string' || raw.token === '') {
-      refuse('UNAUTHORIZED', 'missing agent token (handshake auth.token)');
+      refuse('UNAUTHORIZED', 'token', 'missing agent token (handshake auth.token)');
       return;
     }
     const digest = tokenDigest(raw.token);
     const verdict = authority.authorize(digest, rawNode ?? '');
     if (raw.token.length > 512 || (!verdict.ok && verdict.reason === 'token')) {
-      refuse('UNAUTHORIZED', 'invalid agent token');
+      refuse('UNAUTHORIZED', 'token', 'invalid agent token');
       return;
     }
     if (raw.protocolVersion !== PROTOCOL_VERSION) {
       refuse(
         'PROTOCOL_VERSION',
+        'version',
         `protocol version mismatch: agent speaks ${JSON.stringify(raw.protocolVersion ?? null)}, ` +
           `server speaks ${PROTOCOL_VERSION}; upgrade the older side`,
       );
@@ -185,12 +197,12 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     }
     const parsed = AgentAuthSchema.safeParse(auth);
     if (!parsed.success) {
-      refuse('VALIDATION', `invalid handshake: ${describeZodError(parsed.error)}`);
+      refuse('VALIDATION', 'validation', `invalid handshake: ${describeZodError(parsed.error)}`);
       return;
     }
     const node = parsed.data.node;
     if (!verdict.ok) {
-      refuse('UNAUTHORIZED', verdict.message);
+      refuse('UNAUTHORIZED', 'node', verdict.message);
       return;
     }
     const tokenId = digest.toString('hex');
@@ -198,6 +210,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     if (!handshakesByNode.take(`${tokenId}\u0000${node}`, monoNow())) {
       refuse(
         'RATE_LIMITED',
+        'node-rate',
         `too many handshakes for node ${node} (more than ${Math.round(limits.handshakesPerNode.perSecond * 60)} a minute); retry later`,
         { agent: verdict.name },
       );
@@ -205,7 +218,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     }
     const holder = byNode.get(node);
     if (holder && holder.data.tokenId !== tokenId) {
-      refuse('UNAUTHORIZED', anotherTokenMessage(node), {
+      refuse('UNAUTHORIZED', 'conflict', anotherTokenMessage(node), {
         agent: verdict.name,
         holder: { agent: holder.data.agentName, remote: holder.data.remote, connectionId: holder.id },
       });
@@ -245,7 +258,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     if (previous && previous.data.tokenId !== socket.data.tokenId) {
       // Another token took the node between this handshake's check and now: the holder stays.
       const message = anotherTokenMessage(node);
-      noteRefusal('UNAUTHORIZED', message, socket.data.remote, {
+      noteRefusal('UNAUTHORIZED', 'conflict', message, socket.data.remote, {
         node,
         agent: socket.data.agentName,
         holder: { agent: previous.data.agentName, remote: previous.data.remote, connectionId: previous.id },
