@@ -59,6 +59,8 @@ export async function startOidcProvider(appOrigin: string, port?: number): Promi
     },
     cookies: { keys: ['gpupulse-test-provider-cookie-key'] },
     pkce: { required: () => true },
+    // Explicit lifetimes (the defaults work but print a notice each).
+    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 600 },
     features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
   });
   const events: string[] = [];
