@@ -1,8 +1,18 @@
 import { type FleetDelta, fail, PROTOCOL_VERSION } from '@gpupulse/protocol';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.ts';
 import { MemoryStore } from '../src/storage/memory-store.ts';
-import { connectAgent, connectDashboard, refusal, report, sample, startServer, waitFor } from './helpers.ts';
+import {
+  connectAgent,
+  connectDashboard,
+  gpu,
+  refusal,
+  report,
+  sample,
+  startServer,
+  waitFor,
+} from './helpers.ts';
 
 describe('/agent auth', () => {
   it('refuses a wrong token with UNAUTHORIZED', async () => {
@@ -316,5 +326,131 @@ describe('/dashboard', () => {
     agent.disconnect();
     await waitFor(() => server.fleet.view('node-a')?.status === 'offline', 2000, 'offline on disconnect');
     expect(server.fleet.view('node-a')?.connected).toBe(false);
+  });
+});
+
+describe('samples:report integrity', () => {
+  it('keeps the valid sample of a report and lists the invalid one (seq, index, code, message)', async () => {
+    const store = new MemoryStore();
+    const server = await startServer({
+      store,
+      config: { writeBuffer: { batchSize: 5000, flushIntervalMs: 20, maxPoints: 10_000 } },
+    });
+    const agent = await connectAgent(server);
+    const now = Date.now();
+    const good = sample(1, now);
+    const bad = sample(2, now + 1, { gpus: [gpu(0, { utilizationGpuPercent: 87.5 }), gpu(1)] });
+    const ack = await report(agent, { samples: [good, bad] });
+    expect(ack.ok).toBe(true);
+    if (!ack.ok) return;
+    expect(ack.data.acked).toEqual([1]);
+    expect(ack.data.rejected).toHaveLength(1);
+    expect(ack.data.rejected![0]).toMatchObject({ seq: 2, index: 1, code: 'VALIDATION' });
+    expect(ack.data.rejected![0]!.message).toMatch(/gpus\.0\.utilizationGpuPercent: .*integer/);
+    await waitFor(
+      () => store.readSeries({ measurement: 'nvidia_smi', field: 'utilization_gpu' }).length === 2,
+      3000,
+      'the valid sample stored',
+    );
+    await new Promise((r) => setTimeout(r, 60));
+    const ts = store.readSeries({ measurement: 'nvidia_smi', field: 'utilization_gpu' }).map((p) => p.ts);
+    expect(new Set(ts)).toEqual(new Set([now]));
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/gpupulse_samples_rejected_total\{code="VALIDATION"\} 1/);
+  });
+
+  it('refuses samples outside the ts window (TOO_OLD, TOO_NEW); a report of only those is VALIDATION', async () => {
+    const server = await startServer({ config: { sampleMaxAgeMs: 3600_000, sampleMaxAheadMs: 300_000 } });
+    const agent = await connectAgent(server);
+    const now = Date.now();
+    const ack = await report(agent, {
+      samples: [sample(1, now - 2 * 3600_000), sample(2, now), sample(3, now + 3600_000)],
+    });
+    expect(ack).toMatchObject({
+      ok: true,
+      data: {
+        acked: [2],
+        rejected: [
+          { seq: 1, index: 0, code: 'TOO_OLD' },
+          { seq: 3, index: 2, code: 'TOO_NEW' },
+        ],
+      },
+    });
+    const only = await report(agent, { samples: [sample(4, now + 10 * 365 * 86_400_000)] });
+    expect(only).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
+    if (!only.ok) expect(only.error.message).toMatch(/^samples\.0: ts .* ahead of the server clock/);
+    const seconds = await report(agent, { samples: [sample(5, Math.floor(now / 1000))] });
+    expect(seconds).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
+    if (!seconds.ok) expect(seconds.error.message).toMatch(/samples\.0\.ts: .*seconds/);
+  });
+
+  it('a node that once sent a +10 years sample keeps updating and stays online', async () => {
+    const clock = new ManualClock(Date.now());
+    const server = await startServer({ clock });
+    const agent = await connectAgent(server);
+    const t0 = clock.now();
+    await report(agent, { samples: [sample(1, t0 + 10 * 365 * 86_400_000)] });
+    for (let i = 0; i < 40; i++) {
+      clock.advance(1000);
+      const ack = await report(agent, {
+        samples: [sample(2 + i, clock.now(), { gpus: [gpu(0, { utilizationGpuPercent: i }), gpu(1)] })],
+      });
+      expect(ack.ok).toBe(true);
+    }
+    server.fleet.sweep();
+    const view = server.fleet.view('node-a')!;
+    expect(view.status).toBe('online');
+    expect(view.lastSampleTs).toBe(clock.now());
+    expect(view.gpus[0]?.utilizationGpuPercent).toBe(39);
+    expect(server.alerts.engine.firingByRule().node_offline ?? 0).toBe(0);
+  });
+
+  it('counts a frame with a bare NaN, logs it once, answers VALIDATION and keeps the connection', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => lines.push(l) });
+    const server = await startServer({ logger });
+    const agent = await connectAgent(server);
+    const rawAck = (id: number, frame: string) =>
+      new Promise<unknown>((resolve) => {
+        (agent as unknown as { acks: Record<number, (...a: unknown[]) => void> }).acks[id] = (a) =>
+          resolve(a);
+        agent.io.engine.write(frame);
+      });
+    const ts = Date.now();
+    const frame = (id: number) =>
+      `2/agent,${id}["samples:report",{"samples":[{"seq":1,"ts":${ts},"x":NaN}]}]`;
+    const first = await rawAck(9001, frame(9001));
+    expect(first).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
+    expect(JSON.stringify(first)).toMatch(/could not be decoded/);
+    await rawAck(9002, frame(9002));
+    expect(agent.connected).toBe(true);
+    const after = await report(agent, { samples: [sample(3, Date.now())] });
+    expect(after).toMatchObject({ ok: true, data: { acked: [3] } });
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/gpupulse_malformed_frames_total 2/);
+    expect(lines.filter((l) => l.includes('malformed frame'))).toHaveLength(1);
+  });
+
+  it('refuses with UNAVAILABLE (and a retry hint) instead of dropping when the backlog is full', async () => {
+    const store = new MemoryStore();
+    const server = await startServer({
+      store,
+      config: { writeBuffer: { batchSize: 10, flushIntervalMs: 60_000, maxPoints: 10 } },
+    });
+    const agent = await connectAgent(server);
+    const now = Date.now();
+    // 3 points per sample: the buffer (80 % of 10 = 8 points) takes two samples, then refuses
+    expect(await report(agent, { samples: [sample(1, now)] })).toMatchObject({ ok: true });
+    expect(await report(agent, { samples: [sample(2, now + 1)] })).toMatchObject({ ok: true });
+    const refused = await report(agent, { samples: [sample(3, now + 2)] });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'UNAVAILABLE' } });
+    if (!refused.ok) expect(refused.error.retryAfterMs).toBeGreaterThan(0);
+    // the live view still follows the refused sample
+    expect(server.fleet.view('node-a')?.lastSampleTs).toBe(now + 2);
+    expect(server.buffer.stats.pointsDroppedOverflow).toBe(0);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/gpupulse_samples_refused_total\{reason="backlog_full"\} 1/);
+    await server.buffer.flush(1000);
+    expect(store.readSeries({ measurement: 'nvidia_smi', field: 'utilization_gpu' })).toHaveLength(4);
   });
 });
