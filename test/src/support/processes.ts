@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentBin, fakeNvidiaSmi, serverBin, simBin } from './paths.ts';
@@ -73,9 +73,15 @@ export async function startServer(
   const port = options.port ?? (await freePort());
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'gpupulse-server-')));
+  // Without an access file of its own, a test server lets anonymous visitors be viewers (user
+  // names, jobs, processes), as the views under test show them; GPUPULSE_ACCESS_FILE: '' gives
+  // the server's own default (anonymous display).
+  const defaultAccess = join(dataDir, 'access-test-default.yaml');
+  if (!('GPUPULSE_ACCESS_FILE' in env)) await writeFile(defaultAccess, 'anonymous: viewer\n');
   const proc = startProcess(process.execPath, [serverBin], {
     GPUPULSE_AGENT_TOKENS: `${AGENT_TOKEN},second-token`,
     GPUPULSE_DATA_DIR: dataDir,
+    ...('GPUPULSE_ACCESS_FILE' in env ? {} : { GPUPULSE_ACCESS_FILE: defaultAccess }),
     ...env,
     GPUPULSE_PORT: String(port),
   });
