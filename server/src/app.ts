@@ -667,6 +667,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     nsp: io.of(AGENT_NAMESPACE) as unknown as AgentNamespace,
     agentTokens: config.agentTokens,
     access,
+    limits: config.agentLimits,
     fleet,
     buffer: writeBuffer,
     clock,

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { cidrProblem } from './access/access-file.ts';
 import { parseWebhookList } from './alerts/config.ts';
 import { normalizeOrigin, parseAllowedOrigins } from './http/security.ts';
+import type { AgentRateLimits } from './socket/agent-auth.ts';
 
 /** The built web app, resolved from this package's location: `<repo>/web/dist`. */
 export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web/dist', import.meta.url));
@@ -99,6 +100,8 @@ export interface ServerConfig {
   accessFile: string | null;
   /** Fallback poll of the access file (it is also watched). */
   accessPollMs: number;
+  /** Agent handshake/report rate limits (not from env; defaults in socket/agent-auth.ts). */
+  agentLimits?: Partial<AgentRateLimits>;
   /** CIDRs that may scrape `/metrics` without credentials (Prometheus). */
   metricsFrom: string[];
   /** Most dashboards connected at once; more are refused at connect. */

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import type { ServerNotice } from '@gpupulse/protocol';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { AgentAuthority, OncePerInterval, TokenBuckets, tokenDigest } from '../src/socket/agent-auth.ts';
+import {
+  AgentAuthority,
+  type AgentRateLimits,
+  OncePerInterval,
+  TokenBuckets,
+  tokenDigest,
+} from '../src/socket/agent-auth.ts';
 import {
   type AgentClient,
   connectAgent,
@@ -44,7 +50,10 @@ const DEFAULT_AGENTS = [
 ];
 
 /** A server with an access file (agents rack-a, rack-b, lab-dgx) and the env token TOKEN; logs captured. */
-async function serverWithAccess(agents = DEFAULT_AGENTS, opts: { envTokens?: string[] } = {}) {
+async function serverWithAccess(
+  agents = DEFAULT_AGENTS,
+  opts: { envTokens?: string[]; agentLimits?: Partial<AgentRateLimits> } = {},
+) {
   const dir = await tempDir('gpupulse-agent-auth-');
   const file = join(dir, 'access.yaml');
   await writeFile(file, accessYaml(agents));
@@ -52,7 +61,7 @@ async function serverWithAccess(agents = DEFAULT_AGENTS, opts: { envTokens?: str
   const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) });
   const server = await startServer({
     logger,
-    config: { accessFile: file, agentTokens: opts.envTokens ?? [TOKEN] },
+    config: { accessFile: file, agentTokens: opts.envTokens ?? [TOKEN], agentLimits: opts.agentLimits },
   });
   return { server, file, lines };
 }
@@ -120,17 +129,17 @@ describe('agent tokens bound to nodes', () => {
     await waitFor(() => server.health().agents === 1, 2000, 'one agent');
   });
 
-  it('unbound GPUPULSE_AGENT_TOKENS still work for any node, and the server warns once that they are unbound', async () => {
-    const { server, lines } = await serverWithAccess(DEFAULT_AGENTS, {
+  it('unbound GPUPULSE_AGENT_TOKENS still work for any node, beside bound ones', async () => {
+    const { server } = await serverWithAccess(DEFAULT_AGENTS, {
       envTokens: [TOKEN, 'second-env-token'],
     });
     const a = await connectAgent(server, { token: TOKEN, node: 'anything-01' });
     const b = await connectAgent(server, { token: 'second-env-token', node: 'gpu-a-99' });
     expect((await report(a, { samples: [sample(1, Date.now())] })).ok).toBe(true);
     expect((await report(b, { samples: [sample(1, Date.now())] })).ok).toBe(true);
-    const warnings = lines.filter((l) => /not bound to nodes/.test(l.msg));
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ tokens: 2 });
+    // The same unbound token may hold several nodes; a bound token still only its own.
+    await connectAgent(server, { token: TOKEN, node: 'gpu-b-05' });
+    expect((await refusal(server, { token: RACK_A, node: 'anything-01' })).data?.code).toBe('UNAUTHORIZED');
     // Without any agent token at all, every agent is refused with how to fix it.
     const { server: none } = await serverWithAccess([], { envTokens: [] });
     const err = await refusal(none, { token: 'x' });
@@ -220,6 +229,38 @@ describe('rate limits', () => {
     ).toBe(5);
     // Five refusals from one address → one log line (the rest are counted, not logged).
     expect(lines.filter((l) => /^agent refused: too many handshakes/.test(l.msg))).toHaveLength(1);
+  });
+
+  it('handshakes per source address: refused before any token check, whatever the token or node', async () => {
+    const { server, lines } = await serverWithAccess(DEFAULT_AGENTS, {
+      agentLimits: { exemptLoopback: false, handshakesPerAddress: { burst: 4, perSecond: 4 / 60 } },
+    });
+    await connectAgent(server, { token: RACK_A, node: 'gpu-a-01' });
+    await connectAgent(server, { token: RACK_B, node: 'gpu-b-01' });
+    expect((await refusal(server, { token: 'wrong' })).data?.code).toBe('UNAUTHORIZED');
+    await connectAgent(server, { token: DGX, node: 'dgx-01' });
+    const limited = await Promise.all([
+      refusal(server, { token: DGX, node: 'dgx-02' }),
+      refusal(server, { token: 'wrong' }),
+      refusal(server, { token: RACK_A, node: 'gpu-a-09' }),
+    ]);
+    for (const err of limited) {
+      expect(err.data?.code).toBe('RATE_LIMITED');
+      expect(err.message).toMatch(
+        /^too many agent handshakes from \S+ \(more than 4 a minute\); retry later$/,
+      );
+    }
+    const text = await metricsText(server.url);
+    expect(counterValue(text, /gpupulse_agent_connections_refused_total\{code="RATE_LIMITED"\} (\d+)/)).toBe(
+      3,
+    );
+    expect(counterValue(text, /gpupulse_agent_connections_refused_total\{code="UNAUTHORIZED"\} (\d+)/)).toBe(
+      1,
+    );
+    const logged = lines.filter((l) => /^agent refused: too many agent handshakes/.test(l.msg));
+    expect(logged).toHaveLength(1);
+    // The three connected agents were not touched.
+    expect(server.health().agents).toBe(3);
   });
 
   it('reports per node: beyond the burst the ack is RATE_LIMITED (nothing stored), counted in /metrics', async () => {

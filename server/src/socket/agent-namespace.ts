@@ -106,14 +106,6 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
   const sampleWindow = deps.sampleWindow ?? DEFAULT_SAMPLE_WINDOW;
   let connections = 0;
 
-  if (authority.unboundCount > 0) {
-    log.warn(
-      { tokens: authority.unboundCount },
-      'GPUPULSE_AGENT_TOKENS are not bound to nodes: their holders may report as any node. ' +
-        'Prefer agents: entries with nodes: globs in GPUPULSE_ACCESS_FILE',
-    );
-  }
-
   /**
    * Counts a refusal; logs it at most once per minute per source address and kind (a flood of
    * bad tokens does not hide a node taken by another token), with the number held back.
