@@ -283,3 +283,76 @@ describe('SocketTransport', () => {
     await q.close();
   });
 });
+
+describe('SocketTransport: per-sample acks, backpressure, TOO_LARGE', () => {
+  it('drops and counts the samples the ack rejects, keeps nothing else back', async () => {
+    const h = await startServer();
+    h.reply = (samples) => ({
+      ok: true,
+      data: {
+        acked: samples.filter((s) => s.seq % 2 === 0).map((s) => s.seq),
+        rejected: samples
+          .filter((s) => s.seq % 2 === 1)
+          .map((s, i) => ({ seq: s.seq, index: i, code: 'VALIDATION' as const, message: 'gpus.0.x: bad' })),
+        serverTime: Date.now(),
+      },
+    });
+    const q = new MemoryQueue();
+    for (let i = 0; i < 10; i++) q.push(sample(i));
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => q.size === 0);
+    expect(t.acked).toBe(5);
+    expect(t.rejected).toBe(5);
+    expect(q.dropped).toBe(5);
+    // each sample sent once: rejected ones are not retried
+    expect(h.reports.flatMap((r) => r.seqs).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('UNAVAILABLE: keeps the samples, waits at least the retry hint, then delivers everything', async () => {
+    const h = await startServer();
+    let refusals = 2;
+    const refusedAt: number[] = [];
+    h.reply = (samples) => {
+      if (refusals-- > 0) {
+        refusedAt.push(Date.now());
+        return { ok: false, error: { code: 'UNAVAILABLE', message: 'storage is behind', retryAfterMs: 300 } };
+      }
+      return { ok: true, data: { acked: samples.map((s) => s.seq), serverTime: Date.now() } };
+    };
+    const q = new MemoryQueue();
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => t.connected);
+    for (let i = 0; i < 3; i++) q.push(sample(i));
+    t.notify();
+    await until(() => q.size === 0);
+    expect(refusedAt).toHaveLength(2);
+    expect(refusedAt[1]! - refusedAt[0]!).toBeGreaterThanOrEqual(280);
+    expect(t.refused).toBe(2);
+    expect(q.dropped).toBe(0);
+    expect(h.received.map((s) => s.seq).sort()).toEqual([0, 1, 2]);
+  });
+
+  it('TOO_LARGE: halves the batch until it fits; a single sample too large is dropped and counted', async () => {
+    const h = await startServer();
+    h.reply = (samples) => {
+      if (samples.some((s) => s.seq === 77) || samples.length > 60) {
+        return { ok: false, error: { code: 'TOO_LARGE', message: 'report is too large' } };
+      }
+      return { ok: true, data: { acked: samples.map((s) => s.seq), serverTime: Date.now() } };
+    };
+    const q = new MemoryQueue();
+    for (let i = 0; i < 300; i++) q.push(sample(i));
+    const t = connect(h.url, q, { replayBatchesPerSec: 1000 });
+    t.start();
+    await until(() => q.size === 0, 10_000);
+    expect(q.dropped).toBe(1);
+    expect(h.received.map((s) => s.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 300 }, (_, i) => i).filter((i) => i !== 77),
+    );
+    // 299 refused, then halves: 149, 74, 37 …
+    const sizes = h.reports.map((r) => r.seqs.length);
+    expect(sizes.slice(0, 5)).toEqual([1, 299, 149, 74, 37]);
+  });
+});

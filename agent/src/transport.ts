@@ -89,6 +89,13 @@ export class SocketTransport {
   replayBatches = 0;
   /** Samples acked by the server since start. */
   acked = 0;
+  /** Samples the server refused for good (dropped, counted in the queue's `dropped`). */
+  rejected = 0;
+  /** Reports the server did not take for now (RATE_LIMITED, UNAVAILABLE, INTERNAL): resent later. */
+  refused = 0;
+  private refusedStreak = 0;
+  private retryAfterMs = 0;
+  private readonly rejectLogged = new Set<string>();
 
   constructor(private readonly opts: TransportOptions) {
     this.log = opts.logger;
@@ -268,7 +275,12 @@ export class SocketTransport {
         const progressed = await this.sendBatch(batch, replay);
         if (!progressed) {
           this.failures++;
-          const delay = backoffDelay(this.failures - 1, 500, this.reconnectMaxMs);
+          // The server's retry hint (backpressure) when it gave one, else exponential backoff.
+          const delay = Math.max(
+            backoffDelay(this.failures - 1, 500, this.reconnectMaxMs),
+            this.retryAfterMs,
+          );
+          this.retryAfterMs = 0;
           this.retryTimer = setTimeout(() => {
             this.retryTimer = null;
             this.notify();
@@ -316,12 +328,38 @@ export class SocketTransport {
       this.checkSkew(ack.data.serverTime, sentAt);
       const removed = q.remove(ack.data.acked);
       this.acked += removed;
-      return removed > 0;
+      // Samples refused for good (invalid, or ts outside the server's window): resending them
+      // cannot succeed — drop, count, log the reason (once per code; the rest at debug).
+      const rejected = ack.data.rejected ?? [];
+      let dropped = 0;
+      if (rejected.length > 0) {
+        const seqs = rejected.map((r) => r.seq).filter((x): x is number => x !== null);
+        // A rejected entry without a seq names its sample by position in the report.
+        for (const r of rejected) if (r.seq === null && batch[r.index]) seqs.push(batch[r.index]!.seq);
+        dropped = q.remove(seqs);
+        q.countDropped(dropped);
+        this.rejected += dropped;
+        for (const r of rejected) {
+          const first = !this.rejectLogged.has(r.code);
+          this.rejectLogged.add(r.code);
+          this.log[first ? 'error' : 'debug'](
+            { code: r.code, seq: r.seq, reason: r.message, dropped: rejected.length },
+            first
+              ? 'server refused samples for good; dropped them (counted; further ones of this code logged at debug)'
+              : 'server refused a sample; dropped it',
+          );
+        }
+      }
+      this.refusedStreak = 0;
+      return removed + dropped > 0;
     }
     const { code, message } = ack.error;
     if (code === 'VALIDATION' || (code === 'TOO_LARGE' && batch.length === 1)) {
+      // VALIDATION on the whole report: none of its samples can be taken (the server lists
+      // rejected samples in an ok ack when some of a report are valid).
       const removed = q.remove(batch.map((s) => s.seq));
       q.countDropped(removed);
+      this.rejected += removed;
       this.log.error({ code, reason: message, dropped: removed }, 'server rejected samples; dropped them');
       return true;
     }
@@ -330,7 +368,17 @@ export class SocketTransport {
       this.log.warn({ batchLimit: this.batchLimit }, 'batch too large; sending smaller batches');
       return true;
     }
-    this.log.warn({ code, reason: message }, 'server did not take samples; will retry');
+    // RATE_LIMITED, UNAVAILABLE (storage behind: backpressure), INTERNAL: keep them, resend later.
+    this.refused++;
+    this.retryAfterMs = ack.error.retryAfterMs ?? 0;
+    if (this.refusedStreak++ === 0) {
+      this.log.warn(
+        { code, reason: message, retryAfterMs: ack.error.retryAfterMs, queued: q.size },
+        'server did not take samples; keeping them and retrying',
+      );
+    } else {
+      this.log.debug({ code, reason: message }, 'server did not take samples again');
+    }
     return false;
   }
 
