@@ -24,6 +24,24 @@ mkdir -p "$GPUPULSE_DATA_DIR"
 TOKEN=${GPUPULSE_AGENT_TOKENS%%,*}
 URL="http://127.0.0.1:$GPUPULSE_PORT"
 
+# Access (DEMO ONLY): anonymous visitors are viewers (they see user names and jobs, not other
+# users' command lines) and a fresh admin token is printed below. A real deployment writes its own
+# access file (see examples/access.yaml and server/README.md "Access").
+if [ -z "${GPUPULSE_ACCESS_FILE:-}" ]; then
+  ADMIN_TOKEN=$(node -e "process.stdout.write(require('node:crypto').randomBytes(16).toString('hex'))")
+  ADMIN_SHA=$(node -e "process.stdout.write(require('node:crypto').createHash('sha256').update(process.argv[1]).digest('hex'))" "$ADMIN_TOKEN")
+  export GPUPULSE_ACCESS_FILE="$GPUPULSE_DATA_DIR/demo-access.yaml"
+  cat > "$GPUPULSE_ACCESS_FILE" <<ACCESS
+# Written by scripts/demo.sh for the demo only: anonymous visitors are viewers.
+anonymous: viewer
+tokens:
+  - { name: demo-admin, role: admin, sha256: "$ADMIN_SHA" }
+ACCESS
+  chmod 600 "$GPUPULSE_ACCESS_FILE"
+else
+  ADMIN_TOKEN="(see your GPUPULSE_ACCESS_FILE)"
+fi
+
 if (exec 3<>"/dev/tcp/127.0.0.1/$GPUPULSE_PORT") 2>/dev/null; then
   die "port $GPUPULSE_PORT is already in use: stop what runs there or set GPUPULSE_PORT=<free port>"
 fi
@@ -68,6 +86,11 @@ cat >&2 <<MSG
     fleet API:  $URL/api/v1/fleet
     health:     $URL/api/v1/health
     metrics:    $URL/metrics
+
+  Access (DEMO ONLY, $GPUPULSE_ACCESS_FILE):
+    anonymous visitors are viewers; admin token: $ADMIN_TOKEN
+    e.g. curl -H "Authorization: Bearer $ADMIN_TOKEN" $URL/api/v1/nodes/replay-h100/processes
+    sign this browser in as admin: $URL/?access_token=$ADMIN_TOKEN
 
   Try, on node 'replay-h100' (the real agent, PID ${pids[2]}):
     kill -STOP ${pids[2]}   frozen but connected: stale after 3 s, offline after 30 s
