@@ -214,7 +214,7 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
         utilizationMemoryPercent: 0,
         memoryUsedMiB: 0,
         memoryTotalMiB: model.memoryTotalMiB,
-        temperatureCelsius: 30 + rnd() * 5,
+        temperatureCelsius: Math.round(30 + rnd() * 5),
         powerDrawWatts: model.idleWatts,
         powerLimitWatts: model.powerLimitWatts,
         fanSpeedPercent: null, // passively cooled datacenter cards report [N/A]
