@@ -4,7 +4,8 @@ import { ManualClock } from '../src/clock.ts';
 import { chooseStep, chooseTier, MAX_POINTS, periodStart } from '../src/history/history-api.ts';
 import { buildInfluxQL } from '../src/history/query-backend.ts';
 import { MemoryStore } from '../src/storage/memory-store.ts';
-import { connectAgent, gpu, sample, startServer, waitFor } from './helpers.ts';
+import { bearer, startServerWithAccess } from './access-helpers.ts';
+import { connectAgent, gpu, sample, waitFor } from './helpers.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -68,7 +69,11 @@ describe('history and usage on the in-memory store', () => {
     const T0 = Math.floor(Date.now() / HOUR) * HOUR - HOUR;
     const clock = new ManualClock(T0);
     const store = new MemoryStore({ now: () => clock.now(), maxAgeMs: 3 * HOUR });
-    const server = await startServer({ store, clock, config: { rollupGraceMs: 0, idleWindowMs: 30_000 } });
+    const server = await startServerWithAccess('display', {
+      store,
+      clock,
+      config: { rollupGraceMs: 0, idleWindowMs: 30_000 },
+    });
     const agent = await connectAgent(server, { node: 'n1' });
     const batch = [];
     for (let i = 0; i < 120; i++) {
@@ -90,7 +95,8 @@ describe('history and usage on the in-memory store', () => {
     );
 
     const get = async (path: string) => {
-      const res = await fetch(server.url + path);
+      // Usage by user needs the viewer role (the default anonymous role is display).
+      const res = await fetch(server.url + path, { headers: bearer('viewer') });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     };
     const raw = await get(
