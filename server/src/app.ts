@@ -236,7 +236,23 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     now: () => clock.now(),
     emit: (points) => writeBuffer.enqueue(points),
     rp: { '1m': retentionPolicies['1m'], '1h': retentionPolicies['1h'] },
+    // Late samples are merged into the stored rollups; the hour tier is rebuilt after a restart.
+    reader: store,
+    database: store instanceof InfluxStore ? store.database : config.influx.database,
+    progress: () => {
+      const st = writeBuffer.stats;
+      const done = st.pointsWritten + st.pointsRejected + st.pointsDroppedOverflow + st.pointsDroppedShutdown;
+      return { done, total: done + writeBuffer.buffered + writeBuffer.spooled };
+    },
+    onError: (err, what) =>
+      logger.child({ component: 'rollups' }).warn({ err: (err as Error).message ?? String(err) }, what),
   });
+  const rollupsLog = logger.child({ component: 'rollups' });
+  void rollups.rebuild().then(
+    (r) => rollupsLog.info(r, 'rollups: hour tier rebuilt from the 1m tier'),
+    (err: unknown) =>
+      rollupsLog.warn({ err: (err as Error).message }, 'rollups: could not rebuild the hour tier'),
+  );
   rollupSink.ingest = (node, samples, intervalMs) => rollups.ingest(node, samples, intervalMs);
   // The minute and hour in progress are written as they are (a restart loses the rest).
   closers.add('rollups', () => rollups.flush(clock.now(), true));

@@ -9,15 +9,17 @@ import { type GpuProcess, HistoryResponseSchema, UsageResponseSchema } from '@gp
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.ts';
 import { InfluxStore, quoteIdent, quoteString } from '../src/storage/influx-store.ts';
+import { storedName } from '../src/storage/line-protocol.ts';
 import { startManagedInfluxd } from '../src/storage/managed-influxd.ts';
+import { accessYaml, writeAccessFile } from './access-helpers.ts';
 import { connectAgent, gpu, onCleanup, sample, startServer, tempDir, waitFor } from './helpers.ts';
 
 const HOUR = 3_600_000;
 const MIN = 60_000;
 const DB = 'gp_rollups';
 const EVIL_USER = `o'brien "x" \\ '; DROP MEASUREMENT nvidia_smi; --\nnext`;
-/** Line protocol cannot carry a newline in a tag value: InfluxDB keeps the escape `\n` as two characters. */
-const EVIL_USER_STORED = EVIL_USER.replace('\n', '\\n');
+/** As line protocol stores it: the newline becomes `?`, the backslash before a space `⧵` (line-protocol.ts). */
+const EVIL_USER_STORED = storedName(EVIL_USER);
 const EVIL_NODE = `node "q" 'x' \\ y; DROP DATABASE ${DB}`;
 const EVIL_UUID = `GPU-'"\\ x' OR '1'='1`;
 
@@ -45,6 +47,8 @@ describe('rollups, history and usage against a real influxd', () => {
       clock,
       config: {
         projectsFile,
+        // Usage by user needs the viewer role: anonymous requests get it here.
+        accessFile: await writeAccessFile(accessYaml('viewer')),
         rollupGraceMs: 1000,
         idleWindowMs: MIN,
         writeBuffer: { batchSize: 5000, flushIntervalMs: 50, maxPoints: 500_000 },
@@ -229,7 +233,7 @@ describe('rollups, history and usage against a real influxd', () => {
       from: String(T0),
       to: String(T0 + 3 * MIN),
     });
-    expect(hn.series.map((s) => s.key)).toEqual([EVIL_UUID]);
+    expect(hn.series.map((s) => s.key)).toEqual([storedName(EVIL_UUID)]);
     expect(hn.series[0]!.points.filter((p) => p[1] !== null).every((p) => p[1] === 7)).toBe(true);
     const hg = await history({
       scope: 'gpu',
@@ -242,7 +246,7 @@ describe('rollups, history and usage against a real influxd', () => {
     expect(hg.series[0]!.points[0]![1]).toBe(7);
     const hp = await history({
       scope: 'project',
-      id: `alpha'\nOR '1'='1`,
+      id: `alpha' OR '1'='1`,
       metrics: 'gpus_in_use',
       from: String(T0 - 7 * HOUR),
       to: String(T0 + HOUR),
@@ -278,7 +282,7 @@ describe('rollups, history and usage against a real influxd', () => {
     expect(csv.type).toMatch(/^text\/csv/);
     const lines = csv.text.trimEnd().split('\r\n');
     expect(lines[0]).toBe('period_start,user,busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh');
-    expect(csv.text).toContain(`,"o'brien ""x"" \\ '; DROP MEASUREMENT nvidia_smi; --\\nnext",`);
+    expect(csv.text).toContain(`,"o'brien ""x"" ⧵ '; DROP MEASUREMENT nvidia_smi; --?next",`);
     expect((await usage('format=csv')).text.split('\r\n')[0]).toBe(
       'period_start,project,busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh',
     );
