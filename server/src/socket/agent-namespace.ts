@@ -172,9 +172,13 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
       refuse('UNAUTHORIZED', 'token', 'missing agent token (handshake auth.token)');
       return;
     }
+    if (raw.token.length > 512) {
+      refuse('UNAUTHORIZED', 'token', 'invalid agent token');
+      return;
+    }
     const digest = tokenDigest(raw.token);
     const verdict = authority.authorize(digest, rawNode ?? '');
-    if (raw.token.length > 512 || (!verdict.ok && verdict.reason === 'token')) {
+    if (!verdict.ok && verdict.reason === 'token') {
       refuse('UNAUTHORIZED', 'token', 'invalid agent token');
       return;
     }
