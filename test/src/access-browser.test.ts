@@ -11,6 +11,7 @@ import { waitFor } from './support/wait.ts';
 
 const ADMIN_TOKEN = 'browser-test-admin-token-0123456789abcdef';
 const WALL_TOKEN = 'browser-test-wall-token-0123456789abcdef';
+const VIEWER_TOKEN = 'browser-test-viewer-token-0123456789abcdef';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** Every route of web/src/router.ts, with what shows that the view rendered. */
@@ -66,7 +67,7 @@ describe('dashboard under the Content-Security-Policy', () => {
       GPUPULSE_INFLUX_URL: influxd.url,
       GPUPULSE_ACCESS_FILE: join(dir, 'access.yaml'),
     });
-    startSim(server.url, ['--nodes', '2', '--gpus-per-node', '4', '--interval', '500', '--prefix', 'sim']);
+    startSim(server.url, ['--nodes', '3', '--gpus-per-node', '4', '--interval', '500', '--prefix', 'sim']);
     await waitFor(
       'simulated nodes',
       async () => {
@@ -74,7 +75,7 @@ describe('dashboard under the Content-Security-Policy', () => {
           headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
         });
         const body = (await r.json()) as { nodes: { node: string }[] };
-        return body.nodes.length >= 2;
+        return body.nodes.length >= 3;
       },
       30_000,
       250,
@@ -260,6 +261,86 @@ describe('dashboard under the Content-Security-Policy', () => {
     expect(w.errors).toEqual([]);
     await context.close();
   });
+  it("a viewer sees their own processes' command lines and is told another user's are hidden", async () => {
+    interface Proc {
+      pid: number;
+      user?: string | null;
+      cmdline?: string | null;
+    }
+    const admin = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
+    const fleet = (await (await fetch(`${server.url}/api/v1/fleet`, admin)).json()) as {
+      nodes: { node: string }[];
+    };
+    const byNode = new Map<string, Proc[]>();
+    for (const n of fleet.nodes) {
+      const r = (await (await fetch(`${server.url}/api/v1/nodes/${n.node}/processes`, admin)).json()) as {
+        processes: Proc[];
+      };
+      byNode.set(
+        n.node,
+        r.processes.filter((p) => p.user && p.cmdline),
+      );
+    }
+    const me = [...byNode.values()].flat()[0]?.user;
+    expect(me).toBeTruthy();
+    const ownNode = [...byNode].find(([, ps]) => ps.some((p) => p.user === me))![0];
+    const otherNode = [...byNode].find(([, ps]) => ps.some((p) => p.user !== me))?.[0];
+    expect(otherNode, 'the simulator runs jobs of more than one user').toBeTruthy();
+    await writeFile(
+      join(dir, 'access.yaml'),
+      [
+        'anonymous: display',
+        'tokens:',
+        `  - { name: ops-admin, role: admin, sha256: "${sha256(ADMIN_TOKEN)}" }`,
+        `  - { name: wall-1, role: display, sha256: "${sha256(WALL_TOKEN)}" }`,
+        `  - { name: viewer-1, role: viewer, user: "${me}", sha256: "${sha256(VIEWER_TOKEN)}" }`,
+        '',
+      ].join('\n'),
+    );
+    await waitFor(
+      'the access file reload',
+      async () => {
+        const r = await fetch(`${server.url}/api/v1/me`, {
+          headers: { authorization: `Bearer ${VIEWER_TOKEN}` },
+        });
+        return ((await r.json()) as { role?: string }).role === 'viewer';
+      },
+      15_000,
+      200,
+    );
+    const context = await newContext();
+    const page = await context.newPage();
+    const w = watch(page);
+    await page.goto(`${server.url}/?access_token=${VIEWER_TOKEN}`);
+    await expect.poll(() => page.getByTestId('session-identity').textContent()).toBe('viewer-1 (viewer)');
+
+    const checked = { own: 0, other: 0 };
+    for (const node of new Set([ownNode, otherNode!])) {
+      await page.goto(`${server.url}/node/${node}`);
+      await page.locator('[data-testid="process-row"]').first().waitFor({ timeout: 20_000 });
+      for (const p of byNode.get(node)!) {
+        const row = page.locator(`[data-testid="process-row"][data-pid="${p.pid}"]`);
+        if ((await row.count()) === 0) continue; // the job ended meanwhile
+        const hidden = row.getByTestId('command-hidden');
+        if (p.user === me) {
+          expect(await hidden.count()).toBe(0);
+          expect(await row.locator('code').textContent()).toBe(p.cmdline);
+          checked.own++;
+        } else {
+          expect(await hidden.textContent()).toContain("command line hidden: another user's process");
+          expect(await row.textContent()).not.toContain(p.cmdline!);
+          checked.other++;
+        }
+      }
+    }
+    expect(checked.own).toBeGreaterThan(0);
+    expect(checked.other).toBeGreaterThan(0);
+    await screenshot(page, 'access-viewer-node');
+    expect(await w.violations()).toEqual([]);
+    expect(w.errors).toEqual([]);
+    await context.close();
+  });
+
   // Last: it changes the access file for the rest of this server's life.
   it('role none: the socket is refused and the page shows a sign-in screen, not a broken dashboard', async () => {
     await writeFile(
