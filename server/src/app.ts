@@ -39,12 +39,8 @@ import { readGroupDb } from './projects/unix-groups.ts';
 import { ensureRetentionPolicies, type TierPolicies } from './rollups/retention.ts';
 import { RollupAggregator } from './rollups/rollup-aggregator.ts';
 import { type AgentNamespace, setupAgentNamespace } from './socket/agent-namespace.ts';
+import { type DashboardNamespace, setupDashboardNamespace } from './socket/dashboard-namespace.ts';
 import { createFrameParser } from './socket/frame-parser.ts';
-import {
-  type DashboardNamespace,
-  type Dashboards,
-  setupDashboardNamespace,
-} from './socket/dashboard-namespace.ts';
 import { InfluxStore } from './storage/influx-store.ts';
 import { MemoryStore } from './storage/memory-store.ts';
 import { type MetricStore, StoreQueryError } from './storage/metric-store.ts';
@@ -166,15 +162,13 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   const attribution = opts.attribute
     ? attributionFromFn(opts.attribute)
     : createProjectAttribution(() => ({ config: projects.current, groups: projects.groups }));
-  // Rollups are built from the samples the fleet takes; the aggregator needs retention policies
-  // that are known only after the store answered, so the fleet forwards through this slot.
-  const rollupSink: { ingest: RollupAggregator['ingest'] | null } = { ingest: null };
+  // Closures below may name objects declared further down: they run only once the server listens.
   const fleet = new FleetState({
     clock,
     attribution,
     idleThresholdPercent: config.idleThresholdPercent,
     idleWindowMs: config.idleWindowMs,
-    onSamples: (node, samples, intervalMs) => rollupSink.ingest?.(node, samples, intervalMs),
+    onSamples: (node, samples, intervalMs) => rollups.ingest(node, samples, intervalMs),
     staleIntervals: config.staleIntervals,
     defaultIntervalMs: config.defaultAgentIntervalMs,
     offlineAfterMs: config.offlineAfterMs,
@@ -189,12 +183,10 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
           onDrop: (reason, n) => metrics.writeObserver.dropped?.(reason, n),
         })
       : null;
-  // Gauges read these lazily; the objects exist before the first scrape.
-  const late: { buffer: WriteBuffer | null; alerts: AlertService | null } = { buffer: null, alerts: null };
   const metrics = createServerMetrics({
     spool: () => (spool ? spool.stats : null),
-    alertsFiring: () => late.alerts?.engine.firingByRule() ?? {},
-    bufferSize: () => late.buffer?.buffered ?? 0,
+    alertsFiring: () => alerts.engine.firingByRule(),
+    bufferSize: () => writeBuffer.buffered,
     storageUp: () => store.info().ok,
     fleet: () => fleet.counts(),
     memoryStoreDropped: () => (store instanceof MemoryStore ? store.dropped : null),
@@ -211,7 +203,6 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     observer: metrics.writeObserver,
     spool: spool ?? undefined,
   });
-  late.buffer = writeBuffer;
   writeBuffer.start();
   let listening = false;
   closers.add('write buffer', () => writeBuffer.close(listening ? undefined : 0));
@@ -253,7 +244,6 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     (err: unknown) =>
       rollupsLog.warn({ err: (err as Error).message }, 'rollups: could not rebuild the hour tier'),
   );
-  rollupSink.ingest = (node, samples, intervalMs) => rollups.ingest(node, samples, intervalMs);
   // The minute and hour in progress are written as they are (a restart loses the rest).
   closers.add('rollups', () => rollups.flush(clock.now(), true));
   const liveUsage = new LiveUsage({
@@ -272,17 +262,14 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     logger: logger.child({ component: 'alerts' }),
     nodes: () => fleet.snapshot(),
     write: (points) => writeBuffer.enqueue(points),
-    publish: (list) => dashboards?.publishAlerts(list),
+    publish: (list) => dash.publishAlerts(list),
     webhookObserver: metrics.webhookObserver,
     onChange: (changed) => metrics.alertsChanged(changed),
   });
-  late.alerts = alerts;
   closers.add('alerts', () => alerts.close());
 
   // ---- HTTP ----
 
-  let agentsConnected: () => number = () => 0;
-  let dashboards: Dashboards | null = null;
   const health = (): Health => {
     const storage = storageInfo();
     const counts = fleet.counts();
@@ -292,8 +279,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       protocolVersion: PROTOCOL_VERSION,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       storage,
-      agents: agentsConnected(),
-      dashboards: dashboards?.connected() ?? 0,
+      agents: agentsNs.connected(),
+      dashboards: dash.connected(),
       nodes: counts.nodes,
       gpus: counts.gpus,
       projects: projects.status(),
@@ -693,7 +680,6 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     sampleWindow: { maxAgeMs: config.sampleMaxAgeMs, maxAheadMs: config.sampleMaxAheadMs },
     onGpuEvents: (node, events, gpus) => alerts.recordEvents(node, events, gpus),
   });
-  agentsConnected = () => agentsNs.connected();
   const dash = setupDashboardNamespace({
     nsp: io.of(DASHBOARD_NAMESPACE) as unknown as DashboardNamespace,
     fleet,
@@ -710,7 +696,6 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     alertsSnapshot: () => alerts.snapshot(),
     projects: { meta: projectsMeta, latest: () => liveUsage.latest(), tick: () => liveUsage.update() },
   });
-  dashboards = dash;
   closers.add('dashboard ticker', () => dash.stop());
 
   projects.onChange(() => {
