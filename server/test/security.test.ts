@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { DASHBOARD_NAMESPACE, PROTOCOL_VERSION } from '@gpupulse/protocol';
 import { Server as SocketIOServer } from 'socket.io';
 import { io } from 'socket.io-client';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +15,7 @@ import {
   parseAllowedOrigins,
   securityHeaders,
 } from '../src/http/security.ts';
-import { onCleanup, tempDir } from './helpers.ts';
+import { onCleanup, startServer, tempDir } from './helpers.ts';
 
 /** A self-signed certificate for 127.0.0.1 made by Debian's openssl (as an operator would). */
 async function selfSigned(dir: string, name = 'server'): Promise<{ cert: string; key: string }> {
@@ -132,7 +135,7 @@ describe('createHttpListener', () => {
   it('serves HTTPS and WSS: a Socket.IO client with the CA connects, one without it is refused', async () => {
     const dir = await tempDir();
     const { cert, key } = await selfSigned(dir);
-    const ca = (await import('node:fs')).readFileSync(cert);
+    const ca = readFileSync(cert);
     const listener = createHttpListener({ tlsCert: cert, tlsKey: key }, (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok');
@@ -181,5 +184,54 @@ describe('createHttpListener', () => {
       () => 'refused',
     );
     expect(plain).not.toBe(200);
+  });
+
+  it('the whole server over HTTPS: HSTS and CSP on responses, the dashboard socket over WSS with the CA only', async () => {
+    const dir = await tempDir();
+    const { cert, key } = await selfSigned(dir);
+    const ca = readFileSync(cert);
+    const server = await startServer({ config: { tls: { certFile: cert, keyFile: key } } });
+    expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+
+    const res = await new Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>(
+      (resolve, reject) => {
+        httpsGet(`${server.url}/api/v1/health`, { ca }, (r) => {
+          r.resume();
+          resolve({ status: r.statusCode ?? 0, headers: r.headers });
+        }).on('error', reject);
+      },
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers['strict-transport-security']).toMatch(/^max-age=/);
+    expect(res.headers['content-security-policy']).toBe(CONTENT_SECURITY_POLICY);
+
+    const auth = { protocolVersion: PROTOCOL_VERSION };
+    const trusted = io(server.url + DASHBOARD_NAMESPACE, {
+      ca,
+      auth,
+      transports: ['websocket'],
+      reconnection: false,
+    });
+    onCleanup(() => {
+      trusted.close();
+    });
+    await new Promise<void>((resolve, reject) => {
+      trusted.on('fleet:snapshot', () => resolve());
+      trusted.on('connect_error', reject);
+    });
+
+    const untrusted = io(server.url + DASHBOARD_NAMESPACE, {
+      auth,
+      transports: ['websocket'],
+      reconnection: false,
+    });
+    onCleanup(() => {
+      untrusted.close();
+    });
+    await new Promise<void>((resolve, reject) => {
+      untrusted.on('connect', () => reject(new Error('connected without trusting the certificate')));
+      untrusted.on('connect_error', () => resolve());
+    });
+    expect(untrusted.connected).toBe(false);
   });
 });
