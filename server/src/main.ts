@@ -2,8 +2,9 @@
  * Composition root of `gpupulse-server`: the only place that reads process.env, picks the storage
  * (InfluxDB, a managed local influxd, or memory) and handles signals.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
+import { AccessFileError, parseAccessFile } from './access/access-file.ts';
 import { type AlertsConfig, AlertsConfigError, loadAlertsFile, parseWebhookList } from './alerts/config.ts';
 import { createServer, type GpupulseServer } from './app.ts';
 import { ConfigError, loadConfig, type ServerConfig } from './config.ts';
@@ -54,6 +55,19 @@ async function main(): Promise<void> {
         process.exit(2);
       }
       throw err;
+    }
+  }
+  if (config.accessFile) {
+    // Checked before storage starts: a broken access file must not leave a server half up.
+    try {
+      parseAccessFile(readFileSync(config.accessFile, 'utf8'), config.accessFile);
+    } catch (err) {
+      const reason =
+        err instanceof AccessFileError
+          ? err.message
+          : `cannot read ${config.accessFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+      process.stderr.write(`gpupulse-server: GPUPULSE_ACCESS_FILE: ${reason}\n`);
+      process.exit(2);
     }
   }
   const logger = createLogger(config.logLevel);
