@@ -1,7 +1,14 @@
 // An independent oracle for "what must InfluxDB hold for these accepted samples": the mapping of
 // protocol keys to measurements, tags and fields written out from server/README.md and
 // server/src/storage/schema.ts (Telegraf's nvidia_smi names), values exactly as sent.
-import type { GpuMetrics, GpuProcess, HostMetrics, Sample } from '@gpupulse/protocol';
+import {
+  ErrorCodeSchema,
+  type GpuMetrics,
+  type GpuProcess,
+  type HostMetrics,
+  type Sample,
+  SampleRejectCodeSchema,
+} from '@gpupulse/protocol';
 
 type Kind = 'int' | 'float' | 'string' | 'boolint';
 /** GPU keys → `nvidia_smi` fields; `slow`: written on change and at least once a minute. */
@@ -228,29 +235,30 @@ export interface PropertyAck {
   reasons: Map<number, string>;
 }
 
-const CODES = new Set([
-  'UNAUTHORIZED',
-  'PROTOCOL_VERSION',
-  'VALIDATION',
-  'TOO_LARGE',
-  'RATE_LIMITED',
-  'UNAVAILABLE',
-  'INTERNAL',
-]);
+const REPORT_CODES = new Set<string>(ErrorCodeSchema.options);
+const SAMPLE_CODES = new Set<string>(SampleRejectCodeSchema.options);
 
 /**
- * Reads a `samples:report` ack (issue 9's per-sample shape `{acked, rejected: [{seq, code,
- * message}]}`, or a whole-report failure) and checks it accounts for every seq exactly once.
+ * Reads a `samples:report` ack (issue 9's per-sample shape `{acked, rejected: [{seq, index, code,
+ * message}]}`, or a whole-report failure) and checks it: every acked seq was sent, none is acked
+ * twice or both acked and rejected, every rejection has a known code and a message. A seq in
+ * neither list was not taken (the agent resends it later): nothing of it may be stored either.
  */
 export function readAck(raw: unknown, seqs: readonly number[]): PropertyAck {
   const ack = raw as
-    | { ok: true; data: { acked: number[]; rejected?: { seq: number; code: string; message: string }[] } }
+    | {
+        ok: true;
+        data: {
+          acked: number[];
+          rejected?: { seq: number | null; index: number; code: string; message: string }[];
+        };
+      }
     | { ok: false; error: { code: string; message: string } };
   const accepted = new Set<number>();
   const reasons = new Map<number, string>();
   if (!ack || typeof ack !== 'object') throw new Error(`not an ack: ${JSON.stringify(raw)}`);
   if (!ack.ok) {
-    if (!CODES.has(ack.error?.code)) throw new Error(`unknown error code in ${JSON.stringify(raw)}`);
+    if (!REPORT_CODES.has(ack.error?.code)) throw new Error(`unknown error code in ${JSON.stringify(raw)}`);
     for (const s of seqs) reasons.set(s, `${ack.error.code}: ${ack.error.message}`);
     return { accepted, reasons };
   }
@@ -260,14 +268,15 @@ export function readAck(raw: unknown, seqs: readonly number[]): PropertyAck {
     accepted.add(s);
   }
   for (const r of ack.data.rejected ?? []) {
-    if (accepted.has(r.seq) || reasons.has(r.seq))
-      throw new Error(`seq ${r.seq} both acked and rejected, or rejected twice`);
-    if (!CODES.has(r.code) || typeof r.message !== 'string' || r.message === '')
+    const seq = r.seq ?? seqs[r.index];
+    if (seq === undefined || seqs[r.index] !== seq)
+      throw new Error(`a rejection that names no sample of the report: ${JSON.stringify(r)}`);
+    if (accepted.has(seq) || reasons.has(seq))
+      throw new Error(`seq ${seq} both acked and rejected, or rejected twice`);
+    if (!SAMPLE_CODES.has(r.code) || typeof r.message !== 'string' || r.message === '')
       throw new Error(`a rejection without a known code and a message: ${JSON.stringify(r)}`);
-    reasons.set(r.seq, `${r.code}: ${r.message}`);
+    reasons.set(seq, `${r.code}: ${r.message}`);
   }
-  for (const s of seqs)
-    if (!accepted.has(s) && !reasons.has(s))
-      throw new Error(`seq ${s} neither acked nor rejected in ${JSON.stringify(raw).slice(0, 500)}`);
+  for (const s of seqs) if (!accepted.has(s) && !reasons.has(s)) reasons.set(s, 'NOT_TAKEN: in neither list');
   return { accepted, reasons };
 }
