@@ -18,7 +18,13 @@ import { createAuthRoutes } from './access/auth-routes.ts';
 import { type CredentialSource, peerAddress, type Resolution, resolveRequest } from './access/principal.ts';
 import { redactAlerts, redactNodes, redactProcesses } from './access/redact.ts';
 import { type Principal, roleAtLeast } from './access/roles.ts';
-import { parseCookies, SESSION_COOKIE, SessionSigner, setSessionCookie } from './access/sessions.ts';
+import {
+  clearSessionCookie,
+  parseCookies,
+  SESSION_COOKIE,
+  SessionSigner,
+  setSessionCookie,
+} from './access/sessions.ts';
 import { type AlertsConfig, buildAlertsConfig, parseWebhookList } from './alerts/config.ts';
 import { AlertService, alertsQuery } from './alerts/service.ts';
 import { type Clock, systemClock } from './clock.ts';
@@ -610,10 +616,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
     if (!cookie) return;
     if (who.error) {
-      res.setHeader(
-        'set-cookie',
-        `${SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
-      );
+      clearSessionCookie(res, { secure });
     } else if (who.session?.via === 'token') {
       setSessionCookie(res, cookie, { secure, maxAgeSeconds: null });
     }

@@ -331,6 +331,9 @@ describe('HTTP route table × roles', () => {
     const after = await fetch(`${server.url}/api/v1/fleet`, { headers: { cookie } });
     expect(after.status).toBe(401);
     expect(((await after.json()) as { error: { message: string } }).error.message).toMatch(/revoked/);
+    // The next page load drops the dead cookie (the wall is then anonymous, here: role none).
+    const page = await fetch(`${server.url}/wall`, { headers: { cookie } });
+    expect(page.headers.get('set-cookie')).toMatch(/^gpupulse_session=; Max-Age=0/);
   });
 
   it('sessions survive a restart (key in the data dir)', async () => {
