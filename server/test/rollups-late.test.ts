@@ -9,8 +9,11 @@ import type { GpuProcess, Sample } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import type { GpupulseServer } from '../src/app.ts';
 import { ManualClock } from '../src/clock.ts';
+import { attributionFromFn } from '../src/fleet/attribution.ts';
+import { RollupAggregator } from '../src/rollups/rollup-aggregator.ts';
 import { InfluxStore } from '../src/storage/influx-store.ts';
 import { startManagedInfluxd } from '../src/storage/managed-influxd.ts';
+import { MemoryStore } from '../src/storage/memory-store.ts';
 import {
   type AgentClient,
   connectAgent,
@@ -170,5 +173,59 @@ describe('rollups agree with raw data after late samples and a restart', () => {
       ['node-a', 2400, 2400],
       ['node-b', 600, 600],
     ]);
+  });
+});
+
+describe('late merges on the in-memory store (same InfluxQL subset)', () => {
+  it('late samples, a duplicate, a restart: minute and hour sums equal the samples', async () => {
+    const T0 = 10 * HOUR - 2 * MIN;
+    let now = T0;
+    const store = new MemoryStore({ now: () => now, maxAgeMs: 100 * HOUR });
+    let written = 0;
+    const make = () =>
+      new RollupAggregator({
+        attribution: attributionFromFn((_n, _g, p) => (p[0]?.user === 'bob' ? 'beta' : 'alpha')),
+        institutionOf: () => null,
+        graceMs: 0,
+        now: () => now,
+        emit: (points) => {
+          written += points.length;
+          void store.write(points);
+        },
+        reader: store,
+      });
+    const feed = (agg: RollupAggregator, node: string, from: number, to: number) =>
+      agg.ingest(
+        node,
+        minutes(T0, from, to, true, 0).map((s) => ({ sample: s, processes: s.processes! })),
+        1000,
+      );
+    const sum = (measurement: string, project: string) =>
+      store
+        .readSeries({ measurement, field: 'gpu_seconds_in_use', tags: { project } })
+        .reduce((a, v) => a + (v.value as number), 0);
+
+    let agg = make();
+    await agg.rebuild();
+    now = T0 + 4 * MIN;
+    feed(agg, 'a', 0, 4); // minutes 0–3 on time (2 before the hour, 2 after)
+    agg.flush();
+    expect(agg.stats.hoursWritten).toBe(1);
+    feed(agg, 'b', 0, 4); // node b: all four minutes late
+    feed(agg, 'b', 3, 4); // and its last minute twice
+    agg.flush();
+    await agg.settle();
+    expect(agg.stats).toMatchObject({ late: 240, lateMerged: 240, lateDropped: 0, duplicate: 60 });
+    // 1m tier: a and b, one GPU of each in alpha and one in beta, 240 s each.
+    expect(sum('project_usage_1m', 'alpha')).toBe(480);
+    expect(sum('project_usage_1m', 'beta')).toBe(480);
+    // Restart: the open hour starts from the stored minutes; the closed hour is written again.
+    agg = make();
+    expect(await agg.rebuild()).toEqual({ hours: 2, minutes: 4 });
+    now = T0 + HOUR;
+    agg.flush(now, true);
+    expect(sum('project_usage_1h', 'alpha')).toBe(480);
+    expect(sum('project_usage_1h', 'beta')).toBe(480);
+    expect(written).toBeGreaterThan(0);
   });
 });

@@ -16,11 +16,26 @@ describe('MemoryStore', () => {
   it('is bounded by count (drops counted) and by age', async () => {
     let now = 10_000_000;
     const store = new MemoryStore({ maxPoints: 3, maxAgeMs: 1000, now: () => now });
-    await store.write([pt(now, 1), pt(now, 2), pt(now, 3), pt(now, 4)]);
+    await store.write([pt(now, 1), pt(now + 1, 2), pt(now + 2, 3), pt(now + 3, 4)]);
     expect(store.size).toBe(3);
     expect(store.dropped).toBe(1);
     now += 2000;
     expect(store.points()).toEqual([]);
+  });
+
+  it('a point with the series and time of a stored one replaces its fields, as in InfluxDB', async () => {
+    const now = 10_000_000;
+    const store = new MemoryStore({ maxPoints: 3, now: () => now });
+    await store.write([pt(now, 1), pt(now, 2, 'other'), pt(now, 3)]);
+    expect(store.size).toBe(2);
+    expect(store.points().map((p) => [p.tags.host, p.ints?.v ?? p.floats?.v])).toEqual([
+      ['h', 3],
+      ['other', 2],
+    ]);
+    // Evicted points leave the index: the same key later is a new point.
+    await store.write([pt(now + 1, 4), pt(now + 2, 5), pt(now + 3, 6), pt(now, 7)]);
+    expect(store.size).toBe(3);
+    expect(store.points().map((p) => p.ts)).toEqual([now + 2, now + 3, now]);
   });
 
   it('answers a small InfluxQL subset', async () => {

@@ -35,7 +35,8 @@ export interface SeriesValue {
 
 /**
  * The in-memory twin of InfluxDB: a bounded ring of points (by count and by age). Drops caused by
- * the count bound are counted in `dropped`. Queries: `readSeries()` and a small InfluxQL subset
+ * the count bound are counted in `dropped`. As in InfluxDB, a point with the measurement, tags and
+ * timestamp of a stored one replaces its fields (rollups rewritten by late merges stay one point). Queries: `readSeries()` and a small InfluxQL subset
  * (`SELECT * | f1, f2 FROM m [WHERE time >|>=|<|<= <n>ms | now() - <n><unit> AND "tag" = 'v' …] [LIMIT n]`).
  */
 export class MemoryStore implements MetricStore {
@@ -43,6 +44,9 @@ export class MemoryStore implements MetricStore {
   /** Points dropped because the store was full. */
   dropped = 0;
   private readonly ring: Array<MetricPoint | undefined>;
+  /** Series key + time of each slot, and slot by key (points replaced in place). */
+  private readonly keys: Array<string | undefined>;
+  private readonly slotOf = new Map<string, number>();
   private head = 0;
   private count = 0;
   private readonly maxAgeMs: number;
@@ -51,6 +55,7 @@ export class MemoryStore implements MetricStore {
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.ring = new Array(Math.max(1, opts.maxPoints ?? 200_000));
+    this.keys = new Array(this.ring.length);
     this.maxAgeMs = opts.maxAgeMs ?? 2 * 3600_000;
     this.now = opts.now ?? Date.now;
     this.warning = opts.warning === undefined ? MEMORY_STORE_WARNING : opts.warning;
@@ -63,15 +68,38 @@ export class MemoryStore implements MetricStore {
   async write(points: readonly MetricPoint[]): Promise<void> {
     const cap = this.ring.length;
     for (const p of points) {
+      const key = pointKey(p);
+      const slot = this.slotOf.get(key);
+      if (slot !== undefined) {
+        const old = this.ring[slot]!;
+        this.ring[slot] = {
+          ...old,
+          ints: { ...old.ints, ...p.ints },
+          floats: { ...old.floats, ...p.floats },
+          strings: { ...old.strings, ...p.strings },
+        };
+        continue;
+      }
       if (this.count === cap) {
-        this.head = (this.head + 1) % cap;
-        this.count--;
+        this.evictHead();
         this.dropped++;
       }
-      this.ring[(this.head + this.count) % cap] = p;
+      const at = (this.head + this.count) % cap;
+      this.ring[at] = p;
+      this.keys[at] = key;
+      this.slotOf.set(key, at);
       this.count++;
     }
     this.expire();
+  }
+
+  private evictHead(): void {
+    const key = this.keys[this.head];
+    if (key !== undefined && this.slotOf.get(key) === this.head) this.slotOf.delete(key);
+    this.ring[this.head] = undefined;
+    this.keys[this.head] = undefined;
+    this.head = (this.head + 1) % this.ring.length;
+    this.count--;
   }
 
   /** Every stored point, oldest first (not sorted by timestamp). */
@@ -138,12 +166,15 @@ export class MemoryStore implements MetricStore {
     const cutoff = this.now() - this.maxAgeMs;
     const cap = this.ring.length;
     // Points arrive roughly in time order; forget expired ones at the old end.
-    while (this.count > 0 && this.ring[this.head]!.ts < cutoff) {
-      this.ring[this.head] = undefined;
-      this.head = (this.head + 1) % cap;
-      this.count--;
-    }
+    while (this.count > 0 && this.ring[this.head]!.ts < cutoff) this.evictHead();
   }
+}
+
+/** Measurement, tags (sorted) and time: what makes two points one in InfluxDB. */
+function pointKey(p: MetricPoint): string {
+  let k = `${p.rp ?? ''}\u0000${p.measurement}`;
+  for (const t of Object.keys(p.tags).sort()) if (p.tags[t] !== '') k += `\u0000${t}=${p.tags[t]}`;
+  return `${k}\u0000${p.ts}`;
 }
 
 function fieldValue(p: MetricPoint, field: string): number | string | undefined {
