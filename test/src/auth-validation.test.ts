@@ -145,11 +145,13 @@ describe('agent authentication and payload validation', () => {
     expect(stored[0]?.utilization_gpu).toBe(42);
   });
 
-  it('survives an oversized message: the sender is cut off, the server stays healthy', async () => {
+  it('survives a message over the transport limit (16 MiB): the sender is cut off, the server stays healthy', async () => {
     const s = open({ token: AGENT_TOKEN, node: 'big-node', protocolVersion: PROTOCOL_VERSION });
     await new Promise<void>((r) => s.once('connect', () => r()));
     const disconnected = new Promise<void>((r) => s.once('disconnect', () => r()));
-    const huge = { ...goodSample(1), gpuError: 'x'.repeat(6 * 1024 * 1024) };
+    // (a report over the 4 MiB message limit but under the transport's 16 MiB gets a TOO_LARGE ack;
+    // see backpressure.test.ts)
+    const huge = { ...goodSample(1), gpuError: 'x'.repeat(17 * 1024 * 1024) };
     s.emit('samples:report', { samples: [huge as never] }, () => {});
     await disconnected;
     const health = await fetch(`${server.url}/api/v1/health`);
