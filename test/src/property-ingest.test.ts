@@ -366,7 +366,8 @@ const TEMPERATURE = new Set(['temperatureCelsius', 'memoryTemperatureCelsius']);
  * Values no GPU or host can report (issue 9's bounds): such a sample must be rejected. Everything
  * else is left to the server; the storage round trip below judges it.
  */
-function implausible(spec: SampleSpec, ts: number, now: number): string | null {
+function implausible(spec: SampleSpec, sample: Sample, now: number): string | null {
+  const { ts } = sample;
   if (ts > now + 5 * 60_000 + 30_000) return `ts ${ts} is more than 5 min ahead of the server`;
   const check = (key: string, n: Num): string | null => {
     if (n.v === null) return null;
@@ -378,8 +379,10 @@ function implausible(spec: SampleSpec, ts: number, now: number): string | null {
   };
   for (const g of spec.gpus) for (const [k, n] of Object.entries(g)) if (check(k, n)) return check(k, n);
   if (spec.host) for (const [k, n] of Object.entries(spec.host)) if (check(k, n)) return check(k, n);
-  for (const p of spec.processes ?? [])
-    if (check('usedMemoryMiB', p.usedMemoryMiB)) return check('usedMemoryMiB', p.usedMemoryMiB);
+  // processes are sent only when the case has GPUs (see toSample)
+  for (const p of sample.processes ?? [])
+    if (check('usedMemoryMiB', { v: p.usedMemoryMiB, edge: true }))
+      return check('usedMemoryMiB', { v: p.usedMemoryMiB, edge: true });
   return null;
 }
 
@@ -387,7 +390,7 @@ function implausible(spec: SampleSpec, ts: number, now: number): string | null {
 function clean(spec: SampleSpec, sample: Sample): boolean {
   if (spec.tsKind !== 'now') return false;
   const nums = [...spec.gpus.flatMap((g) => Object.values(g)), ...Object.values(spec.host ?? {})];
-  for (const p of spec.processes ?? []) nums.push(p.usedMemoryMiB);
+  if (sample.processes) for (const p of spec.processes ?? []) nums.push(p.usedMemoryMiB);
   if (nums.some((n) => n.edge)) return false;
   return !stringsOf(sample).some(hasControl);
 }
@@ -474,7 +477,7 @@ describe('property: acked = stored exactly, rejected = nothing stored (real serv
         for (const { spec, s } of sent) {
           stats.samples++;
           const isAccepted = ack.accepted.has(s.seq);
-          const why = implausible(spec, s.ts, now);
+          const why = implausible(spec, s, now);
           if (why) expect.soft(isAccepted, `seq ${s.seq} acked although ${why}`).toBe(false);
           if (clean(spec, s))
             expect(
