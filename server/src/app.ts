@@ -44,6 +44,7 @@ import { ProjectsRegistry } from './projects/projects-registry.ts';
 import { readGroupDb } from './projects/unix-groups.ts';
 import { ensureRetentionPolicies, type TierPolicies } from './rollups/retention.ts';
 import { RollupAggregator } from './rollups/rollup-aggregator.ts';
+import { OncePerInterval } from './socket/agent-auth.ts';
 import { type AgentNamespace, setupAgentNamespace } from './socket/agent-namespace.ts';
 import { type DashboardNamespace, setupDashboardNamespace } from './socket/dashboard-namespace.ts';
 import { createFrameParser } from './socket/frame-parser.ts';
@@ -476,6 +477,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   const route = createRouter(routes);
   const serveStatic = createStaticHandler(config.webDir);
   const httpLog = logger.child({ component: 'http' });
+  // Refusals (foreign Origin, unknown kiosk token) are logged once a minute per source and kind.
+  const refusalLog = new OncePerInterval(60_000, 10_000);
   const headers = securityHeaders({ secure });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -521,10 +524,13 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     if (method !== 'GET' && !head && parseCookies(req.headers.cookie).has(SESSION_COOKIE)) {
       const origin = req.headers.origin;
       if (!origin || !isAllowedOrigin(origin, req.headers.host, config.allowedOrigins, secure)) {
-        httpLog.warn(
-          { origin: origin ?? null, path: pathname, remote: peerAddress(req.socket.remoteAddress) },
-          'cross-origin request refused',
-        );
+        const remote = peerAddress(req.socket.remoteAddress);
+        const once = refusalLog.check(`cross-origin ${remote}`, Date.now());
+        if (once)
+          httpLog.warn(
+            { origin: origin ?? null, path: pathname, remote, heldBack: once.suppressed },
+            'cross-origin request refused',
+          );
         sendError(
           res,
           403,
@@ -596,10 +602,13 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
         'kiosk sign-in with a token',
       );
     } else {
-      httpLog.warn(
-        { remote: peerAddress(req.socket.remoteAddress), path: url.pathname },
-        'a page was opened with an access_token that is not in the access file; no session given',
-      );
+      const remote = peerAddress(req.socket.remoteAddress);
+      const once = refusalLog.check(`kiosk ${remote}`, Date.now());
+      if (once)
+        httpLog.warn(
+          { remote, path: url.pathname, heldBack: once.suppressed },
+          'a page was opened with an access_token that is not in the access file; no session given',
+        );
     }
     res.writeHead(303, { location, 'cache-control': 'no-store', 'content-length': 0 });
     res.end();
@@ -654,9 +663,11 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     // Agents are not browsers and send none.
     allowRequest: (req, callback) => {
       const ok = isAllowedOrigin(req.headers.origin, req.headers.host, config.allowedOrigins, secure);
-      if (!ok)
+      const remote = peerAddress(req.socket.remoteAddress);
+      const once = ok ? null : refusalLog.check(`origin ${remote}`, Date.now());
+      if (once)
         httpLog.warn(
-          { origin: req.headers.origin, remote: peerAddress(req.socket.remoteAddress) },
+          { origin: req.headers.origin, remote, heldBack: once.suppressed },
           'socket handshake from a foreign origin refused',
         );
       callback(ok ? null : 'origin not allowed', ok);
