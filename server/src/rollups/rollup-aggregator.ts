@@ -22,7 +22,7 @@
  *   sample for them is merged, never overwrites them).
  * - Each sample stands for its agent's interval (`intervalMs`); the same sample seen twice (same
  *   node and `ts`, e.g. resent after an UNAVAILABLE ack) counts once, also when late, within
- *   `dedupeWindowMs` after its minute was written.
+ *   `dedupeWindowMs` (10 min) after its minute was written.
  * - Merged means are weighted by what the stored point carries (`samples` for GPU metrics,
  *   GPU-seconds for utilization and temperature); sums (GPU-seconds, energy, memory·s) are exact.
  * - GPU-seconds in use: a process holds the GPU. Idle-held: held with utilization below the
@@ -78,10 +78,13 @@ export interface RollupAggregatorOptions {
   progress?: () => { done: number; total: number };
   /** Longest a merge waits for `progress` before it reads anyway (default 10 min). */
   mergeMaxWaitMs?: number;
-  /** How long after a minute was written its sample times are kept to drop duplicates (default 30 min). */
+  /** How long after a minute was written its sample times are kept to drop duplicates (default 10 min). */
   dedupeWindowMs?: number;
-  /** Most late samples held for merging (default 200,000); beyond it they are counted and left out. */
-  maxLateSamples?: number;
+  /**
+   * Most GPU-minutes of late deltas held for merging (default 100,000, some 50 MiB); a late
+   * sample that would need more is counted in `stats.lateDropped` and left out of the rollups.
+   */
+  maxLateGpuMinutes?: number;
   /** Hours before the current one that `rebuild()` writes again from the 1m tier (default 3). */
   rebuildHours?: number;
   /** Errors of late merges and rebuilds (logged by the server). */
@@ -180,7 +183,8 @@ export class RollupAggregator {
   private readonly hours = new Map<number, Bucket>();
   /** Late samples per written minute, waiting to be merged. */
   private readonly late = new Map<number, Bucket>();
-  private lateSamples = 0;
+  /** GPU accumulators in `late` (the memory the late deltas hold). */
+  private lateGpuMinutes = 0;
   /** minute start → node → sample times seen (dedupe), kept `dedupeWindowMs` after writing. */
   private readonly seen = new Map<number, Map<string, number[]>>();
   /** minute/hour start (tier-prefixed) → `progress().total` right after its points were emitted. */
@@ -222,12 +226,14 @@ export class RollupAggregator {
       this.stats.samples++;
       if (start < this.writtenThrough) {
         this.stats.late++;
-        if (!this.opts.reader || this.lateSamples >= (this.opts.maxLateSamples ?? 200_000)) {
+        if (!this.opts.reader || this.lateGpuMinutes >= (this.opts.maxLateGpuMinutes ?? 100_000)) {
           this.stats.lateDropped++;
           continue;
         }
-        this.lateSamples++;
-        this.addSample(this.bucket(this.late, start), node, sample.gpus, processes, ts, dt);
+        const b = this.bucket(this.late, start);
+        const before = b.gpus.size;
+        this.addSample(b, node, sample.gpus, processes, ts, dt);
+        this.lateGpuMinutes += b.gpus.size - before;
         continue;
       }
       this.addSample(this.bucket(this.minutes, start), node, sample.gpus, processes, ts, dt);
@@ -266,7 +272,7 @@ export class RollupAggregator {
       for (const [k, v] of this.idle) if (now - v.lastTs > 24 * HOUR) this.idle.delete(k);
       for (const [k, v] of this.emittedAt) if (now - v.at > 24 * HOUR) this.emittedAt.delete(k);
     }
-    const dedupeWindow = this.opts.dedupeWindowMs ?? 30 * MINUTE;
+    const dedupeWindow = this.opts.dedupeWindowMs ?? 10 * MINUTE;
     for (const start of this.seen.keys()) {
       if (start + MINUTE <= this.writtenThrough - dedupeWindow) this.seen.delete(start);
     }
@@ -302,7 +308,7 @@ export class RollupAggregator {
     let byNode = this.seen.get(start);
     if (!byNode) {
       // Only minutes still open or written within the dedupe window are tracked.
-      if (start < this.writtenThrough - (this.opts.dedupeWindowMs ?? 30 * MINUTE)) return false;
+      if (start < this.writtenThrough - (this.opts.dedupeWindowMs ?? 10 * MINUTE)) return false;
       byNode = new Map();
       this.seen.set(start, byNode);
     }
@@ -332,7 +338,7 @@ export class RollupAggregator {
       const delta = this.late.get(start)!;
       this.late.delete(start);
       const n = delta.samples;
-      this.lateSamples -= n;
+      this.lateGpuMinutes -= delta.gpus.size;
       // The hour first, before anything is awaited: into its open accumulator when there is one.
       if (!hourStored) this.merge(open ?? this.bucket(this.hours, hour), delta);
       try {
@@ -415,9 +421,14 @@ export class RollupAggregator {
       if (start < this.writtenThrough) {
         this.minutes.delete(start);
         const late = this.late.get(start);
-        if (late) this.merge(late, b);
-        else this.late.set(start, b);
-        this.lateSamples += b.samples;
+        if (late) {
+          this.lateGpuMinutes -= late.gpus.size;
+          this.merge(late, b);
+          this.lateGpuMinutes += late.gpus.size;
+        } else {
+          this.late.set(start, b);
+          this.lateGpuMinutes += b.gpus.size;
+        }
       }
     }
     if (points.length) this.emitPoints(points, keys);
