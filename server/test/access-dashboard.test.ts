@@ -175,7 +175,10 @@ describe('/dashboard access', () => {
   });
 
   it('a resync sends full nodes to that dashboard alone; the others keep compact patches; resyncs are rate-limited', async () => {
-    const server = await startServerWithAccess('viewer', { config: { resyncMinIntervalMs: 60_000 } });
+    // Deltas only when the test ticks (no background ticker within the test's time).
+    const server = await startServerWithAccess('viewer', {
+      config: { resyncMinIntervalMs: 60_000, deltaIntervalMs: 3_600_000 },
+    });
     const agents = [];
     for (let i = 0; i < 10; i++)
       agents.push(await connectAgent(server, { node: `gpu-${String(i).padStart(2, '0')}` }));
