@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AgentAuthority,
   type AgentRateLimits,
+  addressKey,
   OncePerInterval,
   TokenBuckets,
   tokenDigest,
@@ -348,6 +349,16 @@ describe('agent-auth units', () => {
     expect(b.take('other', 1000)).toBe(true);
     for (let i = 0; i < 1000; i++) b.take(`addr-${i}`, 2000);
     expect(b.size).toBeLessThanOrEqual(100);
+  });
+
+  it('per-address keys: IPv4 as is, IPv4-mapped as IPv4, IPv6 by its /64', () => {
+    expect(addressKey('10.1.2.3')).toBe('10.1.2.3');
+    expect(addressKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(addressKey('2001:db8:aa:bb:1:2:3:4')).toBe('2001:db8:aa:bb::/64');
+    expect(addressKey('2001:db8:aa:bb::9')).toBe('2001:db8:aa:bb::/64');
+    expect(addressKey('2001:0db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
   });
 
   it('once per interval per source, with the count held back', () => {

@@ -25,6 +25,7 @@ import {
   type AgentAccessSource,
   AgentAuthority,
   type AgentRateLimits,
+  addressKey,
   isLoopback,
   OncePerInterval,
   resolveLimits,
@@ -151,7 +152,10 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
       noteRefusal(code, kind, message, remote, { node: rawNode, ...fields });
       next(connectError(code, message));
     };
-    if (!(limits.exemptLoopback && isLoopback(remote)) && !handshakesByAddress.take(remote, monoNow())) {
+    if (
+      !(limits.exemptLoopback && isLoopback(remote)) &&
+      !handshakesByAddress.take(addressKey(remote), monoNow())
+    ) {
       refuse(
         'RATE_LIMITED',
         'address-rate',
