@@ -27,7 +27,7 @@ export const CONTENT_TYPES: Record<string, string> = {
 
 const NOT_BUILT_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>gpupulse</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
+<body>
 <h1>gpupulse server is running</h1>
 <p>The web dashboard is not built. From the repository root run <code>pnpm build</code>
 (or set <code>GPUPULSE_WEB_DIR</code> to a built dashboard) and reload.</p>
