@@ -35,10 +35,13 @@ export default defineConfig({
     chunkSizeWarningLimit: 1200,
   },
   server: {
+    // The browser's Host (localhost:5173) is passed through unchanged: the server's Origin check
+    // then sees a same-origin page, and sign-in redirects come back through this proxy.
     proxy: {
-      '/socket.io': { target: devServer, ws: true, changeOrigin: true },
-      '/api': { target: devServer, changeOrigin: true },
-      '/metrics': { target: devServer, changeOrigin: true },
+      '/socket.io': { target: devServer, ws: true },
+      '/api': { target: devServer },
+      '/metrics': { target: devServer },
+      '/auth': { target: devServer },
     },
   },
   test: {
