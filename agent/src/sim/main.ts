@@ -72,6 +72,8 @@ const sockets: AgentSocket[] = [];
 let sent = 0;
 let acked = 0;
 let rejected = 0;
+/** Reports not taken for now (UNAVAILABLE / RATE_LIMITED / timeout). The sim is a load generator: it does not resend them. */
+let refused = 0;
 let connected = 0;
 const refusals = new Map<string, number>();
 
@@ -137,8 +139,17 @@ const send = (i: number) => {
   }
   sent++;
   socket.timeout(10_000).emit('samples:report', { samples: [sample] }, (err, ack) => {
-    if (err || !ack.ok) rejected++;
-    else acked++;
+    if (err) refused++;
+    else if (!ack.ok) {
+      if (
+        ack.error.code === 'UNAVAILABLE' ||
+        ack.error.code === 'RATE_LIMITED' ||
+        ack.error.code === 'INTERNAL'
+      )
+        refused++;
+      else rejected++;
+    } else if (ack.data.acked.length > 0) acked++;
+    else rejected++;
   });
 };
 let roundTimer: NodeJS.Timeout | null = null;
@@ -159,11 +170,11 @@ function runRound() {
 scheduleRound();
 
 const stats = setInterval(() => {
-  logger.info({ connected, sent, acked, rejected }, 'sim stats');
+  logger.info({ connected, sent, acked, rejected, refused }, 'sim stats');
 }, 10_000);
 
 function stop(signal: string) {
-  logger.info({ signal, sent, acked }, 'stopping');
+  logger.info({ signal, sent, acked, rejected, refused }, 'stopping');
   clearInterval(stats);
   if (roundTimer) clearTimeout(roundTimer);
   for (const s of sockets) s.disconnect();
