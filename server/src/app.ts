@@ -197,6 +197,9 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     storageUp: () => store.info().ok,
     fleet: () => fleet.counts(),
     memoryStoreDropped: () => (store instanceof MemoryStore ? store.dropped : null),
+    storageFieldsDropped: () => (store instanceof InfluxStore ? store.lineStats.fieldsDropped : 0),
+    // Read on scrape only, after start-up (the aggregator is made further down).
+    rollupLate: () => ({ merged: rollups.stats.lateMerged, dropped: rollups.stats.lateDropped }),
   });
   const writeBuffer = new WriteBuffer({
     store,

@@ -30,6 +30,10 @@ export interface MetricsSources {
   storageUp(): boolean;
   fleet(): { nodes: number; gpus: number; byStatus: Record<string, number> };
   memoryStoreDropped(): number | null;
+  /** Fields line protocol left out (not finite, outside int64); see storage/line-protocol.ts. */
+  storageFieldsDropped?(): number;
+  /** Late samples merged into stored rollups, and left out of them (still stored raw). */
+  rollupLate?(): { merged: number; dropped: number };
   /** The write buffer's disk spool, null when there is none. */
   spool?(): { bytes: number; segments: number; points: number; tornRecords: number } | null;
   /** Firing alerts per rule id. */
@@ -157,6 +161,35 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
       if (now !== null && now > memoryDroppedSeen) {
         this.inc(now - memoryDroppedSeen);
         memoryDroppedSeen = now;
+      }
+    },
+  });
+  let fieldsDroppedSeen = 0;
+  new Counter({
+    name: 'gpupulse_storage_fields_dropped_total',
+    help: 'Fields left out of line protocol because InfluxDB cannot hold them (not finite, outside int64)',
+    registers,
+    collect() {
+      const now = sources.storageFieldsDropped?.() ?? 0;
+      if (now > fieldsDroppedSeen) {
+        this.inc(now - fieldsDroppedSeen);
+        fieldsDroppedSeen = now;
+      }
+    },
+  });
+  const lateSeen = { merged: 0, dropped: 0 };
+  new Counter({
+    name: 'gpupulse_rollup_late_samples_total',
+    help: 'Samples for a minute already rolled up: merged into the stored rollups, or dropped from them (still stored raw)',
+    labelNames: ['result'] as const,
+    registers,
+    collect() {
+      const now = sources.rollupLate?.();
+      if (!now) return;
+      for (const result of ['merged', 'dropped'] as const) {
+        // inc by 0 too, so that both series are there from the first scrape
+        this.inc({ result }, Math.max(0, now[result] - lateSeen[result]));
+        lateSeen[result] = Math.max(lateSeen[result], now[result]);
       }
     },
   });

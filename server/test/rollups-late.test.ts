@@ -118,6 +118,9 @@ describe('rollups agree with raw data after late samples and a restart', () => {
     await flushAll(server);
     expect(server.rollups.stats.lateMerged).toBe(600);
     expect(server.rollups.stats.duplicate).toBe(60);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('gpupulse_rollup_late_samples_total{result="merged"} 600');
+    expect(metrics).toContain('gpupulse_rollup_late_samples_total{result="dropped"} 0');
 
     // Restart in the middle of hour H: the new server starts the hour from the stored minutes.
     a.close();
