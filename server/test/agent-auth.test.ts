@@ -277,7 +277,10 @@ describe('rate limits', () => {
     expect(limited.length).toBeGreaterThan(0);
     expect(taken.length + limited.length).toBe(160);
     const first = limited[0];
-    if (first && !first.ok) expect(first.error.message).toMatch(/more than 50 reports per second/);
+    if (first && !first.ok) {
+      expect(first.error.message).toMatch(/more than 50 reports per second/);
+      expect(first.error.retryAfterMs).toBe(1000);
+    }
     const text = await metricsText(server.url);
     expect(
       counterValue(

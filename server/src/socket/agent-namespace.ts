@@ -87,6 +87,9 @@ function remoteAddress(socket: { handshake: { address: string; headers: Record<s
   return socket.handshake.address;
 }
 
+/** Retry hint of a rate-limited report: a second refills a good part of the node's bucket. */
+const REPORT_RETRY_AFTER_MS = 1000;
+
 const anotherTokenMessage = (node: string) =>
   `node ${node} is connected with another token; refused (only a connection with the same token may replace it)`;
 
@@ -310,7 +313,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
         slog.debug('samples:report without an ack callback ignored');
         return;
       }
-      if (!allowReport(socket)) return ack(fail('RATE_LIMITED', reportLimitMessage));
+      if (!allowReport(socket)) return ack(fail('RATE_LIMITED', reportLimitMessage, REPORT_RETRY_AFTER_MS));
       try {
         const now = clock.now();
         const checked = checkReport(report, frameBytesOf(report), now, sampleWindow);
