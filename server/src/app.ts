@@ -25,7 +25,13 @@ import {
   SessionSigner,
   setSessionCookie,
 } from './access/sessions.ts';
-import { type AlertsConfig, buildAlertsConfig, parseWebhookList } from './alerts/config.ts';
+import {
+  type AlertsConfig,
+  AlertsConfigError,
+  buildAlertsConfig,
+  loadAlertsFile,
+  parseWebhookList,
+} from './alerts/config.ts';
 import { AlertService, alertsQuery } from './alerts/service.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
@@ -414,15 +420,30 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       handle: ({ res, principal }) => {
         const reloadedProjects = projects.reload();
         const reloadedAccess = access.reload();
+        const alertsResult: {
+          file: string | null;
+          reloaded: boolean;
+          rules?: number;
+          error: string | null;
+          note?: string;
+        } = { file: config.alertsFile, reloaded: false, error: null };
+        if (config.alertsFile) {
+          try {
+            const next = loadAlertsFile(config.alertsFile, {
+              webhooks: parseWebhookList(config.webhooks.join(',')),
+            });
+            alerts.setRules(next.rules);
+            alertsResult.reloaded = true;
+            alertsResult.rules = alerts.engine.ruleIds.length;
+            alertsResult.note = 'rules reloaded; webhooks are read at start';
+          } catch (err) {
+            alertsResult.error = err instanceof AlertsConfigError ? err.message : (err as Error).message;
+          }
+        }
         const result = {
           projects: { file: projects.file, reloaded: reloadedProjects, error: projects.error },
           access: { file: access.file, reloaded: reloadedAccess, error: access.error },
-          alerts: {
-            file: config.alertsFile,
-            reloaded: false,
-            error: null,
-            note: 'alert rules are read at start; restart the server to change them',
-          },
+          alerts: alertsResult,
         };
         audit.info(
           { ...actor(principal), action: 'admin.reload', result, at: clock.now() },

@@ -3,6 +3,7 @@
  * each route: a route added to app.ts without being listed here (or without a role) fails.
  */
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ROLES, WhoAmISchema } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../src/access/access-file.ts';
@@ -279,6 +280,27 @@ describe('HTTP route table × roles', () => {
       (await fetch(`${server.url}/api/v1/alerts/nope/ack`, { method: 'POST', headers: bearer('admin') }))
         .status,
     ).toBe(404);
+  });
+
+  it('admin reload: new alert rules take effect, a broken alerts file keeps the old ones and says why', async () => {
+    const dir = await tempDir();
+    const alertsFile = join(dir, 'alerts.yaml');
+    await writeFile(alertsFile, 'rules:\n  - id: gpu_temperature_high\n    threshold: 80\n');
+    const server = await startServerWithAccess('display', { config: { alertsFile } });
+    const before = server.alerts.engine.ruleIds.length;
+    await writeFile(alertsFile, 'rules:\n  - id: gpu_temperature_high\n    enabled: false\n');
+    const reload = () =>
+      fetch(`${server.url}/api/v1/admin/reload`, { method: 'POST', headers: bearer('admin') }).then(
+        (r) => r.json() as Promise<{ alerts: { reloaded: boolean; rules?: number; error: string | null } }>,
+      );
+    const ok = await reload();
+    expect(ok.alerts).toMatchObject({ reloaded: true, rules: before - 1, error: null });
+    expect(server.alerts.engine.ruleIds).not.toContain('gpu_temperature_high');
+    await writeFile(alertsFile, 'rules:\n  - id: gpu_temperature_high\n    threshold: hot\n');
+    const bad = await reload();
+    expect(bad.alerts.reloaded).toBe(false);
+    expect(bad.alerts.error).toMatch(/threshold/);
+    expect(server.alerts.engine.ruleIds).toHaveLength(before - 1);
   });
 
   it('a cookie-authenticated POST must pass the Origin check; a foreign Origin is refused', async () => {

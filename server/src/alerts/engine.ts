@@ -66,7 +66,7 @@ const MAX_EVENT_KEYS = 50_000;
  * fleet view and the clock, and publishes the changes `evaluate()` returns.
  */
 export class AlertEngine {
-  private readonly rules: AlertRule[];
+  private rules: AlertRule[];
   private readonly clock: Clock;
   private readonly maxResolved: number;
   private readonly logger: Logger | undefined;
@@ -76,7 +76,7 @@ export class AlertEngine {
   private resolved: Alert[] = [];
   private readonly events = new Map<string, EventMark>();
   private readonly memo = new Map<string, GpuMemo>();
-  private readonly xidRules: AlertRule[];
+  private xidRules: AlertRule[];
 
   constructor(opts: AlertEngineOptions) {
     this.rules = opts.rules.filter((r) => r.enabled);
@@ -84,6 +84,22 @@ export class AlertEngine {
     this.maxResolved = opts.maxResolved ?? 500;
     this.logger = opts.logger;
     this.xidRules = this.rules.filter((r) => r.kind === 'xid');
+  }
+
+  /**
+   * Replaces the rules (an alerts file reload). Alerts of a rule that is kept go on under the new
+   * settings; alerts of a removed or disabled rule resolve at the next `evaluate()`.
+   */
+  setRules(rules: readonly AlertRule[]): void {
+    this.rules = rules.filter((r) => r.enabled);
+    this.xidRules = this.rules.filter((r) => r.kind === 'xid');
+    const byId = new Map(this.rules.map((r) => [r.id, r]));
+    for (const t of this.trackers.values()) t.rule = byId.get(t.rule.id) ?? t.rule;
+    for (const [key, ev] of this.events) {
+      const rule = byId.get(ev.rule.id);
+      if (rule) ev.rule = rule;
+      else this.events.delete(key);
+    }
   }
 
   get ruleIds(): string[] {

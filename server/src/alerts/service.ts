@@ -71,6 +71,11 @@ export class AlertService {
     return changed;
   }
 
+  /** New rules from a reloaded alerts file (webhooks and `maxResolved` stay as started). */
+  setRules(rules: AlertsConfig['rules']): void {
+    this.engine.setRules(rules);
+  }
+
   recordEvents(
     node: string,
     events: readonly GpuEvent[],
