@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { type AccessConfig, DEFAULT_ACCESS, type OidcConfig } from '../src/access/access-file.ts';
 import { createAuthRoutes, PendingLogins, safeNext } from '../src/access/auth-routes.ts';
@@ -126,6 +126,28 @@ describe('auth routes', () => {
     expect(Date.now() - started).toBeLessThan(5000);
     // Still serving.
     expect((await fetch(`${url}/auth/login`, { redirect: 'manual' })).status).toBe(502);
+  });
+
+  it('gives up on a provider that accepts but never answers (discovery timeout)', async () => {
+    const sockets = new Set<Socket>();
+    const blackHole = createTcpServer((s) => sockets.add(s));
+    await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', r));
+    onCleanup(
+      () =>
+        new Promise<void>((r) => {
+          for (const s of sockets) s.destroy();
+          blackHole.close(() => r());
+        }),
+    );
+    const issuer = `http://127.0.0.1:${(blackHole.address() as AddressInfo).port}`;
+    const url = await serve({ ...DEFAULT_ACCESS, oidc: oidc({ issuer }) });
+    const started = Date.now();
+    const res = await fetch(`${url}/auth/login`, { redirect: 'manual' });
+    const ms = Date.now() - started;
+    expect(res.status).toBe(502);
+    expect(await res.text()).toContain('did not answer its discovery request');
+    expect(ms).toBeGreaterThanOrEqual(900); // the 1 s timeout of this test's routes
+    expect(ms).toBeLessThan(4000);
   });
 
   it('refuses a plain-HTTP issuer that is not on this machine', async () => {
