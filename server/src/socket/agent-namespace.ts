@@ -122,7 +122,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     fields: Record<string, unknown>,
   ) => {
     metrics.agentsRefused.inc({ code });
-    const quiet = refusalLog.check(`${remote}|${kind}`, monoNow());
+    const quiet = refusalLog.check(`${addressKey(remote)}|${kind}`, monoNow());
     if (!quiet) return;
     log.warn(
       { code, remote, ...fields, ...(quiet.suppressed > 0 ? { heldBack: quiet.suppressed } : {}) },
@@ -135,7 +135,7 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
   const allowReport = (socket: AgentSocket): boolean => {
     if (reportsByNode.take(socket.data.node, monoNow())) return true;
     metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'rate_limited' });
-    const quiet = refusalLog.check(`${socket.data.remote}|report-rate`, monoNow());
+    const quiet = refusalLog.check(`${addressKey(socket.data.remote)}|report-rate`, monoNow());
     if (quiet) {
       log.warn(
         { node: socket.data.node, remote: socket.data.remote, heldBack: quiet.suppressed },
