@@ -81,7 +81,7 @@ describe('rollups agree with raw data after late samples and a restart', () => {
     const start = async () => {
       const server = await startServer({ store, clock, config });
       // The start-up rebuild is done before the first sample.
-      await waitFor(() => server.rollups.stats.hoursRewritten >= 0, 1000, 'server up');
+      await waitFor(() => server.rollups.stats.rebuilds === 1, 5000, 'rollups rebuilt at start');
       return server;
     };
     const flushAll = async (server: GpupulseServer) => {
@@ -230,5 +230,64 @@ describe('late merges on the in-memory store (same InfluxQL subset)', () => {
     expect(sum('project_usage_1h', 'alpha')).toBe(480);
     expect(sum('project_usage_1h', 'beta')).toBe(480);
     expect(written).toBeGreaterThan(0);
+  });
+
+  it('a rebuild that fails at start (storage not up yet) is tried again and does not count twice', async () => {
+    const T0 = 20 * HOUR;
+    let now = T0 + 10 * MIN;
+    const store = new MemoryStore({ now: () => now, maxAgeMs: 100 * HOUR });
+    // Before the restart: 5 minutes of hour T0 stored.
+    const before = new RollupAggregator({
+      attribution: attributionFromFn(() => 'alpha'),
+      institutionOf: () => null,
+      graceMs: 0,
+      now: () => now,
+      emit: (points) => void store.write(points),
+    });
+    before.ingest(
+      'a',
+      minutes(T0, 0, 5, false, 0).map((s) => ({ sample: s, processes: s.processes! })),
+      1000,
+    );
+    before.flush();
+    let down = true;
+    const errors: string[] = [];
+    const after = new RollupAggregator({
+      attribution: attributionFromFn(() => 'alpha'),
+      institutionOf: () => null,
+      graceMs: 0,
+      now: () => now,
+      emit: (points) => void store.write(points),
+      reader: {
+        query: (q) => (down ? Promise.reject(new Error('connection refused')) : store.query(q)),
+      },
+      onError: (_err, what) => errors.push(what),
+    });
+    await expect(after.rebuild()).rejects.toThrow('connection refused');
+    // Minutes 10–11 arrive and are written while the storage is still down.
+    after.ingest(
+      'a',
+      minutes(T0, 10, 12, false, 0).map((s) => ({ sample: s, processes: s.processes! })),
+      1000,
+    );
+    const tick = () => new Promise((r) => setImmediate(r));
+    now = T0 + 12 * MIN;
+    after.flush(); // tries the rebuild again: still down
+    await tick();
+    expect(errors).toEqual(['rebuilding the hour tier']);
+    after.flush(); // writes minutes 10–11 (the next try is 30 s later)
+    expect(after.stats.minutesWritten).toBe(2);
+    down = false;
+    now += 30_000;
+    after.flush(); // tries again: up
+    await waitFor(() => after.stats.rebuilds === 1, 1000, 'rebuilt');
+    now = T0 + HOUR;
+    after.flush(now, true);
+    const hour = store.readSeries({
+      measurement: 'project_usage_1h',
+      field: 'gpu_seconds_in_use',
+      tags: { project: 'alpha' },
+    });
+    expect(hour.map((v) => v.value)).toEqual([(5 + 2) * 60]);
   });
 });

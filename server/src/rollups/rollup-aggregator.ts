@@ -149,6 +149,8 @@ export interface RollupStats {
   minutesMerged: number;
   /** Stored hours (1h points) rewritten by late merges or `rebuild()`. */
   hoursRewritten: number;
+  /** `rebuild()` runs that read the 1m tier (one at start; again while it fails). */
+  rebuilds: number;
 }
 
 const newUsage = (kind: UsageAcc['kind'], project?: string, user?: string): UsageAcc => ({
@@ -178,6 +180,7 @@ export class RollupAggregator {
     hoursWritten: 0,
     minutesMerged: 0,
     hoursRewritten: 0,
+    rebuilds: 0,
   };
   private readonly minutes = new Map<number, Bucket>();
   private readonly hours = new Map<number, Bucket>();
@@ -193,6 +196,7 @@ export class RollupAggregator {
   private hoursWrittenThrough = Number.NEGATIVE_INFINITY;
   private merging: Promise<void> | null = null;
   private rebuilding = false;
+  private rebuildRetry: { since: number; last: number } | null = null;
   /** End of the last minute written: samples before it are late. */
   private writtenThrough = Number.NEGATIVE_INFINITY;
   /** `node\0uuid` → { since, lastTs } on sample time. */
@@ -244,6 +248,12 @@ export class RollupAggregator {
   flush(now = this.opts.now(), all = false): void {
     // While `rebuild()` reads the stored minutes nothing is written (it would be read twice).
     if (this.rebuilding && !all) return;
+    const retry = this.rebuildRetry;
+    if (retry && now - retry.last >= 30_000 && now - retry.since < 10 * MINUTE) {
+      retry.last = now;
+      void this.rebuild(now).catch((err: unknown) => this.opts.onError?.(err, 'rebuilding the hour tier'));
+      return;
+    }
     const points: MetricPoint[] = [];
     const starts = [...this.minutes.keys()].sort((a, b) => a - b);
     const emitted: string[] = [];
@@ -375,14 +385,26 @@ export class RollupAggregator {
     const first = Math.max(0, current - (this.opts.rebuildHours ?? 3) * HOUR);
     this.rebuilding = true;
     let byMinute: Map<number, Bucket>;
+    let storedHours: Map<number, Bucket>;
     try {
       byMinute = await this.readBuckets('1m', first, current + HOUR);
+      // The project tags hours were stored with (a point written again keeps its series).
+      storedHours = await this.readBuckets('1h', first, current);
+    } catch (err) {
+      // Tried again from flush() every 30 s for 10 minutes (InfluxDB may be starting too).
+      this.rebuildRetry ??= { since: now, last: now };
+      throw err;
     } finally {
       this.rebuilding = false;
     }
+    this.rebuildRetry = null;
+    this.stats.rebuilds++;
     const hours = new Map<number, Bucket>();
     let lastMinute = Number.NEGATIVE_INFINITY;
     for (const [start, b] of [...byMinute].sort((x, y) => x[0] - y[0])) {
+      lastMinute = Math.max(lastMinute, start);
+      // Minutes this process wrote are in its hour accumulators already (a retried rebuild).
+      if (this.emittedAt.has(`1m:${start}`)) continue;
       const hour = Math.floor(start / HOUR) * HOUR;
       let h = hours.get(hour);
       if (!h) {
@@ -390,13 +412,11 @@ export class RollupAggregator {
         hours.set(hour, h);
       }
       this.merge(h, b);
-      lastMinute = Math.max(lastMinute, start);
     }
     const points: MetricPoint[] = [];
     const keys: string[] = [];
-    // The project tags hours were stored with (a point written again keeps its series).
-    const storedHours = await this.readBuckets('1h', first, current);
     for (const [hour, h] of hours) {
+      if (this.emittedAt.has(`1h:${hour}`)) continue;
       if (hour + HOUR + this.grace <= now) {
         // A closed hour: written again from its minutes (the 1h point may be missing or partial).
         const stored = storedHours.get(hour);
