@@ -334,6 +334,36 @@ describe('SocketTransport: per-sample acks, backpressure, TOO_LARGE', () => {
     expect(h.received.map((s) => s.seq).sort()).toEqual([0, 1, 2]);
   });
 
+  it('UNAVAILABLE: live samples keep going out on their ticks (the wall stays fresh); the backlog waits', async () => {
+    const h = await startServer();
+    const until1 = Date.now() + 1000;
+    h.reply = (samples) =>
+      Date.now() < until1
+        ? { ok: false, error: { code: 'UNAVAILABLE', message: 'storage is behind', retryAfterMs: 5000 } }
+        : { ok: true, data: { acked: samples.map((s) => s.seq), serverTime: Date.now() } };
+    const q = new MemoryQueue();
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => t.connected);
+    let seq = 0;
+    const ticker = setInterval(() => {
+      q.push(sample(seq++));
+      t.notify();
+    }, 100);
+    cleanup.push(() => clearInterval(ticker));
+    await new Promise((r) => setTimeout(r, 900));
+    // refused live reports, one per tick, not one per 5 s hint; nothing replayed yet
+    const during = h.reports.filter((r) => !r.replay).length;
+    expect(during).toBeGreaterThanOrEqual(5);
+    expect(h.reports.filter((r) => r.replay)).toHaveLength(0);
+    clearInterval(ticker);
+    await until(() => q.size === 0, 10_000);
+    expect(q.dropped).toBe(0);
+    expect(h.received.map((s) => s.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: seq }, (_, i) => i),
+    );
+  });
+
   it('TOO_LARGE: halves the batch until it fits; a single sample too large is dropped and counted', async () => {
     const h = await startServer();
     h.reply = (samples) => {

@@ -95,6 +95,7 @@ export class SocketTransport {
   refused = 0;
   private refusedStreak = 0;
   private retryAfterMs = 0;
+  private backpressured = false;
   private readonly rejectLogged = new Set<string>();
 
   constructor(private readonly opts: TransportOptions) {
@@ -281,6 +282,20 @@ export class SocketTransport {
             this.retryAfterMs,
           );
           this.retryAfterMs = 0;
+          if (this.backpressured) {
+            // UNAVAILABLE: storage is behind. The backlog waits for the hint; the next live sample
+            // still goes out on its tick (the server keeps the wall fresh with it, and it stays
+            // queued here until acked), so the node does not turn stale on the wall.
+            this.backpressured = false;
+            this.nextReplayAt = Date.now() + delay;
+            if (!this.replayTimer) {
+              this.replayTimer = setTimeout(() => {
+                this.replayTimer = null;
+                this.notify();
+              }, delay);
+            }
+            break;
+          }
           this.retryTimer = setTimeout(() => {
             this.retryTimer = null;
             this.notify();
@@ -371,6 +386,7 @@ export class SocketTransport {
     // RATE_LIMITED, UNAVAILABLE (storage behind: backpressure), INTERNAL: keep them, resend later.
     this.refused++;
     this.retryAfterMs = ack.error.retryAfterMs ?? 0;
+    this.backpressured = code === 'UNAVAILABLE';
     if (this.refusedStreak++ === 0) {
       this.log.warn(
         { code, reason: message, retryAfterMs: ack.error.retryAfterMs, queued: q.size },
