@@ -62,7 +62,7 @@ describe('DeltaEncoder', () => {
     expect(e.encode([without], []).nodes).toEqual([without]);
   });
 
-  it('keeps patching when dashboards join (full nodes for them are the namespace's job), and forgets removed nodes', () => {
+  it('keeps patching when dashboards join (full nodes for them are the namespace job), and forgets removed nodes', () => {
     const e = new DeltaEncoder();
     e.encode([node()], []);
     expect(e.encode([node({ lastSeen: 3000 })], []).patches).toHaveLength(1);
