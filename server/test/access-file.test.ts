@@ -15,6 +15,7 @@ import { resolveRequest } from '../src/access/principal.ts';
 import { redactNodes, redactPatches, redactProjectsUsage } from '../src/access/redact.ts';
 import { roleForGroups } from '../src/access/roles.ts';
 import { SessionSigner } from '../src/access/sessions.ts';
+import { type ConfigError, loadConfig } from '../src/config.ts';
 import { tempDir } from './helpers.ts';
 
 const examples = join(import.meta.dirname, '../../examples/access.yaml');
@@ -184,5 +185,67 @@ describe('redaction', () => {
       'display',
     );
     expect(usage.projects[0]).toEqual({ project: 'p' });
+  });
+});
+
+describe('access settings in the environment', () => {
+  it('reads GPUPULSE_ACCESS_FILE, METRICS_FROM, MAX_DASHBOARDS, ALLOWED_ORIGINS, HOST, TLS and PUBLIC_URL', () => {
+    const c = loadConfig(
+      {
+        GPUPULSE_ACCESS_FILE: 'access.yaml',
+        GPUPULSE_METRICS_FROM: '10.0.0.0/8, ::1/128',
+        GPUPULSE_MAX_DASHBOARDS: '20',
+        GPUPULSE_ALLOWED_ORIGINS: 'https://wall.example.org',
+        GPUPULSE_HOST: '127.0.0.1',
+        GPUPULSE_TLS_CERT: 'c.pem',
+        GPUPULSE_TLS_KEY: 'k.pem',
+        GPUPULSE_PUBLIC_URL: 'https://gpupulse.example.org/',
+      },
+      '/srv',
+    );
+    expect(c).toMatchObject({
+      accessFile: '/srv/access.yaml',
+      metricsFrom: ['10.0.0.0/8', '::1/128'],
+      maxDashboards: 20,
+      allowedOrigins: ['https://wall.example.org'],
+      host: '127.0.0.1',
+      tls: { certFile: '/srv/c.pem', keyFile: '/srv/k.pem' },
+      publicUrl: 'https://gpupulse.example.org',
+    });
+    expect(loadConfig({})).toMatchObject({
+      accessFile: null,
+      metricsFrom: [],
+      maxDashboards: 500,
+      tls: null,
+    });
+  });
+
+  it('refuses bad values, naming each', () => {
+    let issues: string[] = [];
+    try {
+      loadConfig({
+        GPUPULSE_METRICS_FROM: '10.0.0.0/99',
+        GPUPULSE_MAX_DASHBOARDS: '0',
+        GPUPULSE_ALLOWED_ORIGINS: 'https://x.example/path',
+        GPUPULSE_TLS_CERT: 'c.pem',
+      });
+    } catch (err) {
+      issues = (err as ConfigError).issues;
+    }
+    expect(issues.join('\n')).toMatch(/GPUPULSE_MAX_DASHBOARDS must be >= 1/);
+    try {
+      loadConfig({
+        GPUPULSE_METRICS_FROM: '10.0.0.0/99',
+        GPUPULSE_ALLOWED_ORIGINS: 'https://x.example/path',
+        GPUPULSE_TLS_CERT: 'c.pem',
+      });
+    } catch (err) {
+      issues = (err as ConfigError).issues;
+    }
+    expect(issues).toEqual([
+      expect.stringMatching(/^GPUPULSE_METRICS_FROM: 10\.0\.0\.0\/99: prefix length/),
+      expect.stringMatching(/GPUPULSE_ALLOWED_ORIGINS/),
+      expect.stringMatching(/GPUPULSE_TLS_CERT and GPUPULSE_TLS_KEY/),
+    ]);
   });
 });
