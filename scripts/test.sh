@@ -12,7 +12,6 @@ ensure_pnpm
 ensure_apt influxd influxdb
 ensure_apt chromium chromium
 ensure_apt redis-server redis-server   # scale-out tests (several servers on one Redis)
-ensure_apt openssl openssl             # self-signed certificates for the HTTPS/WSS tests
 ensure_apt pdftotext poppler-utils     # reading the PDF reports back in the tests
 ensure_apt openssl openssl   # the TLS tests make a self-signed certificate
 ensure_apt_pkg fonts-nanum   # Korean glyphs in the browser tests' screenshots
