@@ -160,6 +160,7 @@ describe('backpressure (real influxd throttled with SIGSTOP/SIGCONT)', () => {
     }, 250);
     let cycles = 0;
     let maxBacklog = 0;
+    let staleDuringStop: string[] | null = null;
     // short stops (the backlog spills to the spool and drains in between), then a long one (the
     // spool reaches its bound and the server refuses)
     for (const stopMs of [2000, 2000, 2000, 2000, 8000]) {
@@ -172,6 +173,14 @@ describe('backpressure (real influxd throttled with SIGSTOP/SIGCONT)', () => {
         maxBacklog,
         metric(m, 'gpupulse_spool_points') + metric(m, 'gpupulse_write_buffer_points'),
       );
+      if (stopMs === 8000) {
+        // deep in the long stop (refusals): the wall still shows every node's recent samples
+        const now = Date.now();
+        staleDuringStop = server.fleet
+          .snapshot()
+          .filter((n) => n.node.startsWith('bp-') && (n.lastSampleTs ?? 0) < now - 3000)
+          .map((n) => n.node);
+      }
       await new Promise((r) => setTimeout(r, 500));
       cont();
       cycles++;
@@ -196,6 +205,7 @@ describe('backpressure (real influxd throttled with SIGSTOP/SIGCONT)', () => {
     expect(metric(text, 'gpupulse_storage_points_spooled_total')).toBeGreaterThan(0);
     expect(metric(text, 'gpupulse_samples_refused_total', '{reason="spool_full"}')).toBeGreaterThan(0);
     expect(maxBacklog).toBeGreaterThan(1000);
+    expect(staleDuringStop).toEqual([]);
     expect(agents.reduce((n, a) => n + a.t.refused, 0)).toBeGreaterThan(0);
     // and nothing was lost: no drops anywhere, every produced sample acked
     for (const reason of ['overflow', 'rejected', 'shutdown', 'spool_full', 'spool_corrupt']) {
