@@ -12,8 +12,10 @@ let socket: DashboardSocket | null = null;
 let token: string | null | undefined;
 
 /**
- * A read-only display token from the page URL (`?token=…`), for servers that require one on
- * `/dashboard`. Wall displays get a link with it; nothing ever prompts for a login.
+ * A token from the page URL (`?token=…`), sent with every request and the socket handshake. The
+ * preferred wall link is `?access_token=…`, which the server swaps for a session cookie on the
+ * first load (the token then leaves the URL and this returns null); the cookie authenticates
+ * everything after that.
  */
 export function displayToken(): string | null {
   if (token === undefined) {
