@@ -38,11 +38,13 @@ const NOT_PRINTABLE = /[^\p{L}\p{M}\p{N}\p{P}\p{S} ]|\uFFFD/gu;
 /** A backslash followed by the end, another backslash, a space, a comma or `=`. */
 const ESCAPING_BACKSLASH = /\\(?=$|[\\ ,=])/g;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+/** Printable ASCII without a backslash: the common case, tested first (cheaper). */
+const PLAIN_ASCII = /^[\x20-\x5b\x5d-\x7e]*$/;
 const NEEDS_NAME_FIX = /[^\p{L}\p{M}\p{N}\p{P}\p{S} ]|[\uFFFD\\]/u;
 
 /** A name (measurement, tag key or value, field key) as InfluxDB will store it. */
 export function storedName(s: string): string {
-  if (!NEEDS_NAME_FIX.test(s)) return s;
+  if (PLAIN_ASCII.test(s) || !NEEDS_NAME_FIX.test(s)) return s;
   return s.replace(NOT_PRINTABLE, NAME_REPLACEMENT).replace(ESCAPING_BACKSLASH, BACKSLASH_REPLACEMENT);
 }
 
