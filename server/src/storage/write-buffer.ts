@@ -111,6 +111,8 @@ export class WriteBuffer {
   private retryAt = 0;
   private stopped = false;
   private readonly loggedReasons = new Set<string>();
+  /** Since when `admit` refuses (null: it takes reports). */
+  private refusing: { since: number; refusedBefore: number } | null = null;
   readonly stats: WriteBufferStats = {
     buffered: 0,
     refused: 0,
@@ -191,17 +193,28 @@ export class WriteBuffer {
     if (this.size > 0 && this.size + points > this.acceptPoints) {
       return this.refuse('backlog_full', 'storage backlog is full; keep the samples and retry later');
     }
+    if (this.refusing) {
+      this.logger?.info(
+        {
+          refused: this.stats.refused - this.refusing.refusedBefore,
+          forMs: Date.now() - this.refusing.since,
+        },
+        'storage caught up: taking reports again',
+      );
+      this.refusing = null;
+    }
     return { ok: true };
   }
 
   private refuse(reason: 'backlog_full' | 'spool_full', message: string): Admission {
     this.stats.refused++;
     this.observer.refused?.(reason);
-    if (!this.loggedReasons.has(`refuse-${reason}`)) {
-      this.loggedReasons.add(`refuse-${reason}`);
+    if (!this.refusing) {
+      // Logged once per episode (and when it ends); every refusal is counted in /metrics.
+      this.refusing = { since: Date.now(), refusedBefore: this.stats.refused - 1 };
       this.logger?.warn(
         { reason, buffered: this.size, spooled: this.spooled, acceptPoints: this.acceptPoints },
-        'storage is behind: refusing reports with UNAVAILABLE until it catches up (agents keep their samples; logged once, counted in /metrics)',
+        'storage is behind: refusing reports with UNAVAILABLE until it catches up (agents keep their samples)',
       );
     }
     return {
