@@ -118,7 +118,7 @@ describe('schema mapping', () => {
       { gpuUuid: 'GPU-1', pid: 100, usedMemoryMiB: null, name: 'python', user: 'kim' },
       { gpuUuid: 'GPU-1', pid: 300, usedMemoryMiB: 1, name: 'x', uid: 1001 },
     ];
-    const lines = processPoints('node-a', TS, procs, () => 'unassigned').map(toLineProtocol);
+    const lines = processPoints('node-a', TS, procs, () => 'unassigned').map((p) => toLineProtocol(p));
     expect(lines).toEqual([
       'gpupulse_process,host=node-a,project=unassigned,slot=0,user=kim,uuid=GPU-1 pid=100i,process_name="python" 1700000000123',
       'gpupulse_process,host=node-a,project=unassigned,slot=1,user=kim,uuid=GPU-1 pid=200i,process_name="python train.py",used_memory=512i 1700000000123',
