@@ -52,6 +52,12 @@ export interface TransportOptions {
   onServerTime?: (serverTime: number, localTime: number) => void;
 }
 
+/** Size of a report as sent (JSON); exact bytes only when it could be near the limit. */
+function reportBytes(report: unknown): number {
+  const json = JSON.stringify(report);
+  return json.length * 3 <= LIMITS.maxTransportBytes ? json.length : Buffer.byteLength(json, 'utf8');
+}
+
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -329,6 +335,28 @@ export class SocketTransport {
   private async sendBatch(batch: Sample[], replay: boolean): Promise<boolean> {
     const q = this.opts.queue;
     const report = replay ? { samples: batch, replay: true } : { samples: batch };
+    // Never send a frame over the server's transport limit: it would close the connection and be
+    // resent forever. Split here (or drop the one sample); between the message limit and that,
+    // the server answers TOO_LARGE (below), which splits the same way.
+    const bytes = reportBytes(report);
+    if (bytes > LIMITS.maxTransportBytes) {
+      if (batch.length > 1) {
+        this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+        this.log.warn(
+          { bytes, batchLimit: this.batchLimit },
+          'batch over the message limit; sending smaller batches',
+        );
+        return true;
+      }
+      const removed = q.remove([batch[0]!.seq]);
+      q.countDropped(removed);
+      this.rejected += removed;
+      this.log.error(
+        { bytes, limit: LIMITS.maxTransportBytes, seq: batch[0]!.seq },
+        'sample larger than the transport limit; dropped it',
+      );
+      return true;
+    }
     let ack: Ack<SamplesAckData>;
     const sentAt = Date.now();
     try {

@@ -288,4 +288,42 @@ describe('TOO_LARGE end to end (real server, real agent transport)', () => {
       'every GPU point stored',
     );
   });
+
+  it('never sends a frame over the transport limit: splits it, drops single samples the server cannot take', async () => {
+    const server = await createServer({
+      store: new MemoryStore(),
+      config: { port: 0, host: '127.0.0.1', agentTokens: [TOKEN] },
+    });
+    cleanups.push(() => server.close());
+    let connections = 0;
+    server.io.of(AGENT_NAMESPACE).on('connection', () => connections++);
+    const sim = createSimFleet({ nodes: 1, gpusPerNode: 2, prefix: 'huge', intervalMs: 1000, seed: 5 });
+    const queue = new MemoryQueue(100);
+    const t0 = Date.now() - 10_000;
+    for (let i = 0; i < 2; i++) {
+      // ~8.5 MB each (2,048 processes with 4 KiB command lines): two of them pass 16 MiB
+      const s = structuredClone(sim.tick(0, t0 + i * 1000)) as Sample;
+      const uuid = s.gpus[0]!.uuid;
+      s.processes = Array.from({ length: LIMITS.maxProcessesPerSample }, (_, pid) => ({
+        gpuUuid: uuid,
+        pid: pid + 1,
+        usedMemoryMiB: 1,
+        name: 'python',
+        cmdline: 'c'.repeat(LIMITS.maxTextLength),
+      }));
+      queue.push(s);
+    }
+    queue.push(structuredClone(sim.tick(0, t0 + 5000)) as Sample);
+    expect(JSON.stringify({ samples: queue.oldest(2) }).length).toBeGreaterThan(LIMITS.maxTransportBytes);
+    const t = transport(server.url, 'huge-0001', queue, { replayBatchesPerSec: 50 });
+    t.start();
+    await until(() => queue.size === 0, 30_000, 'queue drained');
+    expect(t.acked).toBe(1);
+    expect(queue.dropped).toBe(2);
+    expect(connections).toBe(1);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(
+      metric(text, 'gpupulse_rejected_payloads_total', '{event="samples:report",reason="too_large"}'),
+    ).toBe(2);
+  });
 });
