@@ -1,0 +1,42 @@
+// The soak in CI: the same code as `pnpm soak` (test/bench/soak.ts) for 3 minutes — server + real
+// influxd + simulated nodes at 1 Hz + the wall in Chromium. Pass: server RSS and the page's JS
+// heap end within 10 % of their level after a 1-minute warm-up, and InfluxDB holds exactly what
+// was acked. GPUPULSE_SOAK_NODES / GPUPULSE_SOAK_MINUTES change the size (the 60-minute run with
+// 1,000 nodes × 8 GPUs is in docs/reliability.md).
+import { describe, expect, it } from 'vitest';
+import { runSoak } from '../bench/soak.ts';
+
+const MINUTES = Number(process.env.GPUPULSE_SOAK_MINUTES ?? 3);
+const NODES = Number(process.env.GPUPULSE_SOAK_NODES ?? 1000);
+const GPUS = 8;
+
+describe('soak (CI length)', () => {
+  it(
+    `${MINUTES} min, ${NODES} nodes × ${GPUS} GPUs + the wall: RSS and heap within 10 %, stored = acked`,
+    async () => {
+      const r = await runSoak({
+        minutes: MINUTES,
+        nodes: NODES,
+        gpus: GPUS,
+        warmupMinutes: 1,
+        readEverySeconds: 10,
+        log: (l) => console.info(l),
+      });
+      expect(r.samples.acked).toBeGreaterThan(NODES * (MINUTES * 60 - 30) * 0.9);
+      expect(r.samples.pendingAtEnd).toBe(0);
+      expect(r.samples.rejected).toBe(0);
+      expect(r.stored.hostPoints).toBe(r.samples.acked);
+      expect(r.stored.gpuPoints).toBe(r.samples.acked * GPUS);
+      expect(r.droppedByServer).toBe(0);
+      expect(
+        Math.abs(r.rss.changePct),
+        `server RSS ${r.rss.reference} → ${r.rss.end} MiB`,
+      ).toBeLessThanOrEqual(10);
+      expect(
+        Math.abs(r.heap.changePct),
+        `page heap ${r.heap.reference} → ${r.heap.end} MiB`,
+      ).toBeLessThanOrEqual(10);
+    },
+    (MINUTES + 12) * 60_000,
+  );
+});
