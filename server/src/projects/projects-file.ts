@@ -55,11 +55,97 @@ const ProjectSchema = z.strictObject({
     .nullable()
     .optional(),
   owner: z.string().max(256).nullable().optional(),
+  /** Who is told when a nudge escalates: a user name (see `users:` and `mail.template`) or an e-mail address. */
+  lead: value.nullable().optional(),
+  /** `false`: no nudges for GPUs of this project. */
+  nudge: z.boolean().optional(),
   quota: z.number().nonnegative('must be ≥ 0').nullable().optional(),
   match: MatchSchema.optional(),
 });
 
 const NamedSchema = z.strictObject({ id, name: localized.optional() });
+
+export const LANGUAGES = ['ko', 'en'] as const;
+export type Language = (typeof LANGUAGES)[number];
+const language = z.enum(LANGUAGES, { message: 'must be ko or en' });
+const email = z
+  .string()
+  .max(254, 'is longer than 254 characters')
+  .regex(/^[^\s@<>",;:()[\]\\]+@[^\s@<>",;:()[\]\\]+$/, 'must be an e-mail address like kim@example.ac.kr');
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** `500ms`, `30s`, `30m`, `2h`, `1d` (or a number of ms) → ms. */
+export const duration = z.union([
+  z.number().int('must be whole milliseconds').nonnegative('must be ≥ 0'),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'must be a duration like 30m, 2h, 45s or 500ms')
+    .transform((v) => {
+      const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v)!;
+      return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
+    }),
+]);
+
+/** `HH:MM-HH:MM` (may wrap past midnight) → minutes of the day. */
+const quietHours = z
+  .string()
+  .regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, 'must be like "22:00-08:00" (24-hour clock)')
+  .transform((v) => {
+    const [a, b] = v.split('-') as [string, string];
+    const min = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5));
+    return { startMin: min(a), endMin: min(b) };
+  })
+  .refine((q) => q.startMin !== q.endMin, 'start and end must differ');
+
+const timeZone = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'is not a known IANA time zone (e.g. Asia/Seoul, UTC)');
+
+const UserSchema = z.strictObject({
+  email: email.optional(),
+  language: language.optional(),
+  /** Slack member id (e.g. U012AB3CD): nudges sent to Slack webhooks mention the user with it. */
+  slack: z
+    .string()
+    .regex(/^[UW][A-Z0-9]{2,20}$/, 'must be a Slack member id like U012AB3CD')
+    .optional(),
+});
+
+const MailSchema = z.strictObject({
+  /** Address of a user not listed in `users:` (or listed without `email`), e.g. `{user}@example.ac.kr`. */
+  template: z
+    .string()
+    .max(254)
+    .refine((t) => t.includes('{user}'), 'must contain {user}, e.g. "{user}@example.ac.kr"')
+    .refine((t) => email.safeParse(t.replace('{user}', 'user')).success, 'must make an e-mail address')
+    .optional(),
+  /** Language of users who do not say (default en). */
+  defaultLanguage: language.optional(),
+});
+
+const NudgeSchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  after: duration.optional(),
+  snooze: duration.optional(),
+  escalateAfter: duration.optional(),
+  opsAfter: duration.optional(),
+  quietHours: quietHours.nullable().optional(),
+  timeZone: timeZone.optional(),
+  dailyCapPerUser: z.number().int('must be a whole number').min(1, 'must be ≥ 1').max(1000).optional(),
+  /** How long a "still using it" link works. */
+  linkValidFor: duration.optional(),
+  /** Also post nudges and escalations to the alert webhooks (with a Slack mention). */
+  webhooks: z.boolean().optional(),
+});
 
 export const ProjectsFileSchema = z.strictObject({
   /** Environment variable names whose value names a project (default GPUPULSE_PROJECT, PROJECT). */
@@ -67,6 +153,10 @@ export const ProjectsFileSchema = z.strictObject({
   institutions: z.array(NamedSchema).default([]),
   areas: z.array(NamedSchema).default([]),
   projects: z.array(ProjectSchema).default([]),
+  /** Contacts by user name (the process owner's name as the agent reports it). */
+  users: z.record(value, UserSchema).default({}),
+  mail: MailSchema.optional(),
+  nudge: NudgeSchema.optional(),
 });
 export type ProjectsFile = z.infer<typeof ProjectsFileSchema>;
 
@@ -79,18 +169,94 @@ export interface ProjectMatch {
   nodes: string[];
 }
 
+/** Nudges of idle-held GPUs (server/README.md "Nudges"). Durations in ms. */
+export interface NudgeSettings {
+  enabled: boolean;
+  /** Held but idle this long: the process owner is told. */
+  afterMs: number;
+  /** "I'm still using it" quiets the nudges of that GPU this long. */
+  snoozeMs: number;
+  /** Still idle this long after the owner's nudge was due: the project lead is told. */
+  escalateAfterMs: number;
+  /** … and this long after: ops get an alert through the webhooks. */
+  opsAfterMs: number;
+  /** People are not messaged between these minutes of the day (deferred, not dropped); null: never quiet. */
+  quietHours: { startMin: number; endMin: number } | null;
+  timeZone: string;
+  /** Most nudges one user gets per day (in `timeZone`). */
+  dailyCapPerUser: number;
+  linkValidForMs: number;
+  webhooks: boolean;
+}
+
+export const DEFAULT_NUDGE: NudgeSettings = {
+  enabled: true,
+  afterMs: 30 * 60_000,
+  snoozeMs: 2 * 3_600_000,
+  escalateAfterMs: 2 * 3_600_000,
+  opsAfterMs: 4 * 3_600_000,
+  quietHours: { startMin: 22 * 60, endMin: 8 * 60 },
+  timeZone: 'Asia/Seoul',
+  dailyCapPerUser: 3,
+  linkValidForMs: 24 * 3_600_000,
+  webhooks: true,
+};
+
+export interface UserContactEntry {
+  email: string | null;
+  language: Language | null;
+  slack: string | null;
+}
+
+/** Where and how to reach a user. */
+export interface UserContact {
+  user: string;
+  email: string | null;
+  language: Language;
+  slack: string | null;
+}
+
+export type ProjectEntry = ProjectInfo & {
+  match: ProjectMatch;
+  /** User name or e-mail address told when a nudge escalates; null: nobody. */
+  lead: string | null;
+  /** False: no nudges for this project's GPUs. */
+  nudge: boolean;
+};
+
 export interface ProjectsConfig {
   envVars: string[];
   meta: ProjectsMeta;
   /** By id, in file order. */
-  projects: Map<string, ProjectInfo & { match: ProjectMatch }>;
+  projects: Map<string, ProjectEntry>;
+  users: Map<string, UserContactEntry>;
+  mail: { template: string | null; defaultLanguage: Language };
+  nudge: NudgeSettings;
 }
 
 export const EMPTY_PROJECTS: ProjectsConfig = {
   envVars: DEFAULT_PROJECT_ENV_VARS,
   meta: { projects: [], institutions: [], areas: [] },
   projects: new Map(),
+  users: new Map(),
+  mail: { template: null, defaultLanguage: 'en' },
+  nudge: DEFAULT_NUDGE,
 };
+
+/**
+ * A user's contact: `users:` first, then `mail.template`; a value with `@` is taken as the
+ * address itself (a project lead given as an e-mail address).
+ */
+export function contactOf(config: ProjectsConfig, who: string): UserContact {
+  const entry = config.users.get(who);
+  const lang = entry?.language ?? config.mail.defaultLanguage;
+  if (!entry && who.includes('@')) return { user: who, email: who, language: lang, slack: null };
+  const templated =
+    config.mail.template && /^[A-Za-z0-9._-]+$/.test(who)
+      ? config.mail.template.replace('{user}', who)
+      : null;
+  return { user: who, email: entry?.email ?? templated, language: lang, slack: entry?.slack ?? null };
+}
 
 export class ProjectsFileError extends Error {
   constructor(
@@ -194,7 +360,46 @@ export function parseProjectsFile(text: string, file = 'projects file'): Project
       });
     }
   });
-  const projects = new Map<string, ProjectInfo & { match: ProjectMatch }>();
+  const nudgeIn = f.nudge ?? {};
+  const nudge: NudgeSettings = {
+    enabled: nudgeIn.enabled ?? DEFAULT_NUDGE.enabled,
+    afterMs: nudgeIn.after ?? DEFAULT_NUDGE.afterMs,
+    snoozeMs: nudgeIn.snooze ?? DEFAULT_NUDGE.snoozeMs,
+    escalateAfterMs: nudgeIn.escalateAfter ?? DEFAULT_NUDGE.escalateAfterMs,
+    opsAfterMs: nudgeIn.opsAfter ?? DEFAULT_NUDGE.opsAfterMs,
+    quietHours: nudgeIn.quietHours === undefined ? DEFAULT_NUDGE.quietHours : nudgeIn.quietHours,
+    timeZone: nudgeIn.timeZone ?? DEFAULT_NUDGE.timeZone,
+    dailyCapPerUser: nudgeIn.dailyCapPerUser ?? DEFAULT_NUDGE.dailyCapPerUser,
+    linkValidForMs: nudgeIn.linkValidFor ?? DEFAULT_NUDGE.linkValidForMs,
+    webhooks: nudgeIn.webhooks ?? DEFAULT_NUDGE.webhooks,
+  };
+  if (nudge.snoozeMs <= 0) fail('nudge.snooze: must be longer than 0', lineOf(['nudge', 'snooze']));
+  if (nudge.linkValidForMs <= 0)
+    fail('nudge.linkValidFor: must be longer than 0', lineOf(['nudge', 'linkValidFor']));
+  if (nudge.opsAfterMs < nudge.escalateAfterMs)
+    fail('nudge.opsAfter: must not be shorter than nudge.escalateAfter', lineOf(['nudge', 'opsAfter']));
+  const users = new Map<string, UserContactEntry>();
+  for (const [name, u] of Object.entries(f.users)) {
+    users.set(name, { email: u.email ?? null, language: u.language ?? null, slack: u.slack ?? null });
+  }
+  const mail = {
+    template: f.mail?.template ?? null,
+    defaultLanguage: f.mail?.defaultLanguage ?? 'en',
+  } as const;
+  f.projects.forEach((p, i) => {
+    const lead = p.lead;
+    if (!lead || lead.includes('@')) {
+      if (lead && !email.safeParse(lead).success)
+        fail(`projects[${i}].lead: "${lead}" is not an e-mail address`, lineOf(['projects', i, 'lead']));
+      return;
+    }
+    if (!users.get(lead)?.email && !mail.template)
+      fail(
+        `projects[${i}].lead: "${lead}" has no e-mail address: add it under users: or set mail.template`,
+        lineOf(['projects', i, 'lead']),
+      );
+  });
+  const projects = new Map<string, ProjectEntry>();
   for (const p of f.projects) {
     projects.set(p.id, {
       id: p.id,
@@ -206,13 +411,18 @@ export function parseProjectsFile(text: string, file = 'projects file'): Project
       owner: p.owner ?? null,
       quotaGpus: p.quota ?? null,
       match: p.match ?? { env: [], slurmAccounts: [], k8sNamespaces: [], users: [], groups: [], nodes: [] },
+      lead: p.lead ?? null,
+      nudge: p.nudge ?? true,
     });
   }
   return {
     envVars: f.envVars ?? DEFAULT_PROJECT_ENV_VARS,
     projects,
+    users,
+    mail,
+    nudge,
     meta: {
-      projects: [...projects.values()].map(({ match: _m, ...info }) => info),
+      projects: [...projects.values()].map(({ match: _m, lead: _l, nudge: _n, ...info }) => info),
       institutions: f.institutions.map((x) => ({ id: x.id, name: x.name ?? { en: x.id } })),
       areas: f.areas.map((x) => ({ id: x.id, name: x.name ?? { en: x.id } })),
     },
