@@ -278,11 +278,11 @@ describe('/dashboard', () => {
     socket.on('fleet:delta', (d) => deltas.push(d));
     const agent = await connectAgent(server);
     await report(agent, { samples: [sample(1, Date.now())] });
-    const delta = await waitFor(
+    const delta = (await waitFor(
       () => deltas.find((d) => d.nodes.some((n) => n.lastSampleTs !== null)),
       3000,
       'delta with the sample',
-    );
+    )) as FleetDelta;
     expect(delta.nodes[0]).toMatchObject({ node: 'node-a', status: 'online', connected: true });
     expect(delta.nodes[0]!.gpus[0]!.temperatureCelsius).toBe(51);
     // Heartbeat: deltas keep coming, empty when nothing changed.
@@ -290,7 +290,7 @@ describe('/dashboard', () => {
     await waitFor(() => deltas.length >= n + 2, 3000, 'heartbeat deltas');
     expect(deltas.at(-1)!.nodes).toEqual([]);
     const resync = await socket.timeout(5000).emitWithAck('fleet:resync');
-    expect(resync.ok && resync.data.nodes.map((x) => x.node)).toEqual(['node-a']);
+    expect(resync.ok && resync.data.nodes.map((x: { node: string }) => x.node)).toEqual(['node-a']);
   });
 
   it('tracks stale and offline with a fake clock', async () => {
