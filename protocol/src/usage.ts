@@ -23,6 +23,47 @@ export type InstitutionInfo = z.infer<typeof InstitutionInfoSchema>;
 export const AreaInfoSchema = InstitutionInfoSchema;
 export type AreaInfo = z.infer<typeof AreaInfoSchema>;
 
+/**
+ * Fair share of a project or institution over one period (month or ISO week, server time zone):
+ * busy and idle-held GPU-hours used (idle-held counts against the holder) vs the agreed share.
+ * MIG instances count as their fraction of the GPU's compute slices. The server decides every
+ * derived state (`overShare`, `overPace`); dashboards only draw it.
+ */
+export const ShareStatusSchema = z.object({
+  period: z.enum(['month', 'week']),
+  periodStart: z.number(),
+  periodEnd: z.number(),
+  /** Agreed GPU-hours for the period (a monthly share scaled to the period); null: no share agreed. */
+  agreedGpuHours: z.number().nullable(),
+  /** The agreement as written: `{ gpuHoursPerMonth }` or `{ percent }` of the centre. */
+  agreed: z.union([z.object({ gpuHoursPerMonth: z.number() }), z.object({ percent: z.number() })]).nullable(),
+  busyGpuHours: z.number(),
+  idleHeldGpuHours: z.number(),
+  /** busy + idle-held. */
+  usedGpuHours: z.number(),
+  /** agreed − used (negative when over); null without a share. */
+  leftGpuHours: z.number().nullable(),
+  /** used / agreed × 100; null without a share (or a share of 0). */
+  usedPercent: z.number().nullable(),
+  /** The share the elapsed part of the period allows (agreed × elapsed / length). */
+  paceGpuHours: z.number().nullable(),
+  /** Used more than the whole period's share. */
+  overShare: z.boolean(),
+  /** Used more than the elapsed part of the period allows (ahead of pace). */
+  overPace: z.boolean(),
+});
+export type ShareStatus = z.infer<typeof ShareStatusSchema>;
+
+/** How one institution's agreement is honoured (its projects together). */
+export const InstitutionShareSchema = z.object({
+  institution: z.string(),
+  projects: z.array(z.string()),
+  share: ShareStatusSchema,
+  /** Sum of the projects' own shares, for comparison with the institution's (null: none set). */
+  projectsAgreedGpuHours: z.number().nullable(),
+});
+export type InstitutionShare = z.infer<typeof InstitutionShareSchema>;
+
 /** Live usage of one project (or `unassigned`), computed every second from fleet state. */
 export const ProjectUsageSchema = z.object({
   project: z.string(),
@@ -42,6 +83,12 @@ export const ProjectUsageSchema = z.object({
   idleGpuHoursToday: z.number(),
   energyKWhToday: z.number(),
   quotaGpus: z.number().nullable(),
+  /** Energy of the idle-held GPU-hours today (part of `energyKWhToday`). */
+  idleEnergyKWhToday: z.number().optional(),
+  /** CO2e of today's energy (kg): kWh × PUE × grid factor. */
+  co2eKgToday: z.number().optional(),
+  /** Fair share this month (null: no data yet). */
+  share: ShareStatusSchema.nullable().optional(),
 });
 export type ProjectUsage = z.infer<typeof ProjectUsageSchema>;
 
@@ -56,6 +103,8 @@ export const ClusterTotalsSchema = z.object({
   meanUtilizationPercent: z.number().nullable(),
   powerDrawWatts: z.number(),
   activeProjects: z.number().int(),
+  /** GPUs in use counting a MIG instance as its fraction of the GPU (= the projects' `gpusInUse` summed). */
+  gpuEquivalentsInUse: z.number().optional(),
 });
 export type ClusterTotals = z.infer<typeof ClusterTotalsSchema>;
 
@@ -64,6 +113,10 @@ export const ProjectsUsageSchema = z.object({
   serverTime: z.number(),
   projects: z.array(ProjectUsageSchema),
   cluster: ClusterTotalsSchema,
+  /** Per institution, this month: how the agreed share is honoured. */
+  institutions: z.array(InstitutionShareSchema).optional(),
+  /** The carbon factors in effect (projects file `carbon:`). */
+  carbon: z.object({ gridGramsPerKWh: z.number(), pue: z.number() }).optional(),
 });
 export type ProjectsUsage = z.infer<typeof ProjectsUsageSchema>;
 
@@ -163,7 +216,14 @@ export const UsageResponseSchema = z.object({
       idleHeldGpuHours: z.number(),
       gpuHours: z.number(),
       energyKWh: z.number(),
+      /** Energy of the idle-held GPU-hours (part of `energyKWh`; 0 for rollups written before it was kept). */
+      idleHeldEnergyKWh: z.number().optional(),
+      /** CO2e (kg) of `energyKWh`: kWh × PUE × grid factor. */
+      co2eKg: z.number().optional(),
+      /** Fair share of the row's group for its period (groupBy project/institution, period week/month). */
+      share: ShareStatusSchema.nullable().optional(),
     }),
   ),
+  carbon: z.object({ gridGramsPerKWh: z.number(), pue: z.number() }).optional(),
 });
 export type UsageResponse = z.infer<typeof UsageResponseSchema>;

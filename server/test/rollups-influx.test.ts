@@ -281,10 +281,12 @@ describe('rollups, history and usage against a real influxd', () => {
     const csv = await usage('groupBy=user', { accept: 'text/csv' });
     expect(csv.type).toMatch(/^text\/csv/);
     const lines = csv.text.trimEnd().split('\r\n');
-    expect(lines[0]).toBe('period_start,user,busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh');
+    expect(lines[0]).toBe(
+      'period_start,user,busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh,idle_held_energy_kwh,co2e_kg,agreed_gpu_hours,share_used_percent,over_share',
+    );
     expect(csv.text).toContain(`,"o'brien ""x"" ⧵ '; DROP MEASUREMENT nvidia_smi; --?next",`);
     expect((await usage('format=csv')).text.split('\r\n')[0]).toBe(
-      'period_start,project,busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh',
+      'period_start,project,busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh,idle_held_energy_kwh,co2e_kg,agreed_gpu_hours,share_used_percent,over_share',
     );
   });
 });

@@ -1,4 +1,5 @@
 import type { GpuProcess } from '@gpupulse/protocol';
+import { type MigGpu, migWeights } from '../accounting/mig.ts';
 
 /**
  * Attribution seam: which project a GPU's usage belongs to, given the processes on it.
@@ -42,6 +43,11 @@ export interface ProcessShare {
   project: string;
   rule: AttributionRule;
   share: number;
+  /**
+   * The process's fraction of the physical GPU for GPU-hours, usage and energy: `share` on a whole
+   * GPU; on a GPU in MIG mode its MIG instance's fraction of the compute slices (accounting/mig.ts).
+   */
+  weight: number;
   user: string | null;
   job: string | null;
 }
@@ -93,13 +99,22 @@ export function memoryShares(processes: readonly GpuProcess[]): number[] {
 export function splitGpu(
   attribution: Attribution,
   node: string,
-  gpu: { uuid: string; index: number },
+  gpu: { uuid: string; index: number } & Partial<MigGpu>,
   processes: readonly GpuProcess[],
 ): ProcessShare[] {
   const shares = memoryShares(processes);
+  const weights = migWeights(gpu, processes, shares);
   return processes.map((p, i) => {
     const { project, rule } = attribution.projectOf(node, gpu, p);
-    return { process: p, project, rule, share: shares[i]!, user: processUser(p), job: processJob(p) };
+    return {
+      process: p,
+      project,
+      rule,
+      share: shares[i]!,
+      weight: weights[i]!,
+      user: processUser(p),
+      job: processJob(p),
+    };
   });
 }
 

@@ -7,6 +7,7 @@ import type {
   NodeView,
   Sample,
 } from '@gpupulse/protocol';
+import { processesByGpu } from '../accounting/mig.ts';
 import type { Clock } from '../clock.ts';
 import {
   type AttributeFn,
@@ -292,6 +293,8 @@ export class FleetState {
       e.shares = null;
     }
     e.lastSample = newest;
+    // MIG weights follow the devices' memory use: recomputed with each sample of a MIG GPU.
+    if (newest.gpus.some((g) => g.migModeCurrent === true)) e.shares = null;
     e.lastSampleAheadMs = newest.ts - now;
     this.trackIdle(e, newest);
     this.refresh(e, true);
@@ -436,16 +439,13 @@ export class FleetState {
 
   private sharesOf(e: NodeEntry): Map<string, ProcessShare[]> {
     if (e.shares) return e.shares;
-    const byGpu = new Map<string, GpuProcess[]>();
-    for (const p of e.processes) {
-      const list = byGpu.get(p.gpuUuid);
-      if (list) list.push(p);
-      else byGpu.set(p.gpuUuid, [p]);
-    }
-    const indexOf = new Map((e.lastSample?.gpus ?? []).map((g) => [g.uuid, g.index]));
+    // A process on a MIG device's uuid counts on its physical GPU (accounting/mig.ts).
+    const gpus = e.lastSample?.gpus ?? [];
+    const byGpu = processesByGpu(gpus, e.processes);
+    const gpuOf = new Map(gpus.map((g) => [g.uuid, g]));
     const out = new Map<string, ProcessShare[]>();
     for (const [uuid, procs] of byGpu)
-      out.set(uuid, splitGpu(this.attribution, e.node, { uuid, index: indexOf.get(uuid) ?? -1 }, procs));
+      out.set(uuid, splitGpu(this.attribution, e.node, gpuOf.get(uuid) ?? { uuid, index: -1 }, procs));
     e.shares = out;
     return out;
   }

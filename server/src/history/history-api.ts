@@ -328,6 +328,7 @@ export async function queryUsage(deps: HistoryDeps, q: UsageQuery): Promise<Usag
     { field: USAGE_SUM_FIELDS.busy, fn: 'sum' as const },
     { field: USAGE_SUM_FIELDS.idle, fn: 'sum' as const },
     { field: USAGE_SUM_FIELDS.energy, fn: 'sum' as const },
+    { field: USAGE_SUM_FIELDS.idleEnergy, fn: 'sum' as const },
   ];
   const parts: Array<[StorageTier, number, number]> = [];
   if (split > q.from) parts.push(['1h', q.from, split]);
@@ -349,20 +350,21 @@ export async function queryUsage(deps: HistoryDeps, q: UsageQuery): Promise<Usag
   );
   const acc = new Map<
     string,
-    { periodStart: number; key: string; inUse: number; idle: number; energy: number }
+    { periodStart: number; key: string; inUse: number; idle: number; energy: number; idleEnergy: number }
   >();
   for (const series of results) {
     for (const s of series) {
       const key = s.tags[tag] || (q.groupBy === 'user' ? 'unknown' : 'unassigned');
-      for (const [t, inUse, idle, energy] of s.rows) {
+      for (const [t, inUse, idle, energy, idleEnergy] of s.rows) {
         // Buckets start at local midnight as of `from`; an hour later is still the same day after
         // a DST change. The first bucket may start before `from`.
         const ps = periodStart(t < q.from ? q.from : t + HOUR, q.period);
         const k = `${ps}\u0000${key}`;
-        const a = acc.get(k) ?? { periodStart: ps, key, inUse: 0, idle: 0, energy: 0 };
+        const a = acc.get(k) ?? { periodStart: ps, key, inUse: 0, idle: 0, energy: 0, idleEnergy: 0 };
         a.inUse += inUse ?? 0;
         a.idle += idle ?? 0;
         a.energy += energy ?? 0;
+        a.idleEnergy += idleEnergy ?? 0;
         acc.set(k, a);
       }
     }
@@ -377,6 +379,7 @@ export async function queryUsage(deps: HistoryDeps, q: UsageQuery): Promise<Usag
       idleHeldGpuHours: r6(a.idle / 3600),
       gpuHours: r6(a.inUse / 3600),
       energyKWh: r6(a.energy / 1000),
+      idleHeldEnergyKWh: r6(a.idleEnergy / 1000),
     }));
   return { from: q.from, to: q.to, groupBy: q.groupBy, period: q.period, rows };
 }
@@ -388,7 +391,10 @@ function csvCell(v: string): string {
 }
 
 export function usageCsv(u: UsageResponse): string {
-  const lines = [`period_start,${u.groupBy},busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh`];
+  const opt = (v: number | null | undefined) => (v === null || v === undefined ? '' : String(v));
+  const lines = [
+    `period_start,${u.groupBy},busy_gpu_hours,idle_held_gpu_hours,gpu_hours,energy_kwh,idle_held_energy_kwh,co2e_kg,agreed_gpu_hours,share_used_percent,over_share`,
+  ];
   for (const r of u.rows) {
     lines.push(
       [
@@ -398,6 +404,11 @@ export function usageCsv(u: UsageResponse): string {
         String(r.idleHeldGpuHours),
         String(r.gpuHours),
         String(r.energyKWh),
+        opt(r.idleHeldEnergyKWh),
+        opt(r.co2eKg),
+        opt(r.share?.agreedGpuHours),
+        opt(r.share?.usedPercent),
+        r.share ? String(r.share.overShare) : '',
       ].join(','),
     );
   }

@@ -60,6 +60,11 @@ const ProjectSchema = z.strictObject({
   /** `false`: no nudges for GPUs of this project. */
   nudge: z.boolean().optional(),
   quota: z.number().nonnegative('must be ≥ 0').nullable().optional(),
+  /** Agreed fair share (accounting/share.ts): GPU-hours per month or a percentage of the centre. */
+  share: z
+    .lazy(() => ShareSchema)
+    .nullable()
+    .optional(),
   match: MatchSchema.optional(),
 });
 
@@ -147,16 +152,38 @@ const NudgeSchema = z.strictObject({
   webhooks: z.boolean().optional(),
 });
 
+/** An agreed share: `{ gpuHoursPerMonth: 2000 }` or `{ percent: 25 }` (of the centre's GPU-hours). */
+const ShareSchema = z.union([
+  z.strictObject({ gpuHoursPerMonth: z.number().nonnegative('must be ≥ 0').max(1e9) }),
+  z.strictObject({ percent: z.number().min(0, 'must be ≥ 0').max(100, 'must be ≤ 100') }),
+]);
+
+const InstitutionSchema = z.strictObject({
+  id,
+  name: localized.optional(),
+  share: ShareSchema.nullable().optional(),
+  /** Monthly report recipients (sent on the 1st for the last month). */
+  reportTo: z.array(email).max(50).default([]),
+  reportLanguage: language.optional(),
+});
+
+/** CO2e of the energy used: kWh × pue × gridGramsPerKWh. */
+const CarbonSchema = z.strictObject({
+  gridGramsPerKWh: z.number().min(0, 'must be ≥ 0').max(5000).optional(),
+  pue: z.number().min(1, 'must be ≥ 1').max(5, 'must be ≤ 5').optional(),
+});
+
 export const ProjectsFileSchema = z.strictObject({
   /** Environment variable names whose value names a project (default GPUPULSE_PROJECT, PROJECT). */
   envVars: z.array(z.string().min(1).max(128)).optional(),
-  institutions: z.array(NamedSchema).default([]),
+  institutions: z.array(InstitutionSchema).default([]),
   areas: z.array(NamedSchema).default([]),
   projects: z.array(ProjectSchema).default([]),
   /** Contacts by user name (the process owner's name as the agent reports it). */
   users: z.record(value, UserSchema).default({}),
   mail: MailSchema.optional(),
   nudge: NudgeSchema.optional(),
+  carbon: CarbonSchema.optional(),
 });
 export type ProjectsFile = z.infer<typeof ProjectsFileSchema>;
 
@@ -224,7 +251,33 @@ export type ProjectEntry = ProjectInfo & {
   nudge: boolean;
 };
 
+export type AgreedShare = { gpuHoursPerMonth: number } | { percent: number };
+
+/**
+ * Korea's grid emission factor: 417.3 gCO2eq/kWh, the consumption-side electricity emission factor
+ * (소비단 전력배출계수, 0.4173 tCO2eq/MWh) the Ministry of Climate, Energy and Environment published
+ * on 2025-12-18 from the 2023 national GHG inventory (the previous one, 2020–2022 average, was
+ * 0.4541). PUE 1.0: GPU board power only, set the centre's measured PUE.
+ */
+export const DEFAULT_CARBON = { gridGramsPerKWh: 417.3, pue: 1.0 } as const;
+
+/** Shares, report recipients and the carbon factors (accounting/, reports/). */
+export interface AccountingSettings {
+  projectShares: Map<string, AgreedShare>;
+  institutionShares: Map<string, AgreedShare>;
+  reportTo: Map<string, { to: string[]; language: Language | null }>;
+  carbon: { gridGramsPerKWh: number; pue: number };
+}
+
+export const EMPTY_ACCOUNTING: AccountingSettings = {
+  projectShares: new Map(),
+  institutionShares: new Map(),
+  reportTo: new Map(),
+  carbon: { ...DEFAULT_CARBON },
+};
+
 export interface ProjectsConfig {
+  accounting: AccountingSettings;
   envVars: string[];
   meta: ProjectsMeta;
   /** By id, in file order. */
@@ -235,6 +288,7 @@ export interface ProjectsConfig {
 }
 
 export const EMPTY_PROJECTS: ProjectsConfig = {
+  accounting: EMPTY_ACCOUNTING,
   envVars: DEFAULT_PROJECT_ENV_VARS,
   meta: { projects: [], institutions: [], areas: [] },
   projects: new Map(),
@@ -415,7 +469,19 @@ export function parseProjectsFile(text: string, file = 'projects file'): Project
       nudge: p.nudge ?? true,
     });
   }
+  const accounting: AccountingSettings = {
+    projectShares: new Map(f.projects.flatMap((p) => (p.share ? [[p.id, p.share] as const] : []))),
+    institutionShares: new Map(f.institutions.flatMap((x) => (x.share ? [[x.id, x.share] as const] : []))),
+    reportTo: new Map(
+      f.institutions.map((x) => [x.id, { to: x.reportTo, language: x.reportLanguage ?? null }]),
+    ),
+    carbon: {
+      gridGramsPerKWh: f.carbon?.gridGramsPerKWh ?? DEFAULT_CARBON.gridGramsPerKWh,
+      pue: f.carbon?.pue ?? DEFAULT_CARBON.pue,
+    },
+  };
   return {
+    accounting,
     envVars: f.envVars ?? DEFAULT_PROJECT_ENV_VARS,
     projects,
     users,

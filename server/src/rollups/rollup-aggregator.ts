@@ -30,6 +30,7 @@
  *   count as busy. Project and user values use each process's memory share of its GPU.
  */
 import type { GpuMetrics, GpuProcess } from '@gpupulse/protocol';
+import { processesByGpu } from '../accounting/mig.ts';
 import { type Attribution, type ProcessShare, splitGpu } from '../fleet/attribution.ts';
 import type { IngestedSample } from '../fleet/fleet-state.ts';
 import { quoteIdent } from '../storage/influx-store.ts';
@@ -115,6 +116,8 @@ interface UsageAcc {
   inUse: number;
   idle: number;
   energyWh: number;
+  /** Energy of the idle-held GPU-seconds (Wh). */
+  idleEnergyWh: number;
   utilW: number;
   utilSum: number;
   /** MiB·s */
@@ -160,6 +163,7 @@ const newUsage = (kind: UsageAcc['kind'], project?: string, user?: string): Usag
   inUse: 0,
   idle: 0,
   energyWh: 0,
+  idleEnergyWh: 0,
   utilW: 0,
   utilSum: 0,
   memSum: 0,
@@ -543,18 +547,16 @@ export class RollupAggregator {
     ts: number,
     dt: number,
   ): void {
-    const byGpu = new Map<string, GpuProcess[]>();
-    for (const p of processes) {
-      const list = byGpu.get(p.gpuUuid);
-      if (list) list.push(p);
-      else byGpu.set(p.gpuUuid, [p]);
-    }
+    // A process on a MIG device's uuid counts on its physical GPU (accounting/mig.ts).
+    const byGpu = processesByGpu(gpus, processes);
     b.samples++;
     const cluster = this.usageAcc(b, 'cluster');
     for (const gpu of gpus) {
       const procs = byGpu.get(gpu.uuid);
       const shares: ProcessShare[] = procs ? splitGpu(this.opts.attribution, node, gpu, procs) : [];
       const held = shares.length > 0;
+      // GPU fraction held: 1 on a whole GPU, the held MIG instances' slices in MIG mode.
+      const heldWeight = shares.reduce((sum, s) => sum + s.weight, 0);
       const util = gpu.utilizationGpuPercent;
       const power = gpu.powerDrawWatts;
       const mem = gpu.memoryUsedMiB;
@@ -594,13 +596,16 @@ export class RollupAggregator {
         }
       }
       g.energyWh += energyWh;
-      if (held) g.inUse += dt;
-      if (idleHeld) g.idle += dt;
+      if (held) g.inUse += heldWeight * dt;
+      if (idleHeld) g.idle += heldWeight * dt;
 
       cluster.seconds += dt;
       cluster.energyWh += energyWh;
-      if (held) cluster.inUse += dt;
-      if (idleHeld) cluster.idle += dt;
+      if (held) cluster.inUse += heldWeight * dt;
+      if (idleHeld) {
+        cluster.idle += heldWeight * dt;
+        cluster.idleEnergyWh += heldWeight * energyWh;
+      }
       if (util !== null) {
         cluster.utilW += dt;
         cluster.utilSum += util * dt;
@@ -612,7 +617,7 @@ export class RollupAggregator {
       }
 
       for (const s of shares) {
-        const w = s.share * dt;
+        const w = s.weight * dt;
         g.projects.set(s.project, (g.projects.get(s.project) ?? 0) + w);
         for (const u of [
           this.usageAcc(b, 'project', s.project),
@@ -620,7 +625,8 @@ export class RollupAggregator {
         ]) {
           u.inUse += w;
           if (idleHeld) u.idle += w;
-          u.energyWh += s.share * energyWh;
+          u.energyWh += s.weight * energyWh;
+          if (idleHeld) u.idleEnergyWh += s.weight * energyWh;
           if (util !== null) {
             u.utilW += w;
             u.utilSum += util * w;
@@ -683,6 +689,7 @@ export class RollupAggregator {
       h.inUse += u.inUse;
       h.idle += u.idle;
       h.energyWh += u.energyWh;
+      h.idleEnergyWh += u.idleEnergyWh;
       h.utilW += u.utilW;
       h.utilSum += u.utilSum;
       h.memSum += u.memSum;
@@ -727,6 +734,7 @@ export class RollupAggregator {
         gpuSecondsInUse: u.inUse,
         gpuSecondsIdleHeld: u.idle,
         energyWh: u.energyWh,
+        energyWhIdleHeld: u.idleEnergyWh,
         utilizationMean: u.utilW > 0 ? u.utilSum / u.utilW : null,
         gpusInUseMean: u.inUse / win,
         gpusIdleHeldMean: u.idle / win,
@@ -807,6 +815,7 @@ function usageAccFromRow(
   u.inUse = num(row.gpu_seconds_in_use) ?? 0;
   u.idle = num(row.gpu_seconds_idle_held) ?? 0;
   u.energyWh = num(row.energy_wh) ?? 0;
+  u.idleEnergyWh = num(row.energy_wh_idle_held) ?? 0;
   u.memSum = (num(row.memory_used_mean) ?? 0) * win;
   if (kind === 'cluster') u.seconds = (num(row.gpus_mean) ?? 0) * win;
   const weight = kind === 'cluster' ? u.seconds : u.inUse;

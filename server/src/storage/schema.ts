@@ -456,6 +456,8 @@ export interface UsageRollupValues {
   gpuSecondsInUse: number;
   gpuSecondsIdleHeld: number;
   energyWh: number;
+  /** Energy of the GPU-seconds held idle (part of `energyWh`); absent in points written before it existed. */
+  energyWhIdleHeld?: number;
   /** Share-weighted (project, user) or plain (cluster) mean utilization; null when unknown. */
   utilizationMean: number | null;
   /** Means over the window (GPU count, MiB, W). */
@@ -482,6 +484,7 @@ export function usageRollupPoint(tier: RollupTier, start: number, v: UsageRollup
     memory_used_mean: v.memoryUsedMean,
     power_draw_mean: v.powerDrawMean,
   };
+  if (v.energyWhIdleHeld !== undefined) floats.energy_wh_idle_held = v.energyWhIdleHeld;
   if (v.utilizationMean !== null) floats.utilization_mean = v.utilizationMean;
   if (v.temperatureMean !== null && v.temperatureMean !== undefined)
     floats.temperature_mean = v.temperatureMean;
@@ -576,4 +579,5 @@ export const USAGE_SUM_FIELDS = {
   busy: 'gpu_seconds_in_use',
   idle: 'gpu_seconds_idle_held',
   energy: 'energy_wh',
+  idleEnergy: 'energy_wh_idle_held',
 } as const;

@@ -7,9 +7,17 @@
  *
  * Counted GPUs: those of `online` nodes whose state is `ok`; GPUs of offline nodes are `offline`,
  * those of stale nodes or with a stale/error GPU state are `unknown`. So the projects' `gpusInUse`
- * add up to the cluster's `gpusInUse`.
+ * add up to the cluster's `gpusInUse` — except on GPUs in MIG mode, where a process counts its MIG
+ * instance's fraction of the GPU (accounting/mig.ts); `cluster.gpuEquivalentsInUse` is the sum
+ * that always matches the projects'.
+ *
+ * Fair share (accounting/share.ts): each project and institution gets this month's busy and
+ * idle-held GPU-hours (month-to-date from the rollups, `periodUsage`) against its agreed share;
+ * energy today comes with its CO2e (projects file `carbon:`) and the idle-held part apart.
  */
-import type { ClusterTotals, ProjectsUsage, ProjectUsage } from '@gpupulse/protocol';
+import type { ClusterTotals, InstitutionShare, ProjectsUsage, ProjectUsage } from '@gpupulse/protocol';
+import type { PeriodUsage } from '../accounting/period-usage.ts';
+import { co2eKg, periodAt, shareStatus } from '../accounting/share.ts';
 import type { Clock } from '../clock.ts';
 import { UNASSIGNED } from '../fleet/attribution.ts';
 import type { FleetState } from '../fleet/fleet-state.ts';
@@ -26,12 +34,15 @@ export interface LiveUsageOptions {
   pointIntervalMs?: number;
   /** Longest gap integrated between two ticks (default 5 s; a stalled server does not invent usage). */
   maxGapMs?: number;
+  /** Month-to-date GPU-hours per project from the rollups (fair share); absent: no share figures. */
+  periodUsage?: () => PeriodUsage | null;
 }
 
 interface Today {
   gpuHours: number;
   idleGpuHours: number;
   energyKWh: number;
+  idleEnergyKWh: number;
 }
 
 interface Work {
@@ -111,6 +122,7 @@ export class LiveUsage {
     for (const id of config.projects.keys()) w(id);
     w(UNASSIGNED);
     const c = {
+      weighted: 0,
       total: 0,
       inUse: 0,
       idle: 0,
@@ -154,29 +166,40 @@ export class LiveUsage {
       if (g.idleHeld) c.idle++;
       for (const s of g.shares) {
         const x = w(s.project);
-        x.inUse += s.share;
-        if (g.idleHeld) x.idle += s.share;
+        // `weight`: the share of the GPU, or of its compute slices in MIG mode.
+        x.inUse += s.weight;
+        c.weighted += s.weight;
+        if (g.idleHeld) x.idle += s.weight;
         if (util !== null) {
-          x.utilW += s.share;
-          x.utilSum += s.share * util;
+          x.utilW += s.weight;
+          x.utilSum += s.weight * util;
         }
         if (g.gpu.memoryUsedMiB !== null) x.mem += s.share * g.gpu.memoryUsedMiB;
-        if (power !== null) x.power += s.share * power;
+        if (power !== null) x.power += s.weight * power;
         if (s.user) x.users.add(s.user);
         if (s.job) x.jobs.add(s.job);
         x.nodes.add(g.node);
         if (dtH > 0) {
           const t = this.todayOf(s.project);
-          t.gpuHours += s.share * dtH;
-          if (g.idleHeld) t.idleGpuHours += s.share * dtH;
-          if (power !== null) t.energyKWh += (s.share * power * dtH) / 1000;
+          t.gpuHours += s.weight * dtH;
+          if (g.idleHeld) t.idleGpuHours += s.weight * dtH;
+          if (power !== null) {
+            t.energyKWh += (s.weight * power * dtH) / 1000;
+            if (g.idleHeld) t.idleEnergyKWh += (s.weight * power * dtH) / 1000;
+          }
         }
       }
     });
 
+    const carbon = config.accounting.carbon;
+    const month = this.opts.periodUsage?.() ?? null;
+    const period = month?.period ?? periodAt(now, 'month');
+    const centreGpus = c.total;
+    const zero = { busyGpuHours: 0, idleHeldGpuHours: 0, energyKWh: 0, idleHeldEnergyKWh: 0 };
     const projects: ProjectUsage[] = [];
     for (const [id, x] of work) {
       const t = this.today.get(id);
+      const m = month?.byProject.get(id) ?? zero;
       projects.push({
         project: id,
         gpusInUse: r4(x.inUse),
@@ -191,7 +214,48 @@ export class LiveUsage {
         idleGpuHoursToday: r4(t?.idleGpuHours ?? 0),
         energyKWhToday: r4(t?.energyKWh ?? 0),
         quotaGpus: config.projects.get(id)?.quotaGpus ?? null,
+        idleEnergyKWhToday: r4(t?.idleEnergyKWh ?? 0),
+        co2eKgToday: r4(co2eKg(t?.energyKWh ?? 0, carbon)),
+        share: month
+          ? shareStatus({
+              share: config.accounting.projectShares.get(id),
+              period,
+              busyGpuHours: m.busyGpuHours,
+              idleHeldGpuHours: m.idleHeldGpuHours,
+              centreGpus,
+              now,
+            })
+          : null,
       });
+    }
+    const institutions: InstitutionShare[] = [];
+    if (month) {
+      for (const inst of config.meta.institutions) {
+        const ids = [...config.projects.values()].filter((p) => p.institution === inst.id).map((p) => p.id);
+        let busy = 0;
+        let idle = 0;
+        let projectsAgreed: number | null = null;
+        for (const pid of ids) {
+          const m = month.byProject.get(pid);
+          busy += m?.busyGpuHours ?? 0;
+          idle += m?.idleHeldGpuHours ?? 0;
+          const ps = projects.find((p) => p.project === pid)?.share?.agreedGpuHours;
+          if (ps !== null && ps !== undefined) projectsAgreed = (projectsAgreed ?? 0) + ps;
+        }
+        institutions.push({
+          institution: inst.id,
+          projects: ids,
+          share: shareStatus({
+            share: config.accounting.institutionShares.get(inst.id),
+            period,
+            busyGpuHours: busy,
+            idleHeldGpuHours: idle,
+            centreGpus,
+            now,
+          }),
+          projectsAgreedGpuHours: projectsAgreed === null ? null : r4(projectsAgreed),
+        });
+      }
     }
     const cluster: ClusterTotals = {
       gpusTotal: c.total,
@@ -203,8 +267,15 @@ export class LiveUsage {
       meanUtilizationPercent: c.utilN > 0 ? r4(c.utilSum / c.utilN) : null,
       powerDrawWatts: r4(c.power),
       activeProjects: projects.filter((p) => p.project !== UNASSIGNED && p.gpusInUse > 0).length,
+      gpuEquivalentsInUse: r4(c.weighted),
     };
-    const usage: ProjectsUsage = { serverTime: now, projects, cluster };
+    const usage: ProjectsUsage = {
+      serverTime: now,
+      projects,
+      cluster,
+      institutions,
+      carbon: { gridGramsPerKWh: carbon.gridGramsPerKWh, pue: carbon.pue },
+    };
     if (integrate) {
       this.last = usage;
       if (this.opts.sink && now - this.lastPoints >= this.pointIntervalMs) {
@@ -243,7 +314,7 @@ export class LiveUsage {
   private todayOf(project: string): Today {
     let t = this.today.get(project);
     if (!t) {
-      t = { gpuHours: 0, idleGpuHours: 0, energyKWh: 0 };
+      t = { gpuHours: 0, idleGpuHours: 0, energyKWh: 0, idleEnergyKWh: 0 };
       this.today.set(project, t);
     }
     return t;
