@@ -179,7 +179,7 @@ describe('/dashboard access', () => {
     const server = await startServerWithAccess('viewer', {
       config: { resyncMinIntervalMs: 60_000, deltaIntervalMs: 3_600_000 },
     });
-    const agents = [];
+    const agents: Awaited<ReturnType<typeof connectAgent>>[] = [];
     for (let i = 0; i < 10; i++)
       agents.push(await connectAgent(server, { node: `gpu-${String(i).padStart(2, '0')}` }));
     const gpus8 = (util: number) =>

@@ -135,7 +135,7 @@ describe('createHttpListener', () => {
   it('serves HTTPS and WSS: a Socket.IO client with the CA connects, one without it is refused', async () => {
     const dir = await tempDir();
     const { cert, key } = await selfSigned(dir);
-    const ca = readFileSync(cert);
+    const ca = readFileSync(cert, 'utf8');
     const listener = createHttpListener({ tlsCert: cert, tlsKey: key }, (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok');
@@ -189,7 +189,7 @@ describe('createHttpListener', () => {
   it('the whole server over HTTPS: HSTS and CSP on responses, the dashboard socket over WSS with the CA only', async () => {
     const dir = await tempDir();
     const { cert, key } = await selfSigned(dir);
-    const ca = readFileSync(cert);
+    const ca = readFileSync(cert, 'utf8');
     const server = await startServer({ config: { tls: { certFile: cert, keyFile: key } } });
     expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
 

@@ -19,7 +19,7 @@ const pt = (i: number): MetricPoint => ({
   ts: 1_750_000_000_000 + i,
 });
 const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => pt(from + i));
-const values = (points: MetricPoint[]) => points.map((p) => p.ints!.utilization_gpu);
+const values = (points: MetricPoint[]) => points.map((p) => p.ints!.utilization_gpu!);
 
 /** A store that is down (network error), answers 4xx for marked points, or records writes. */
 class FlakyStore implements MetricStore {
