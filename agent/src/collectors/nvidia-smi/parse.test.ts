@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { GpuMetricsSchema, GpuProcessSchema } from '@gpupulse/protocol';
+import { GPU_METRICS, type GpuMetricDef, GpuMetricsSchema, GpuProcessSchema } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import {
   decodeClockEventReasons,
@@ -16,6 +16,7 @@ import {
   planGpuQuery,
   RoundAssembler,
   splitRow,
+  toGpuMetrics,
 } from './parse.ts';
 import { captureFiles, captureInfo, readCapture, section, TESTDATA_DIR } from './testdata.ts';
 
@@ -229,6 +230,156 @@ describe('captures: query-gpu and query-compute-apps', () => {
         gpuUuid: 'GPU-00000000-0000-0000-0000-000000000000',
       });
     }
+  });
+});
+
+// ---- the metric registry drives the parser ----
+
+const H100_LOAD = 'nvidia-h100-80gb-hbm3__590.48.01__load';
+const H100_IDLE = 'nvidia-h100-80gb-hbm3__590.48.01__idle';
+const RTX2080_IDLE = 'nvidia-geforce-rtx-2080-super__595.71.05__idle';
+const RTX2080_LOAD = 'nvidia-geforce-rtx-2080-super__595.71.05__load';
+
+/**
+ * One parser case per registry metric read from `--query-gpu` (protocol `GPU_METRICS`): a capture
+ * section and the value read off its text, or `cell:<raw>` for a metric no capture reports.
+ * Adding a metric to the registry without a row here fails the first test below.
+ */
+const METRIC_CASES: Record<string, readonly [source: string, value: unknown]> = {
+  utilizationGpuPercent: [H100_LOAD, 100],
+  utilizationMemoryPercent: [H100_LOAD, 11],
+  memoryUsedMiB: [H100_LOAD, 19818],
+  memoryTotalMiB: [H100_LOAD, 81559],
+  temperatureCelsius: [H100_LOAD, 59],
+  powerDrawWatts: [H100_LOAD, 631.95],
+  powerLimitWatts: [H100_LOAD, 700],
+  fanSpeedPercent: ['nvidia-geforce-rtx-2080-super__591.86__idle', 37],
+  pstate: [RTX2080_IDLE, 'P8'],
+  clocksSmMHz: [H100_LOAD, 1980],
+  clocksMemoryMHz: [H100_LOAD, 2619],
+  clocksGraphicsMHz: [RTX2080_LOAD, 2055],
+  clocksMaxSmMHz: [RTX2080_IDLE, 2145],
+  clocksMaxMemoryMHz: [RTX2080_IDLE, 7751],
+  clocksMaxGraphicsMHz: ['nvidia-geforce-rtx-4080-super__595.71.05__idle', 3165],
+  utilizationEncoderPercent: [RTX2080_LOAD, 100],
+  utilizationDecoderPercent: [RTX2080_LOAD, 0],
+  memoryFreeMiB: [H100_LOAD, 61263],
+  memoryReservedMiB: [H100_LOAD, 479],
+  memoryTemperatureCelsius: [H100_IDLE, 48],
+  powerEnforcedLimitWatts: [H100_LOAD, 700],
+  clocksEventReasonsActive: [RTX2080_IDLE, 4],
+  eccModeCurrent: [H100_IDLE, true],
+  eccErrorsCorrectedVolatile: [H100_LOAD, 0],
+  eccErrorsUncorrectedVolatile: ['nvidia-h200-mig__590.48.01__idle', 0],
+  eccErrorsCorrectedAggregate: [H100_IDLE, 0],
+  eccErrorsUncorrectedAggregate: [H100_LOAD, 0],
+  retiredPagesPending: ['cell:Yes', true], // `[N/A]` on every captured board
+  remappedRowsPending: [H100_LOAD, false],
+  remappedRowsFailure: ['nvidia-l40s__595.80__idle', false],
+  pcieLinkGenCurrent: [RTX2080_LOAD, 3],
+  pcieLinkWidthCurrent: [H100_LOAD, 16],
+  persistenceMode: [H100_LOAD, true],
+  computeMode: [H100_LOAD, 'Default'],
+  migModeCurrent: ['nvidia-h200-mig__590.48.01__idle', true],
+  driverVersion: [H100_LOAD, '590.48.01'],
+  serial: [H100_IDLE, '0000000000000'],
+  pciBusId: [H100_LOAD, '00000000:00:09.0'],
+};
+
+const queried: readonly GpuMetricDef[] = GPU_METRICS.filter((m: GpuMetricDef) => m.smi.length > 0);
+
+function captureGpu(source: string) {
+  const c = cases.find((x) => x.name === source);
+  if (!c) throw new Error(`no capture section ${source}`);
+  const gpu = parseGpuCsv(section(readCapture(c.file), c.state, 'query-gpu').body)[0];
+  if (!gpu) throw new Error(`no GPU in ${source}`);
+  return gpu;
+}
+
+describe('metric registry → parser', () => {
+  it('has a parser case for every registry metric read from --query-gpu', () => {
+    expect(Object.keys(METRIC_CASES).sort()).toEqual(queried.map((m) => m.key).sort());
+  });
+
+  it.each(queried.map((m) => [m.key, m] as const))('%s is read as the registry says', (key, m) => {
+    const [source, value] = METRIC_CASES[key] ?? ['', undefined];
+    const gpu = source.startsWith('cell:')
+      ? toGpuMetrics(
+          new Map([
+            ['index', '0'],
+            [m.smi[0]![0]!, source.slice(5)],
+          ]),
+        )
+      : captureGpu(source);
+    expect(gpu?.[key], source).toEqual(value);
+    expect(GpuMetricsSchema.parse(gpu)).toEqual(gpu);
+  });
+
+  it.each(cases)(
+    '$name: every registry column of the capture is read, a null token as null',
+    ({ file, state }) => {
+      const body = section(readCapture(file), state, 'query-gpu').body;
+      const [header = '', row = ''] = body.split('\n');
+      const columns = header.split(', ').map(headerFieldName);
+      const cells = row.split(', ');
+      const gpu = parseGpuCsv(body)[0] as Record<string, unknown>;
+      let checked = 0;
+      for (const m of queried) {
+        // the first group the capture has a column for (fallback groups are tested apart)
+        const i = columns.findIndex((c) => m.smi.flat().includes(c));
+        if (i < 0) {
+          if (!m.required) expect(gpu, m.key).not.toHaveProperty(m.key);
+          continue;
+        }
+        expect(gpu, m.key).toHaveProperty(m.key);
+        const v = gpu[m.key];
+        const raw = cells[i] ?? '';
+        if (v === null) {
+          const all = m.smi
+            .flat()
+            .map((n) => columns.indexOf(n))
+            .filter((j) => j >= 0);
+          expect(
+            all.every((j) => isNullToken(cells[j] ?? '')),
+            `${m.key}=${raw}`,
+          ).toBe(true);
+        } else {
+          const kinds = { int: 'number', float: 'number', bool: 'boolean', string: 'string' } as const;
+          expect(typeof v, m.key).toBe(kinds[m.type]);
+          if (m.type === 'int') expect(Number.isInteger(v), m.key).toBe(true);
+        }
+        checked++;
+      }
+      expect(checked).toBeGreaterThan(10);
+    },
+  );
+
+  it('a value the protocol would refuse (fraction of an integer metric, out of bounds) is unknown, and reported', () => {
+    const bad: string[] = [];
+    const gpu = toGpuMetrics(
+      new Map([
+        ['index', '0'],
+        ['utilization.gpu', '12.5 %'],
+        ['temperature.gpu', '1e3'],
+        ['temperature.memory', '400'],
+        ['memory.used', '815 MiB'],
+        ['power.draw', '-3 W'],
+      ]),
+      undefined,
+      (key, raw) => bad.push(`${key}=${raw}`),
+    );
+    expect(gpu).toMatchObject({
+      utilizationGpuPercent: null,
+      memoryTemperatureCelsius: null,
+      memoryUsedMiB: 815,
+      powerDrawWatts: null,
+    });
+    expect(GpuMetricsSchema.parse(gpu)).toEqual(gpu);
+    expect(bad).toEqual([
+      'utilizationGpuPercent=12.5 %',
+      'powerDrawWatts=-3 W',
+      'memoryTemperatureCelsius=400',
+    ]);
   });
 });
 

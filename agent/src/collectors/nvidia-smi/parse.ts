@@ -1,6 +1,13 @@
 // Pure parsing of `nvidia-smi` CSV output. No I/O here: see collector.ts for the child processes.
-import type { GpuMetrics, GpuProcess, MigDevice } from '@gpupulse/protocol';
-import { LIMITS } from '@gpupulse/protocol';
+import type {
+  GpuMetricDef,
+  GpuMetricKey,
+  GpuMetrics,
+  GpuProcess,
+  MetricType,
+  MigDevice,
+} from '@gpupulse/protocol';
+import { BOUNDS, GPU_METRICS, LIMITS } from '@gpupulse/protocol';
 
 /** A value nvidia-smi prints instead of a number or string: `[N/A]`, `N/A`, `[Not Supported]`, … */
 export function isNullToken(raw: string): boolean {
@@ -103,69 +110,31 @@ export function parseHelpQuery(text: string): Set<string> {
   return names;
 }
 
-type Kind = 'int' | 'float' | 'text' | 'bool' | 'hex';
-
-/** One metric we read: GpuMetrics key, nvidia-smi names (newest first, aliases after), kind. */
+/**
+ * One `--query-gpu` column group we read: the GpuMetrics key it fills, its nvidia-smi names
+ * (newest first, aliases after) and its kind. Derived from the protocol's metric registry
+ * (`GPU_METRICS`); index, uuid and name are the row's identity.
+ */
 export interface GpuFieldSpec {
-  key: keyof GpuMetrics | 'powerDrawInstant' | 'powerDrawAverage';
+  key: 'index' | 'uuid' | 'name' | GpuMetricKey;
   names: readonly string[];
-  kind: Kind;
+  kind: MetricType;
   /** Required: always queried, even when --help-query-gpu does not list it. */
   core?: boolean;
 }
 
-export const GPU_FIELDS: readonly GpuFieldSpec[] = [
+const IDENTITY_FIELDS: readonly GpuFieldSpec[] = [
   { key: 'index', names: ['index'], kind: 'int', core: true },
-  { key: 'uuid', names: ['uuid', 'gpu_uuid'], kind: 'text', core: true },
-  { key: 'name', names: ['name', 'gpu_name'], kind: 'text', core: true },
-  { key: 'utilizationGpuPercent', names: ['utilization.gpu'], kind: 'float', core: true },
-  { key: 'utilizationMemoryPercent', names: ['utilization.memory'], kind: 'float', core: true },
-  { key: 'memoryUsedMiB', names: ['memory.used'], kind: 'float', core: true },
-  { key: 'memoryTotalMiB', names: ['memory.total'], kind: 'float', core: true },
-  { key: 'temperatureCelsius', names: ['temperature.gpu'], kind: 'float', core: true },
-  { key: 'powerDrawWatts', names: ['power.draw'], kind: 'float' },
-  { key: 'powerDrawInstant', names: ['power.draw.instant', 'gpu.power.draw.instant'], kind: 'float' },
-  { key: 'powerDrawAverage', names: ['power.draw.average', 'gpu.power.draw.average'], kind: 'float' },
-  { key: 'powerLimitWatts', names: ['power.limit', 'gpu.power.requested_limit'], kind: 'float' },
-  { key: 'fanSpeedPercent', names: ['fan.speed'], kind: 'float' },
-  { key: 'pstate', names: ['pstate'], kind: 'text' },
-  { key: 'clocksSmMHz', names: ['clocks.current.sm', 'clocks.sm'], kind: 'float' },
-  { key: 'clocksMemoryMHz', names: ['clocks.current.memory', 'clocks.mem'], kind: 'float' },
-  { key: 'clocksGraphicsMHz', names: ['clocks.current.graphics', 'clocks.gr'], kind: 'float' },
-  { key: 'clocksMaxSmMHz', names: ['clocks.max.sm'], kind: 'float' },
-  { key: 'clocksMaxMemoryMHz', names: ['clocks.max.memory', 'clocks.max.mem'], kind: 'float' },
-  { key: 'clocksMaxGraphicsMHz', names: ['clocks.max.graphics', 'clocks.max.gr'], kind: 'float' },
-  { key: 'utilizationEncoderPercent', names: ['utilization.encoder'], kind: 'float' },
-  { key: 'utilizationDecoderPercent', names: ['utilization.decoder'], kind: 'float' },
-  { key: 'memoryFreeMiB', names: ['memory.free'], kind: 'float' },
-  { key: 'memoryReservedMiB', names: ['memory.reserved'], kind: 'float' },
-  { key: 'memoryTemperatureCelsius', names: ['temperature.memory'], kind: 'float' },
-  {
-    key: 'powerEnforcedLimitWatts',
-    names: ['enforced.power.limit', 'gpu.power.current_limit'],
-    kind: 'float',
-  },
-  {
-    key: 'clocksEventReasonsActive',
-    names: ['clocks_event_reasons.active', 'clocks_throttle_reasons.active'],
-    kind: 'hex',
-  },
-  { key: 'eccModeCurrent', names: ['ecc.mode.current'], kind: 'bool' },
-  { key: 'eccErrorsCorrectedVolatile', names: ['ecc.errors.corrected.volatile.total'], kind: 'float' },
-  { key: 'eccErrorsUncorrectedVolatile', names: ['ecc.errors.uncorrected.volatile.total'], kind: 'float' },
-  { key: 'eccErrorsCorrectedAggregate', names: ['ecc.errors.corrected.aggregate.total'], kind: 'float' },
-  { key: 'eccErrorsUncorrectedAggregate', names: ['ecc.errors.uncorrected.aggregate.total'], kind: 'float' },
-  { key: 'retiredPagesPending', names: ['retired_pages.pending'], kind: 'bool' },
-  { key: 'remappedRowsPending', names: ['remapped_rows.pending'], kind: 'bool' },
-  { key: 'remappedRowsFailure', names: ['remapped_rows.failure'], kind: 'bool' },
-  { key: 'pcieLinkGenCurrent', names: ['pcie.link.gen.current', 'pcie.link.gen.gpucurrent'], kind: 'int' },
-  { key: 'pcieLinkWidthCurrent', names: ['pcie.link.width.current'], kind: 'int' },
-  { key: 'persistenceMode', names: ['persistence_mode'], kind: 'bool' },
-  { key: 'computeMode', names: ['compute_mode'], kind: 'text' },
-  { key: 'migModeCurrent', names: ['mig.mode.current'], kind: 'bool' },
-  { key: 'driverVersion', names: ['driver_version'], kind: 'text' },
-  { key: 'serial', names: ['serial', 'gpu_serial'], kind: 'text' },
-  { key: 'pciBusId', names: ['pci.bus_id', 'gpu_bus_id'], kind: 'text' },
+  { key: 'uuid', names: ['uuid', 'gpu_uuid'], kind: 'string', core: true },
+  { key: 'name', names: ['name', 'gpu_name'], kind: 'string', core: true },
+];
+
+/** Every column group the collector may query: identity, then each registry metric's groups. */
+export const GPU_FIELDS: readonly GpuFieldSpec[] = [
+  ...IDENTITY_FIELDS,
+  ...GPU_METRICS.flatMap((m: GpuMetricDef) =>
+    m.smi.map((names) => ({ key: m.key, names, kind: m.type, ...(m.smiAlways ? { core: true } : {}) })),
+  ),
 ];
 
 /** The `--query-gpu` field list: for each spec, the first name this nvidia-smi supports. */
@@ -180,73 +149,88 @@ export function planGpuQuery(supported: ReadonlySet<string>): string[] {
 
 // ---- rows → GpuMetrics ----
 
-const TEXT_MAX: Partial<Record<string, number>> = { pstate: 8 };
+/** Registry metrics read from `--query-gpu` (the others are set by the collector). */
+const QUERIED_METRICS: readonly GpuMetricDef[] = GPU_METRICS.filter((m: GpuMetricDef) => m.smi.length > 0);
 
-function clip(s: string | null, max = 64): string | null {
+/**
+ * A cell parsed as its registry type. A number outside the metric's bounds, or a fraction for an
+ * integer metric, is not a reading the protocol accepts (the server would refuse the whole
+ * sample): it becomes null (unknown), and `onInvalid` hears of it.
+ */
+function parseCell(
+  m: GpuMetricDef,
+  raw: string | undefined,
+  onInvalid?: (key: string, raw: string) => void,
+): number | boolean | string | null {
+  switch (m.type) {
+    case 'int':
+    case 'float': {
+      const n = parseNumber(raw);
+      if (n === null || m.bound === undefined) return n;
+      const b = BOUNDS[m.bound];
+      if (n < b.min || n > b.max || (m.type === 'int' && !Number.isInteger(n))) {
+        onInvalid?.(m.key, raw ?? '');
+        return null;
+      }
+      return n;
+    }
+    case 'bool':
+      return parseBool(raw);
+    case 'string': {
+      const v = parseText(raw);
+      return v === null ? null : v.slice(0, m.maxLength ?? LIMITS.maxNameLength);
+    }
+  }
+}
+
+function clip(s: string | null, max: number): string | null {
   return s === null ? null : s.slice(0, max);
 }
 
-const REQUIRED_KEYS: ReadonlySet<string> = new Set([
-  'utilizationGpuPercent',
-  'utilizationMemoryPercent',
-  'memoryUsedMiB',
-  'memoryTotalMiB',
-  'temperatureCelsius',
-  'powerDrawWatts',
-  'powerLimitWatts',
-  'fanSpeedPercent',
-  'pstate',
-  'clocksSmMHz',
-  'clocksMemoryMHz',
-]);
-
-/** Maps one row (field name → raw cell) to GpuMetrics; null when it has no usable index. */
-export function toGpuMetrics(cells: ReadonlyMap<string, string>, fallbackIndex?: number): GpuMetrics | null {
-  const raw = (spec: GpuFieldSpec): string | undefined => {
-    for (const n of spec.names) {
+/**
+ * Maps one row (field name → raw cell) to GpuMetrics; null when it has no usable index. Every
+ * registry metric that the row has a column for is set; required metrics always are (null when
+ * absent). `onInvalid`: a cell that was read but refused (see `parseCell`).
+ */
+export function toGpuMetrics(
+  cells: ReadonlyMap<string, string>,
+  fallbackIndex?: number,
+  onInvalid?: (key: string, raw: string) => void,
+): GpuMetrics | null {
+  const raw = (names: readonly string[]): string | undefined => {
+    for (const n of names) {
       const v = cells.get(n);
       if (v !== undefined) return v;
     }
     return undefined;
   };
-  const out: Record<string, unknown> = {};
-  for (const spec of GPU_FIELDS) {
-    const v = raw(spec);
-    if (v === undefined && !spec.core && !REQUIRED_KEYS.has(spec.key)) continue;
-    switch (spec.kind) {
-      case 'int':
-      case 'float':
-        out[spec.key] = parseNumber(v);
-        break;
-      case 'hex':
-        out[spec.key] = parseHex(v);
-        break;
-      case 'bool':
-        out[spec.key] = parseBool(v);
-        break;
-      case 'text':
-        out[spec.key] =
-          spec.key === 'uuid' || spec.key === 'name' ? parseText(v) : clip(parseText(v), TEXT_MAX[spec.key]);
-        break;
+  const indexCell = cells.get('index');
+  let index: number | null = parseNumber(indexCell);
+  if (index === null && indexCell === undefined && fallbackIndex !== undefined) index = fallbackIndex;
+  if (index === null || !Number.isInteger(index) || index < 0 || index > 1023) return null;
+
+  const out: Record<string, unknown> = {
+    index,
+    uuid: clip(parseText(raw(['uuid', 'gpu_uuid'])) ?? `index-${index}`, LIMITS.maxNameLength),
+    name: clip(parseText(raw(['name', 'gpu_name'])) ?? 'unknown GPU', LIMITS.maxNameLength),
+  };
+  for (const m of QUERIED_METRICS) {
+    let seen = false;
+    let value: number | boolean | string | null = null;
+    // fallback groups: the first one with a value wins (power.draw → instant → average)
+    for (const names of m.smi) {
+      const v = raw(names);
+      if (v === undefined) continue;
+      seen = true;
+      value = parseCell(m, v, onInvalid);
+      if (value !== null) break;
     }
+    if (seen || m.required) out[m.key] = value;
   }
-  if (out.index === null && !cells.has('index') && fallbackIndex !== undefined) out.index = fallbackIndex;
-  const index = out.index;
-  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 1023) return null;
-
-  // Power: `power.draw` is N/A or missing on some 570+ drivers; fall back to instant, then average.
-  const instant = out.powerDrawInstant as number | null | undefined;
-  const average = out.powerDrawAverage as number | null | undefined;
-  delete out.powerDrawInstant;
-  delete out.powerDrawAverage;
-  out.powerDrawWatts = (out.powerDrawWatts as number | null | undefined) ?? instant ?? average ?? null;
-
-  const mask = (out.clocksEventReasonsActive as number | null | undefined) ?? null;
-  const reasons = decodeClockEventReasons(mask);
+  const reasons = decodeClockEventReasons(
+    (out.clocksEventReasonsActive as number | null | undefined) ?? null,
+  );
   if (reasons) out.clocksEventReasons = reasons;
-
-  out.uuid = clip((out.uuid as string | null) ?? `index-${index}`, LIMITS.maxNameLength);
-  out.name = clip((out.name as string | null) ?? 'unknown GPU', LIMITS.maxNameLength);
   out.state = 'ok';
   return out as GpuMetrics;
 }
