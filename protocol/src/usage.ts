@@ -149,6 +149,8 @@ export const AlertSchema = z.object({
   /** Plain-language summary (English); dashboards build their own localized text from rule + value. */
   message: z.string(),
   value: z.number().nullable(),
+  /** Highest value while the alert was firing (numeric rules); a resolved alert reads it, not `value`. */
+  peak: z.number().nullable().optional(),
   threshold: z.number().nullable(),
   startedAt: z.number(),
   endedAt: z.number().nullable(),

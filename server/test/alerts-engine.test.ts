@@ -79,6 +79,8 @@ describe('alert engine: default rules with a fake clock', () => {
     const end = run(40, hot(80));
     expect(resolved(end, 'gpu_temperature_high')).toHaveLength(1);
     expect(resolved(end, 'gpu_temperature_high')[0]!.endedAt).toBeGreaterThan(started);
+    // The resolved alert keeps its peak apart from the last reading (83 °C, inside the hysteresis).
+    expect(resolved(end, 'gpu_temperature_high')[0]).toMatchObject({ peak: 87, value: 83, threshold: 85 });
     expect(engine.list({ state: 'firing' }).alerts).toHaveLength(0);
     expect(engine.list({ state: 'resolved' }).alerts).toHaveLength(1);
     // A new occurrence is a new alert (new id).

@@ -395,6 +395,7 @@ export class AlertEngine {
       t.pendingSince ??= now;
       if (t.alert) {
         t.alert.value = cond.value;
+        if (cond.value !== null && (t.alert.peak == null || cond.value > t.alert.peak)) t.alert.peak = cond.value;
         t.alert.message = messageOf(cond);
         return;
       }
@@ -411,6 +412,7 @@ export class AlertEngine {
           project: g?.project ?? null,
           message: messageOf(cond),
           value: cond.value,
+          peak: cond.value,
           threshold: t.rule.threshold,
           startedAt: t.pendingSince,
           endedAt: null,
