@@ -34,6 +34,10 @@ import {
 } from './alerts/config.ts';
 import { AlertService, alertsQuery } from './alerts/service.ts';
 import { type Clock, systemClock } from './clock.ts';
+import { AlertsOnce } from './cluster/alerts-once.ts';
+import { type Cluster, startCluster } from './cluster/cluster.ts';
+import { LocalLease, type SingletonLease } from './cluster/lease.ts';
+import { ReplicatedFleet } from './cluster/replicated-fleet.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { type AttributeFn, attributionFromFn, UNASSIGNED } from './fleet/attribution.ts';
 import { FleetState } from './fleet/fleet-state.ts';
@@ -57,6 +61,7 @@ import { createFrameParser } from './socket/frame-parser.ts';
 import { InfluxStore } from './storage/influx-store.ts';
 import { MemoryStore } from './storage/memory-store.ts';
 import { type MetricStore, StoreQueryError } from './storage/metric-store.ts';
+import { alertPoint } from './storage/schema.ts';
 import { DiskSpool } from './storage/spool.ts';
 import { WriteBuffer } from './storage/write-buffer.ts';
 import { LiveUsage } from './usage/live-usage.ts';
@@ -107,6 +112,13 @@ export interface GpupulseServer {
   usage: LiveUsage;
   /** Minute/hour rollups built from the samples received. */
   rollups: RollupAggregator;
+  /**
+   * Who does singleton work (usage points, rollups, alert notifications, nudges, monthly
+   * reports): always held by a single process; with `GPUPULSE_REDIS_URL` a lease in Redis.
+   */
+  lease: SingletonLease;
+  /** Scale-out over Redis; null without `GPUPULSE_REDIS_URL`. */
+  cluster: Cluster | null;
   /** Retention policy per storage tier (InfluxDB 1.x; empty elsewhere). */
   retentionPolicies: TierPolicies;
   /** Sends a `fleet:delta` (and `projects:usage`) now (tests; the ticker does it every `deltaIntervalMs`). */
@@ -176,16 +188,22 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     ? attributionFromFn(opts.attribute)
     : createProjectAttribution(() => ({ config: projects.current, groups: projects.groups }));
   // Closures below may name objects declared further down: they run only once the server listens.
-  const fleet = new FleetState({
+  const fleetOptions: ConstructorParameters<typeof FleetState>[0] = {
     clock,
     attribution,
     idleThresholdPercent: config.idleThresholdPercent,
     idleWindowMs: config.idleWindowMs,
-    onSamples: (node, samples, intervalMs) => rollups.ingest(node, samples, intervalMs),
+    // Rollups of the whole fleet by the lease holder (in a cluster it gets every process's samples).
+    onSamples: (node, samples, intervalMs) => {
+      if (lease.held()) rollups.ingest(node, samples, intervalMs);
+    },
     staleIntervals: config.staleIntervals,
     defaultIntervalMs: config.defaultAgentIntervalMs,
     offlineAfterMs: config.offlineAfterMs,
-  });
+  };
+  // With Redis: this process's agents' nodes plus a replica of the other processes' nodes.
+  const replicated = config.redisUrl ? new ReplicatedFleet(fleetOptions) : null;
+  const fleet: FleetState = replicated ?? new FleetState(fleetOptions);
 
   const spool =
     config.spool.enabled && store.kind !== 'memory'
@@ -223,6 +241,25 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   let listening = false;
   closers.add('write buffer', () => writeBuffer.close(listening ? undefined : 0));
 
+  let cluster: Cluster | null = null;
+  if (replicated && config.redisUrl) {
+    try {
+      cluster = await startCluster({
+        url: config.redisUrl,
+        fleet: replicated,
+        logger: logger.child({ component: 'cluster' }),
+        registry: metrics.registry,
+        onRemoteEvents: (node, events, gpus) => alerts.recordEvents(node, events, gpus),
+      });
+    } catch (err) {
+      await closers.closeAll();
+      throw new Error(`GPUPULSE_REDIS_URL: cannot join the cluster: ${(err as Error).message}`);
+    }
+    const c = cluster;
+    closers.add('cluster', () => c.close());
+  }
+  const lease: SingletonLease = cluster?.lease ?? new LocalLease();
+
   const retentionPolicies: TierPolicies =
     store instanceof InfluxStore
       ? await ensureRetentionPolicies(
@@ -255,24 +292,46 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       logger.child({ component: 'rollups' }).warn({ err: (err as Error).message ?? String(err) }, what),
   });
   const rollupsLog = logger.child({ component: 'rollups' });
-  void rollups.rebuild().then(
-    (r) => rollupsLog.info(r, 'rollups: hour tier rebuilt from the 1m tier'),
-    (err: unknown) =>
-      rollupsLog.warn({ err: (err as Error).message }, 'rollups: could not rebuild the hour tier'),
-  );
+  const rebuildRollups = () =>
+    void rollups.rebuild().then(
+      (r) => rollupsLog.info(r, 'rollups: hour tier rebuilt from the 1m tier'),
+      (err: unknown) =>
+        rollupsLog.warn({ err: (err as Error).message }, 'rollups: could not rebuild the hour tier'),
+    );
+  // In a cluster, by the process that takes the lease (when it takes it).
+  if (lease.held()) rebuildRollups();
+  lease.onChange((held) => {
+    if (held) rebuildRollups();
+  });
   // The minute and hour in progress are written as they are (a restart loses the rest).
-  closers.add('rollups', () => rollups.flush(clock.now(), true));
+  closers.add('rollups', () => {
+    if (lease.held()) rollups.flush(clock.now(), true);
+  });
   const liveUsage = new LiveUsage({
     fleet,
     projects: () => projects.current,
     clock,
-    sink: (points) => writeBuffer.enqueue(points),
+    // Every process computes live usage for its own dashboards; the lease holder stores it.
+    sink: (points) => {
+      if (lease.held()) writeBuffer.enqueue(points);
+    },
     pointIntervalMs: config.projectUsageIntervalMs,
   });
   const projectsMeta = () => ({ ...projects.current.meta, configError: projects.error });
   const storageInfo = (): StorageInfo => store.info();
 
-  const alerts = new AlertService({
+  // In a cluster every process evaluates the rules; the lease holder notifies, once per change.
+  const alertsOnce = cluster
+    ? new AlertsOnce({
+        redis: cluster.redis,
+        lease,
+        alerts: () => alerts,
+        write: (list) => writeBuffer.enqueue(list.map(alertPoint)),
+        publish: (list) => dash.publishAlerts({ serverTime: clock.now(), alerts: list }),
+        logger: logger.child({ component: 'alerts' }),
+      })
+    : null;
+  const alerts: AlertService = new AlertService({
     config: opts.alerts ?? buildAlertsConfig({}, { webhooks: parseWebhookList(config.webhooks.join(',')) }),
     clock,
     logger: logger.child({ component: 'alerts' }),
@@ -281,8 +340,18 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     publish: (list) => dash.publishAlerts(list),
     webhookObserver: metrics.webhookObserver,
     onChange: (changed) => metrics.alertsChanged(changed),
+    ...(alertsOnce ? { active: () => lease.held(), gate: alertsOnce.gate } : {}),
   });
   closers.add('alerts', () => alerts.close());
+  if (alertsOnce) {
+    const once = alertsOnce;
+    const takeover = () =>
+      void once.takeover().catch((err: unknown) => logger.error({ err }, 'alerts: lease takeover failed'));
+    if (lease.held()) takeover();
+    lease.onChange((held) => {
+      if (held) takeover();
+    });
+  }
 
   // ---- HTTP ----
 
@@ -697,6 +766,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       callback(ok ? null : 'origin not allowed', ok);
     },
   });
+  if (cluster) io.adapter(cluster.adapter);
   closers.add('sockets', async () => {
     await new Promise<void>((resolve) => {
       io.close(() => resolve());
@@ -716,7 +786,10 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     metrics,
     clockSkewMs: config.clockSkewMs,
     sampleWindow: { maxAgeMs: config.sampleMaxAgeMs, maxAheadMs: config.sampleMaxAheadMs },
-    onGpuEvents: (node, events, gpus) => alerts.recordEvents(node, events, gpus),
+    onGpuEvents: (node, events, gpus) => {
+      alerts.recordEvents(node, events, gpus);
+      cluster?.publishEvents(node, events, gpus);
+    },
   });
   const dash = setupDashboardNamespace({
     nsp: io.of(DASHBOARD_NAMESPACE) as unknown as DashboardNamespace,
@@ -733,6 +806,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     intervalMs: config.defaultAgentIntervalMs,
     alertsSnapshot: () => alerts.snapshot(),
     projects: { meta: projectsMeta, latest: () => liveUsage.latest(), tick: () => liveUsage.update() },
+    clustered: cluster !== null,
   });
   closers.add('dashboard ticker', () => dash.stop());
 
@@ -752,7 +826,9 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     t.unref();
     closers.add(name, () => clearInterval(t));
   };
-  every('rollup timer', 5000, () => rollups.flush());
+  every('rollup timer', 5000, () => {
+    if (lease.held()) rollups.flush();
+  });
   // The 1 s ticker: node statuses, then alert rules over the fresh statuses.
   every('sweeper', config.sweepIntervalMs, () => {
     fleet.sweep();
@@ -798,6 +874,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     routes: routes.map((r) => ({ path: r.path, methods: r.methods, role: r.role })),
     usage: liveUsage,
     rollups,
+    lease,
+    cluster,
     retentionPolicies,
     tick: () => dash.tick(),
     health,

@@ -46,7 +46,10 @@ export interface ServerConfig {
   projectsFile: string | null;
   /** Absolute; the managed influxd keeps its files in `<dataDir>/influxdb`. */
   dataDir: string;
-  /** Reserved for scale-out (`@socket.io/redis-adapter`); not used yet. */
+  /**
+   * Scale-out (`redis://` or `rediss://`): set, several processes form one service over this
+   * Redis (server/src/cluster/); unset, one process with no Redis code path taken.
+   */
   redisUrl: string | null;
   /** Built web app served at `/`. */
   webDir: string;
@@ -180,7 +183,10 @@ const EnvSchema = z.object({
   GPUPULSE_AGENT_TOKENS: opt,
   GPUPULSE_PROJECTS: opt,
   GPUPULSE_DATA_DIR: opt,
-  GPUPULSE_REDIS_URL: opt,
+  GPUPULSE_REDIS_URL: opt.refine(
+    (v) => v === undefined || /^rediss?:\/\/[^\s]+$/.test(v),
+    'GPUPULSE_REDIS_URL must be a redis:// or rediss:// URL, e.g. redis://redis.example:6379/0',
+  ),
   GPUPULSE_WEB_DIR: opt,
   GPUPULSE_ALERTS: opt,
   GPUPULSE_WEBHOOKS: opt,
@@ -337,7 +343,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
     agentTokens,
     projectsFile: e.GPUPULSE_PROJECTS ? abs(e.GPUPULSE_PROJECTS) : null,
     dataDir: abs(e.GPUPULSE_DATA_DIR ?? './.data'),
-    redisUrl: e.GPUPULSE_REDIS_URL ?? null,
+    redisUrl: e.GPUPULSE_REDIS_URL || null,
     webDir: e.GPUPULSE_WEB_DIR ? abs(e.GPUPULSE_WEB_DIR) : DEFAULT_WEB_DIR,
     logLevel: e.GPUPULSE_LOG_LEVEL ?? 'info',
     deltaIntervalMs: 1000,

@@ -73,11 +73,6 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const log = logger.child({ component: 'main' });
 
-  if (config.redisUrl) {
-    log.warn(
-      'GPUPULSE_REDIS_URL is set but scale-out over Redis is not implemented yet; running as a single process',
-    );
-  }
   if (config.projectsFile) {
     if (existsSync(config.projectsFile)) {
       log.info({ projectsFile: config.projectsFile }, 'projects file (watched; reloaded on change)');
@@ -198,6 +193,12 @@ async function main(): Promise<void> {
   }
   if (config.metricsFrom.length > 0)
     log.info({ metricsFrom: config.metricsFrom }, '/metrics open to these addresses');
+  if (server.cluster) {
+    log.info(
+      { process: server.cluster.id, lease: server.lease.held(), peers: server.cluster.peers().length },
+      'scale-out: one of several processes over GPUPULSE_REDIS_URL (dashboards and fleet shared; singleton work by the lease holder)',
+    );
+  }
   log.info(
     { url: server.url, port: server.port, storage: store.info().kind, webDir: config.webDir },
     `gpupulse-server listening on ${server.url}`,

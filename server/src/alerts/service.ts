@@ -22,6 +22,17 @@ export interface AlertServiceOptions {
   onChange?(changed: readonly Alert[]): void;
   /** Webhook retry base delay (tests). */
   webhookBackoffMs?: number;
+  /**
+   * False: evaluate only — a standby process of a cluster keeps the same alert state but writes
+   * no points, pushes nothing to dashboards and sends no webhooks (the lease holder does).
+   * Default: always active.
+   */
+  active?(): boolean;
+  /**
+   * Of the alerts about to be notified by webhook, those still to notify (cluster: not already
+   * notified by a previous lease holder; it remembers them). Default: all.
+   */
+  gate?(alerts: Alert[]): Alert[];
 }
 
 /** Alerts for one server: the engine, its storage/dashboard/webhook outlets, driven by `tick()`. */
@@ -63,10 +74,12 @@ export class AlertService {
     }
     if (changed.length === 0) return changed;
     this.opts.onChange?.(changed);
+    if (this.opts.active && !this.opts.active()) return changed;
     this.opts.write(changed.map(alertPoint));
     const now = this.opts.clock.now();
     this.opts.publish({ serverTime: now, alerts: changed.map((a) => this.decorate(a)) });
-    const loud = this.silences.size === 0 ? changed : changed.filter((a) => !this.silenced(a, now));
+    let loud = this.silences.size === 0 ? changed : changed.filter((a) => !this.silenced(a, now));
+    if (this.opts.gate && loud.length > 0) loud = this.opts.gate(loud);
     if (loud.length > 0) this.webhooks.notify(loud);
     return changed;
   }

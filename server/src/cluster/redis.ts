@@ -1,8 +1,15 @@
 import type { Logger } from 'pino';
 import { createClient } from 'redis';
 
-/** A node-redis client as this package uses it (commands, pub/sub, streams, EVAL). */
-export type RedisClient = ReturnType<typeof createClient>;
+const makeClient = (url: string, name: string) =>
+  createClient({
+    url,
+    name: `gpupulse-${name}`,
+    socket: { reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 2000), connectTimeout: 5000 },
+  });
+
+/** A node-redis client as this package uses it (commands, pub/sub, EVAL). */
+export type RedisClient = ReturnType<typeof makeClient>;
 
 /**
  * Opens a connected client on `url` (`redis://host:port/db`). Reconnects on its own with a
@@ -10,11 +17,7 @@ export type RedisClient = ReturnType<typeof createClient>;
  * episode instead of once per retry.
  */
 export async function connectRedis(url: string, logger: Logger, name: string): Promise<RedisClient> {
-  const client = createClient({
-    url,
-    name: `gpupulse-${name}`,
-    socket: { reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 2000), connectTimeout: 5000 },
-  });
+  const client = makeClient(url, name);
   let down = false;
   client.on('error', (err: Error) => {
     if (down) return;

@@ -73,6 +73,12 @@ export interface DashboardNamespaceDeps {
   alertsSnapshot?(): AlertsList;
   /** Projects: `projects:meta` + the latest `projects:usage` on connect, `projects:usage` every tick. */
   projects?: { meta(): ProjectsMeta; latest(): ProjectsUsage; tick(): ProjectsUsage };
+  /**
+   * Several processes share the namespace over the Redis adapter (GPUPULSE_REDIS_URL). Deltas,
+   * usage and meta go to this process's own dashboards (`nsp.local`: each process encodes them
+   * from its replica of the whole fleet); alert changes go to every process's dashboards.
+   */
+  clustered?: boolean;
 }
 
 /** Every dashboard (role-independent events: `projects:meta`). */
@@ -250,7 +256,7 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): Dashboard
             nodes: redact ? redactNodes(nodes, 'display') : nodes,
             patches: redact ? redactPatches(patches, 'display') : patches,
           };
-          nsp.to(room).except(ids).emit('fleet:delta', delta);
+          nsp.local.to(room).except(ids).emit('fleet:delta', delta);
         }
         if (ids.length > 0) {
           const full: FleetDelta = {
@@ -258,7 +264,7 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): Dashboard
             nodes: redact ? redactNodes(changes.nodes, 'display') : changes.nodes,
             patches: [],
           };
-          nsp.to(ids).emit('fleet:delta', full);
+          nsp.local.to(ids).emit('fleet:delta', full);
         }
       };
       send(PEOPLE_ROOM, joinedPeople, false);
@@ -266,9 +272,9 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): Dashboard
       metrics.deltasSent.inc();
       if (deps.projects) {
         const usage = deps.projects.tick();
-        if (members(PEOPLE_ROOM) > 0) nsp.to(PEOPLE_ROOM).emit('projects:usage', usage);
+        if (members(PEOPLE_ROOM) > 0) nsp.local.to(PEOPLE_ROOM).emit('projects:usage', usage);
         if (members(DISPLAY_ROOM) > 0)
-          nsp.to(DISPLAY_ROOM).emit('projects:usage', redactProjectsUsage(usage, 'display'));
+          nsp.local.to(DISPLAY_ROOM).emit('projects:usage', redactProjectsUsage(usage, 'display'));
       }
     } catch (err) {
       log.error({ err }, 'fleet:delta tick failed');
@@ -314,12 +320,13 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): Dashboard
       if (timer) clearTimeout(timer);
     },
     publishAlerts: (list) => {
-      if (members(PEOPLE_ROOM) > 0) nsp.to(PEOPLE_ROOM).emit('alerts:changed', list);
-      if (members(DISPLAY_ROOM) > 0)
+      // Clustered: the rooms' members may be on other processes (the adapter counts no remote ones).
+      if (deps.clustered || members(PEOPLE_ROOM) > 0) nsp.to(PEOPLE_ROOM).emit('alerts:changed', list);
+      if (deps.clustered || members(DISPLAY_ROOM) > 0)
         nsp.to(DISPLAY_ROOM).emit('alerts:changed', redactAlerts(list, 'display'));
     },
     publishMeta: (meta) => {
-      nsp.to(DASHBOARD_ROOM).emit('projects:meta', meta);
+      nsp.local.to(DASHBOARD_ROOM).emit('projects:meta', meta);
     },
     recheck: () => {
       let dropped = 0;
