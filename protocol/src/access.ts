@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { GpuProcessSchema } from './schemas.ts';
 
 /**
  * Roles of people (issue 8), lowest first. `none`: nothing but the health summary;
@@ -30,3 +31,21 @@ export type WhoAmI = z.infer<typeof WhoAmISchema>;
 /** Fields the server removed from a process because of the asker's role (never a silent partial answer). */
 export const RedactedFieldSchema = z.enum(['cmdline', 'env']);
 export type RedactedField = z.infer<typeof RedactedFieldSchema>;
+
+/** One process of `GET /api/v1/nodes/:name/processes`: the agent's facts plus the server's attribution. */
+export const NodeProcessSchema = GpuProcessSchema.extend({
+  /** Project the process is attributed to (`unassigned` when no rule matches). */
+  project: z.string().nullable().optional(),
+  gpuIndex: z.number().int().nullable().optional(),
+  /** Fields the server left out for the asker's role (another user's process, for a viewer). */
+  redacted: z.array(RedactedFieldSchema).optional(),
+});
+export type NodeProcess = z.infer<typeof NodeProcessSchema>;
+
+/** `GET /api/v1/nodes/:name/processes`. */
+export const NodeProcessesSchema = z.object({
+  serverTime: z.number(),
+  node: z.string(),
+  processes: z.array(NodeProcessSchema),
+});
+export type NodeProcesses = z.infer<typeof NodeProcessesSchema>;

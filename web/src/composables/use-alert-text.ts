@@ -22,6 +22,19 @@ export function useAlertText() {
   }
 
   function text(alert: Alert): string {
+    // A resolved alert says so, with the peak it reached (not a reading that sounds current).
+    if (alert.state === 'resolved' && isKnownRule(alert.rule)) {
+      const title = t(`alerts.titles.${alert.rule}`);
+      const peak = alert.peak ?? alert.value;
+      if (peak === null || peak === undefined || alert.rule === 'node_offline' || alert.rule === 'gpu_stale')
+        return t('alerts.resolvedPlain', { title });
+      if (alert.threshold === null) return t('alerts.resolvedValue', { title, peak: value(alert, peak) });
+      return t('alerts.resolvedPeak', {
+        title,
+        peak: value(alert, peak),
+        threshold: value(alert, alert.threshold),
+      });
+    }
     if (isKnownRule(alert.rule))
       return t(`alerts.rules.${alert.rule}`, {
         value: value(alert, alert.value),

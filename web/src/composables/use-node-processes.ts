@@ -1,5 +1,5 @@
 import { onScopeDispose, type Ref, shallowRef, watch } from 'vue';
-import type { NodeProcess } from '../lib/history-api.ts';
+import type { NodeProcess } from '../services/api.ts';
 import { useHistoryStore } from '../stores/history.ts';
 
 /** `forbidden`: the server shows processes only to signed-in viewers and admins (401/403). */

@@ -22,9 +22,9 @@ describe('computeHints', () => {
   it('"4 GPUs held, 3 below 5 % for 40 min"', () => {
     const gpus = [
       held(0, 90, { memoryUsedMiB: 60_000 }),
-      held(1, 1, { idleHeldSince: NOW - 40 * MIN, memoryUsedMiB: 60_000 }),
-      held(2, 2, { idleHeldSince: NOW - 55 * MIN, memoryUsedMiB: 60_000 }),
-      held(3, 0, { idleHeldSince: NOW - 41 * MIN, memoryUsedMiB: 60_000 }),
+      held(1, 1, { idleHeld: true, idleHeldSince: NOW - 40 * MIN, memoryUsedMiB: 60_000 }),
+      held(2, 2, { idleHeld: true, idleHeldSince: NOW - 55 * MIN, memoryUsedMiB: 60_000 }),
+      held(3, 0, { idleHeld: true, idleHeldSince: NOW - 41 * MIN, memoryUsedMiB: 60_000 }),
     ];
     const hints = computeHints(gpus, { now: NOW });
     expect(hints[0]).toEqual({
@@ -88,8 +88,17 @@ describe('computeHints', () => {
     expect(computeHints([], { now: NOW })).toEqual([]);
   });
 
-  it('idle without idleHeldSince (older servers) gives 0 minutes, and honours the limit', () => {
-    const gpus = [held(0, 1, { memoryUsedMiB: 70_000 }), held(1, 2, { memoryUsedMiB: 70_000 })];
+  it("follows the server's idleHeld (10-minute rule), not a low reading or idleHeldSince alone; honours the limit", () => {
+    // Below 5 % for 1 minute: the server has started the stretch but not yet called it idle-held.
+    const early = [
+      held(0, 1, { memoryUsedMiB: 70_000, idleHeld: false, idleHeldSince: NOW - MIN }),
+      held(1, 2, { memoryUsedMiB: 70_000, idleHeld: false, idleHeldSince: NOW - MIN }),
+    ];
+    expect(computeHints(early, { now: NOW }).some((x) => x.kind === 'idleHeld')).toBe(false);
+    const gpus = [
+      held(0, 1, { memoryUsedMiB: 70_000, idleHeld: true }),
+      held(1, 2, { memoryUsedMiB: 70_000, idleHeld: true }),
+    ];
     const [h] = computeHints(gpus, { now: NOW });
     expect(h).toMatchObject({ kind: 'idleHeld', params: { held: 2, idle: 2, minutes: 0 } });
     const many = Array.from({ length: 30 }, (_, i) => ({

@@ -47,8 +47,6 @@ export type ThrottleCause = 'thermal' | 'power' | 'powerBrake' | 'hardware';
 
 export interface HintOptions {
   now: number;
-  /** Utilization below this counts as idle (the server's default, 5 %). */
-  idlePercent?: number;
   /** A job using less GPU memory than this share of its GPUs' memory gets a hint. */
   lowMemoryPercent?: number;
   hotCelsius?: number;
@@ -73,21 +71,15 @@ function isHeld(g: GpuView): boolean {
 }
 
 export function computeHints(gpus: readonly HintGpu[], options: HintOptions): Hint[] {
-  const idlePercent = options.idlePercent ?? 5;
   const lowMemoryPercent = options.lowMemoryPercent ?? 20;
   const hotCelsius = options.hotCelsius ?? 85;
   const hints: Hint[] = [];
   const live = gpus.filter((x) => !x.nodeDown && x.gpu.state === 'ok');
 
-  // Held but idle: GPUs with a process and utilization below the threshold (the server's
-  // `idleHeldSince` says since when); the shortest such stretch is the one we can vouch for.
+  // Held but idle: the server's `idleHeld` (its one rule: held below the threshold for the idle
+  // window); `idleHeldSince` says since when. The shortest such stretch is the one we can vouch for.
   const held = live.filter((x) => isHeld(x.gpu));
-  const idle = held.filter(
-    (x) =>
-      x.gpu.idleHeldSince != null ||
-      x.gpu.idleHeld === true ||
-      (x.gpu.utilizationGpuPercent !== null && x.gpu.utilizationGpuPercent < idlePercent),
-  );
+  const idle = held.filter((x) => x.gpu.idleHeld === true);
   if (idle.length > 0) {
     const since = idle.map((x) => x.gpu.idleHeldSince).filter((v): v is number => typeof v === 'number');
     const minutes =

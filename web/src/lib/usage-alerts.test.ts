@@ -10,8 +10,7 @@ import {
   mergeAlerts,
   replaceAlerts,
 } from './alerts.ts';
-import { type ProjectRow, sortProjectRows, usageFromFleet } from './project-usage.ts';
-import { UsageHistory } from './usage-history.ts';
+import { type ProjectRow, sortProjectRows } from './project-usage.ts';
 import { fillBin, projectColor, UNASSIGNED_COLOR } from './wall-colors.ts';
 import { headlineFromFleet, headlineFromTotals } from './wall-headline.ts';
 
@@ -91,23 +90,6 @@ describe('alerts', () => {
 });
 
 describe('project usage', () => {
-  it('computes per-project usage from the fleet when the server sends none', () => {
-    const nodes = [
-      node('n1', {
-        gpus: [
-          gpu(0, { project: 'p1', users: ['kim'], jobs: ['1'], utilizationGpuPercent: 80 }),
-          gpu(1, { project: 'p1', users: ['lee'], idleHeld: true, utilizationGpuPercent: 0 }),
-          gpu(2, { project: null }),
-        ],
-      }),
-      node('n2', { status: 'offline', gpus: [gpu(0, { project: 'p1' })] }),
-    ];
-    const u = usageFromFleet(nodes, null);
-    expect(u).toHaveLength(1);
-    expect(u[0]).toMatchObject({ project: 'p1', gpusInUse: 2, gpusIdleHeld: 1, meanUtilizationPercent: 40 });
-    expect(u[0]?.users).toEqual(['kim', 'lee']);
-  });
-
   it('sorts rows by any column, nulls last', () => {
     const row = (id: string, gpus: number, util: number | null): ProjectRow => ({
       id,
@@ -129,19 +111,6 @@ describe('project usage', () => {
     expect(sortProjectRows(rows, 'meanUtilizationPercent', 'desc').map((r) => r.id)).toEqual(['c', 'a', 'b']);
     expect(sortProjectRows(rows, 'meanUtilizationPercent', 'asc').map((r) => r.id)).toEqual(['a', 'c', 'b']);
     expect(sortProjectRows(rows, 'project', 'asc').map((r) => r.id)).toEqual(['a', 'b', 'c']);
-  });
-
-  it('history: fine ring for the last hour, per-minute means beyond, both bounded', () => {
-    const h = new UsageHistory({ fineCapacity: 120, coarseCapacity: 5, bucketMs: 60_000 });
-    for (let s = 0; s < 600; s++) h.add(s * 1000, { p: s < 300 ? 2 : 4 });
-    expect(h.fine.size).toBe(120);
-    expect(h.coarse.size).toBe(5); // 9 full minutes seen, 5 kept
-    const recent = h.range(550_000);
-    expect(recent.every((p) => p.values.p === 4)).toBe(true);
-    const old = h.range(0);
-    expect(old.length).toBeGreaterThanOrEqual(5);
-    h.add(10, { p: 1 }); // out of order: ignored
-    expect(h.fine.last()?.t).toBe(599_000);
   });
 });
 

@@ -30,10 +30,6 @@ export const useAlertsStore = defineStore('alerts', () => {
     triggerRef(byId);
   }
 
-  function markUnavailable(): void {
-    if (state.value !== 'live') state.value = 'unavailable';
-  }
-
   const sorted = computed<Alert[]>(() => [...byId.value.values()].sort(compareAlerts));
   const firing = computed(() => sorted.value.filter((a) => a.state === 'firing'));
   /** Firing count, or null while alerts are not available. */
@@ -52,6 +48,5 @@ export const useAlertsStore = defineStore('alerts', () => {
     rules,
     applySnapshot,
     applyChanged,
-    markUnavailable,
   };
 });

@@ -2,18 +2,7 @@ import type { HistoryResponse, ProjectsMeta, UsageResponse } from '@gpupulse/pro
 import { defineStore } from 'pinia';
 import { shallowRef } from 'vue';
 import { type HistoryQuery, historyUrl } from '../lib/history.ts';
-import {
-  type ApiResult,
-  getJson,
-  isHistoryResponse,
-  isNodeProcesses,
-  isProjectsMeta,
-  isUsageResponse,
-  type NodeProcesses,
-  PROJECTS_META_URL,
-  processesUrl,
-  usageUrl,
-} from '../lib/history-api.ts';
+import { type ApiResult, api, type NodeProcesses, usageUrl } from '../services/api.ts';
 
 const CACHE_LIMIT = 24;
 const CACHE_TTL_MS = 60_000;
@@ -45,20 +34,20 @@ export const useHistoryStore = defineStore('history', () => {
   function history(q: HistoryQuery, signal?: AbortSignal): Promise<ApiResult<HistoryResponse>> {
     const url = historyUrl(q);
     lastHistoryUrl.value = url;
-    return getJson(url, isHistoryResponse, { signal });
+    return api.history(url, signal);
   }
 
   function usage(q: Parameters<typeof usageUrl>[0], signal?: AbortSignal): Promise<ApiResult<UsageResponse>> {
     const url = usageUrl(q);
-    return cached(url, () => getJson(url, isUsageResponse, { signal }));
+    return cached(url, () => api.usage(url, signal));
   }
 
   function processes(node: string, signal?: AbortSignal): Promise<ApiResult<NodeProcesses>> {
-    return getJson(processesUrl(node), isNodeProcesses, { signal });
+    return api.processes(node, signal);
   }
 
   async function loadProjectsMeta(): Promise<ProjectsMeta | null> {
-    const r = await cached(PROJECTS_META_URL, () => getJson(PROJECTS_META_URL, isProjectsMeta));
+    const r = await cached('/api/v1/projects/meta', () => api.projectsMeta());
     if (r.kind === 'ok') projectsMeta.value = r.data;
     return projectsMeta.value;
   }

@@ -1,15 +1,16 @@
 import type { ProjectInfo, ProjectsMeta, ProjectsUsage } from '@gpupulse/protocol';
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import { UsageHistory } from '../lib/usage-history.ts';
+import { localizedName } from '../lib/project-usage.ts';
 import { projectColor } from '../lib/wall-colors.ts';
 
-/** Where project data stands: not heard of yet, live, or the server has none of it (yet). */
-export type FeedState = 'waiting' | 'live' | 'unavailable';
+/** Where project data stands: not heard of yet, or live from the server. */
+export type FeedState = 'waiting' | 'live';
 
 /**
  * Projects: who they are (`projects:meta`) and their live usage (`projects:usage`, every
- * second), with a bounded client-side history of GPUs in use per project since page load.
+ * second) — both the server's, never recomputed here. Names and colours of every view come
+ * from `nameOf` / `colorOf` (the projects file's own).
  */
 export const useProjectsStore = defineStore('projects', () => {
   const meta = shallowRef<ProjectsMeta | null>(null);
@@ -18,9 +19,6 @@ export const useProjectsStore = defineStore('projects', () => {
   const lastUsageAt = ref<number | null>(null);
   const metaState = ref<FeedState>('waiting');
   const usageState = ref<FeedState>('waiting');
-  /** Bumped whenever `history` gets a point (the ring itself is not reactive). */
-  const historyVersion = ref(0);
-  const history = new UsageHistory();
 
   function setMeta(m: ProjectsMeta): void {
     meta.value = m;
@@ -31,19 +29,6 @@ export const useProjectsStore = defineStore('projects', () => {
     usage.value = u;
     usageState.value = 'live';
     lastUsageAt.value = now;
-    history.addUsage(u);
-    historyVersion.value++;
-  }
-
-  /** Adds a point computed in the browser from the fleet (while the server sends no usage). */
-  function addFleetPoint(t: number, values: Record<string, number>): void {
-    history.add(t, values);
-    historyVersion.value++;
-  }
-
-  function markUnavailable(which: 'meta' | 'usage'): void {
-    if (which === 'meta' && metaState.value !== 'live') metaState.value = 'unavailable';
-    if (which === 'usage' && usageState.value !== 'live') usageState.value = 'unavailable';
   }
 
   const infoById = computed(
@@ -58,6 +43,18 @@ export const useProjectsStore = defineStore('projects', () => {
   function colorOf(id: string): string {
     return colors.value.get(id) ?? projectColor(id, null);
   }
+  /**
+   * A project's name in the locale (the projects file's), `unassignedLabel` for `unassigned`,
+   * the id for a project the file does not know.
+   */
+  function nameOf(id: string, locale: string, unassignedLabel: string): string {
+    if (id === 'unassigned') return unassignedLabel;
+    return localizedName(infoById.value.get(id)?.name, locale, id);
+  }
+  function institutionName(id: string, locale: string): string {
+    const i = meta.value?.institutions.find((x) => x.id === id);
+    return localizedName(i?.name, locale, id);
+  }
 
   return {
     meta,
@@ -65,14 +62,12 @@ export const useProjectsStore = defineStore('projects', () => {
     lastUsageAt,
     metaState,
     usageState,
-    history,
-    historyVersion,
     infoById,
     colors,
     colorOf,
+    nameOf,
+    institutionName,
     setMeta,
     applyUsage,
-    addFleetPoint,
-    markUnavailable,
   };
 });

@@ -1,11 +1,14 @@
+import { WhoAmISchema } from '@gpupulse/protocol';
 import { createPinia, setActivePinia } from 'pinia';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { isWhoAmI, roleSeesPeople, signInHref, useSessionStore } from './session.ts';
+import { roleSeesPeople, signInHref, useSessionStore } from './session.ts';
+
+const isWhoAmI = (v: unknown) => WhoAmISchema.safeParse(v).success;
 
 describe('session', () => {
   beforeEach(() => setActivePinia(createPinia()));
 
-  it('checks the /api/v1/me shape', () => {
+  it("the /api/v1/me shape is protocol's (what the API client checks)", () => {
     const me = { role: 'admin', user: 'alice', name: 'alice', via: 'oidc', loginAvailable: true };
     expect(isWhoAmI(me)).toBe(true);
     expect(isWhoAmI({ ...me, role: 'root' })).toBe(false);

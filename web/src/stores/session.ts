@@ -1,26 +1,7 @@
 import type { Role, WhoAmI } from '@gpupulse/protocol';
 import { defineStore } from 'pinia';
 import { computed, shallowRef } from 'vue';
-import { readJson } from '../services/dashboard-api.ts';
-
-const ROLE_SET = new Set<string>(['none', 'display', 'viewer', 'admin']);
-const VIA_SET = new Set<string>(['anonymous', 'token', 'session', 'oidc', 'proxy']);
-
-/** `GET /api/v1/me`'s shape (checked by hand: the dashboard bundle carries no zod). */
-export function isWhoAmI(v: unknown): v is WhoAmI {
-  if (typeof v !== 'object' || v === null) return false;
-  const o = v as Record<string, unknown>;
-  const str = (x: unknown) => x === null || typeof x === 'string';
-  return (
-    typeof o.role === 'string' &&
-    ROLE_SET.has(o.role) &&
-    typeof o.via === 'string' &&
-    VIA_SET.has(o.via) &&
-    str(o.user) &&
-    str(o.name) &&
-    typeof o.loginAvailable === 'boolean'
-  );
-}
+import { api } from '../services/api.ts';
 
 /** True when `role` is given user names, job names and processes by the server. */
 export const roleSeesPeople = (role: Role): boolean => role === 'viewer' || role === 'admin';
@@ -45,7 +26,7 @@ export const useSessionStore = defineStore('session', () => {
   async function load(): Promise<void> {
     inflight ??= (async () => {
       try {
-        const r = await readJson('/api/v1/me', isWhoAmI);
+        const r = await api.me();
         if (r.kind === 'ok') me.value = r.data;
         else if (r.kind === 'missing') me.value = null;
         // An error (server restarting …) keeps what we knew.
