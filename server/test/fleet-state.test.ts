@@ -121,6 +121,16 @@ describe('FleetState: live state never goes backwards or freezes', () => {
     expect(fleet.view('n1')?.lastSampleTs).toBe(T0 + ahead + 1000);
   });
 
+  it('a report delayed in transit (older ts, arriving late) does not send the live view backwards', () => {
+    const clock = new ManualClock(T0);
+    const fleet = new FleetState({ clock, outlierAheadMs: 60_000 });
+    fleet.connect('n1', 'c', 1000);
+    fleet.ingest('n1', [sample(2, T0)]);
+    clock.advance(120_000);
+    expect(fleet.ingest('n1', [sample(1, T0 - 1000)]).updated).toBe(false);
+    expect(fleet.view('n1')?.lastSampleTs).toBe(T0);
+  });
+
   it('sorts only out-of-order input, and hands every sample to rollups with its process list (once)', () => {
     const clock = new ManualClock(T0);
     const seen: number[][] = [];

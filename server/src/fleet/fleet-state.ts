@@ -274,9 +274,14 @@ export class FleetState {
     const prev = e.lastSample;
     let first = 0;
     if (prev !== null && newest.ts <= prev.ts) {
-      // Nothing newer than the live sample. A live report whose newest sample is far "less ahead"
-      // of the server clock than the live one was: that one was the outlier, follow this report.
-      const outlier = !opts.replay && e.lastSampleAheadMs - (newest.ts - now) > this.outlierAheadMs;
+      // Nothing newer than the live sample. If the live one was dated far ahead of the server
+      // clock and this live report is far "less ahead", that one was the outlier (a bogus ts, a
+      // clock jump): follow this report. A clock that is consistently ahead, or a late report,
+      // never sends the live view backwards.
+      const outlier =
+        !opts.replay &&
+        e.lastSampleAheadMs > this.outlierAheadMs &&
+        e.lastSampleAheadMs - (newest.ts - now) > this.outlierAheadMs;
       if (!outlier) {
         this.refresh(e, false);
         return { updated: false, samples: out };
