@@ -9,7 +9,11 @@ export const DASHBOARD_NAMESPACE = '/dashboard';
 export interface AgentToServerEvents {
   /** Static inventory, once per connection (and again when it changes). */
   'inventory:report': (inventory: Inventory, ack: AckCallback<{ serverTime: number }>) => void;
-  /** One or more samples; the ack lists the sequence numbers the server took. */
+  /**
+   * One or more samples, each judged on its own: the ack lists the sequence numbers the server
+   * took (`acked`) and the samples it refused for good (`rejected`: drop them); the rest were not
+   * taken and are resent. A failed ack (`RATE_LIMITED`, `UNAVAILABLE` …) took none of them.
+   */
   'samples:report': (report: SamplesReport, ack: AckCallback<SamplesAckData>) => void;
 }
 
