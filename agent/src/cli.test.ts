@@ -1,6 +1,6 @@
 // The CLI as users run it: node bin/gpupulse-agent.mjs …
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -170,8 +170,11 @@ describe('gpupulse-agent CLI', () => {
     });
     const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     const t0 = Date.now();
-    while (!/"msg":"gpupulse-agent starting"/.test(err) || Date.now() - t0 < 2_500) {
-      if (Date.now() - t0 > 15_000) throw new Error(`agent did not start: ${err}`);
+    // Started, and at least one sample is in the spool (on a loaded machine the first sample can
+    // take longer than a fixed wait).
+    const spooled = () => readdirSync(dir).some((f) => f.endsWith('.log') && statSync(join(dir, f)).size > 0);
+    while (!/"msg":"gpupulse-agent starting"/.test(err) || Date.now() - t0 < 1_000 || !spooled()) {
+      if (Date.now() - t0 > 20_000) throw new Error(`agent did not spool a sample: ${err}`);
       await new Promise((r) => setTimeout(r, 100));
     }
     const sent = Date.now();
