@@ -1,15 +1,28 @@
-import { GpuMetricsSchema, type GpuProcess, GpuProcessSchema, HostMetricsSchema } from '@gpupulse/protocol';
+import {
+  GPU_METRICS,
+  type GpuMetricDef,
+  GpuMetricsSchema,
+  type GpuProcess,
+  GpuProcessSchema,
+  HostMetricsSchema,
+} from '@gpupulse/protocol';
 import { Point } from '@influxdata/influxdb-client';
 import { describe, expect, it } from 'vitest';
 import { attributeUnassigned } from '../src/fleet/attribution.ts';
+import type { MetricPoint } from '../src/storage/metric-store.ts';
 import {
   GPU_FLOAT_FIELDS,
   GPU_INT_FIELDS,
+  GPU_SLOW_FIELDS,
   gpuPoint,
+  HISTORY_METRICS,
+  type HistoryMetric,
   HOST_FLOAT_FIELDS,
   HOST_INT_FIELDS,
+  historySource,
   hostPoint,
   processPoints,
+  ROLLUP_GPU_METRICS,
   SlowFieldGate,
   samplePoints,
   toLineProtocol,
@@ -223,5 +236,107 @@ describe('integer fields: the protocol refuses fractions, so live and stored val
       if (typeof g[key] === 'number') expect(p.ints![field]).toBe(g[key]);
     for (const [key, field] of GPU_FLOAT_FIELDS)
       if (typeof g[key] === 'number') expect(p.floats![field]).toBe(g[key]);
+  });
+});
+
+describe('the GPU point follows the protocol metric registry', () => {
+  /**
+   * Every `nvidia_smi` field and its InfluxDB type as stored so far: InfluxDB refuses a type change,
+   * so a registry edit that renames or retypes one of them must fail here (new metrics are added).
+   */
+  const STORED = {
+    utilization_gpu: 'int',
+    utilization_memory: 'int',
+    utilization_encoder: 'int',
+    utilization_decoder: 'int',
+    memory_used: 'int',
+    memory_total: 'int',
+    memory_free: 'int',
+    memory_reserved: 'int',
+    temperature_gpu: 'int',
+    temperature_memory: 'int',
+    fan_speed: 'int',
+    pcie_link_gen_current: 'int',
+    pcie_link_width_current: 'int',
+    clocks_current_sm: 'int',
+    clocks_current_memory: 'int',
+    clocks_current_graphics: 'int',
+    clocks_max_sm: 'int',
+    clocks_max_memory: 'int',
+    clocks_max_graphics: 'int',
+    clocks_event_reasons: 'int',
+    ecc_errors_corrected_volatile: 'int',
+    ecc_errors_uncorrected_volatile: 'int',
+    ecc_errors_corrected_aggregate: 'int',
+    ecc_errors_uncorrected_aggregate: 'int',
+    ecc_mode_current: 'int',
+    retired_pages_pending: 'int',
+    remapped_rows_pending: 'int',
+    remapped_rows_failure: 'int',
+    persistence_mode: 'int',
+    mig_mode_current: 'int',
+    power_draw: 'float',
+    power_limit: 'float',
+    enforced_power_limit: 'float',
+    driver_version: 'string',
+    cuda_version: 'string',
+    serial: 'string',
+    pci_bus_id: 'string',
+    state: 'string',
+  } as const;
+  const registry: readonly GpuMetricDef[] = GPU_METRICS;
+  const value = (m: GpuMetricDef): unknown =>
+    m.type === 'bool' ? true : m.type === 'string' ? (m.key === 'state' ? 'stale' : 'x') : 7;
+
+  it('keeps every field name and type ever stored', () => {
+    const stored = (p: MetricPoint) => ({
+      ...Object.fromEntries(Object.keys(p.ints ?? {}).map((k) => [k, 'int'])),
+      ...Object.fromEntries(Object.keys(p.floats ?? {}).map((k) => [k, 'float'])),
+      ...Object.fromEntries(Object.keys(p.strings ?? {}).map((k) => [k, 'string'])),
+    });
+    const all = gpu(0, Object.fromEntries(registry.map((m) => [m.key, value(m)])));
+    expect(stored(gpuPoint('n', TS, all, null))).toMatchObject(STORED);
+  });
+
+  it.each(registry.map((m) => [m.key, m] as const))(
+    '%s is stored under its registry name and type',
+    (key, m) => {
+      const v = value(m);
+      const p = gpuPoint('n', TS, gpu(0, { [key]: v }), null, true);
+      const fast = gpuPoint('n', TS, gpu(0, { [key]: v }), null, false);
+      if ('tag' in m.storage) {
+        expect(p.tags[m.storage.tag]).toBe(v);
+        expect(fast.tags[m.storage.tag]).toBe(v);
+        return;
+      }
+      const f = m.storage.field;
+      const where = { int: p.ints, bool: p.ints, float: p.floats, string: p.strings }[m.type];
+      expect(where?.[f], f).toBe(m.type === 'bool' ? 1 : v);
+      // slow fields are left out of the points between the gate's minutes; the others never are
+      const inFast = { ...fast.ints, ...fast.floats, ...fast.strings };
+      expect(f in inFast, `${f} in a fast-only point`).toBe(!m.slow);
+      expect(GPU_SLOW_FIELDS.has(f)).toBe(m.slow);
+      // a null (unknown) value is never stored
+      const none = gpuPoint('n', TS, gpu(0, { [key]: null }), null);
+      expect({ ...none.ints, ...none.floats, ...none.strings }).not.toHaveProperty(f);
+    },
+  );
+
+  it('history and rollups read the registry’s history metrics', () => {
+    for (const m of registry) {
+      if (!m.history || !('field' in m.storage)) continue;
+      const metric = m.history as HistoryMetric;
+      expect(HISTORY_METRICS).toContain(metric);
+      expect(historySource('gpu', metric, 'raw')).toEqual({
+        measurement: 'nvidia_smi',
+        field: m.storage.field,
+      });
+      expect(historySource('node', metric, '1h')).toEqual({
+        measurement: 'nvidia_smi_1h',
+        field: `${m.storage.field}_mean`,
+      });
+      expect(ROLLUP_GPU_METRICS).toContainEqual([m.key, m.storage.field]);
+    }
+    expect(ROLLUP_GPU_METRICS).toHaveLength(registry.filter((m) => m.history).length);
   });
 });

@@ -5,7 +5,20 @@
  * in server/README.md. Field types are fixed here forever: InfluxDB refuses a type change.
  */
 
-import type { Alert, GpuMetrics, GpuProcess, HostMetrics, Sample } from '@gpupulse/protocol';
+import {
+  type Alert,
+  GPU_HISTORY_METRICS,
+  GPU_METRICS,
+  type GpuHistoryMetricKey,
+  type GpuMetricDef,
+  type GpuMetrics,
+  type GpuProcess,
+  HISTORY_METRICS,
+  type HistoryMetric,
+  type HostMetrics,
+  type MetricType,
+  type Sample,
+} from '@gpupulse/protocol';
 import type { MetricPoint } from './metric-store.ts';
 
 export const MEASUREMENT_GPU = 'nvidia_smi';
@@ -17,64 +30,33 @@ type NumericKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends number ? K : 
 type StringKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends string ? K : never }[keyof T];
 type BoolKey<T> = { [K in keyof T]-?: NonNullable<T[K]> extends boolean ? K : never }[keyof T];
 
+const REGISTRY: readonly GpuMetricDef[] = GPU_METRICS;
+
+/** `[protocol key, nvidia_smi field]` of the registry's metrics of one type that are stored as fields. */
+function fieldsOf<K extends keyof GpuMetrics>(type: MetricType): ReadonlyArray<readonly [K, string]> {
+  const out: Array<readonly [K, string]> = [];
+  for (const m of REGISTRY)
+    if (m.type === type && 'field' in m.storage) out.push([m.key as K, m.storage.field]);
+  return out;
+}
+
 /**
- * GPU integer fields (Telegraf names; MiB, %, °C, MHz). The protocol schema refuses fractions for
- * every one of them (and host/process integers), so a stored value always equals the live one;
- * line protocol only rounds defensively (test/schema.test.ts checks the two agree).
+ * GPU integer fields (MiB, %, °C, MHz, counters), from the protocol's metric registry. The protocol
+ * schema refuses fractions for every one of them (and host/process integers), so a stored value
+ * always equals the live one; line protocol only rounds defensively (test/schema.test.ts checks
+ * the two agree).
  */
-export const GPU_INT_FIELDS: ReadonlyArray<readonly [NumericKey<GpuMetrics>, string]> = [
-  ['utilizationGpuPercent', 'utilization_gpu'],
-  ['utilizationMemoryPercent', 'utilization_memory'],
-  ['utilizationEncoderPercent', 'utilization_encoder'],
-  ['utilizationDecoderPercent', 'utilization_decoder'],
-  ['memoryUsedMiB', 'memory_used'],
-  ['memoryTotalMiB', 'memory_total'],
-  ['memoryFreeMiB', 'memory_free'],
-  ['memoryReservedMiB', 'memory_reserved'],
-  ['temperatureCelsius', 'temperature_gpu'],
-  ['memoryTemperatureCelsius', 'temperature_memory'],
-  ['fanSpeedPercent', 'fan_speed'],
-  ['pcieLinkGenCurrent', 'pcie_link_gen_current'],
-  ['pcieLinkWidthCurrent', 'pcie_link_width_current'],
-  ['clocksSmMHz', 'clocks_current_sm'],
-  ['clocksMemoryMHz', 'clocks_current_memory'],
-  ['clocksGraphicsMHz', 'clocks_current_graphics'],
-  ['clocksMaxSmMHz', 'clocks_max_sm'],
-  ['clocksMaxMemoryMHz', 'clocks_max_memory'],
-  ['clocksMaxGraphicsMHz', 'clocks_max_graphics'],
-  // our additions
-  ['clocksEventReasonsActive', 'clocks_event_reasons'],
-  ['eccErrorsCorrectedVolatile', 'ecc_errors_corrected_volatile'],
-  ['eccErrorsUncorrectedVolatile', 'ecc_errors_uncorrected_volatile'],
-  ['eccErrorsCorrectedAggregate', 'ecc_errors_corrected_aggregate'],
-  ['eccErrorsUncorrectedAggregate', 'ecc_errors_uncorrected_aggregate'],
-];
-
+export const GPU_INT_FIELDS = fieldsOf<NumericKey<GpuMetrics>>('int');
 /** GPU float fields (W). */
-export const GPU_FLOAT_FIELDS: ReadonlyArray<readonly [NumericKey<GpuMetrics>, string]> = [
-  ['powerDrawWatts', 'power_draw'],
-  ['powerLimitWatts', 'power_limit'],
-  ['powerEnforcedLimitWatts', 'enforced_power_limit'],
-];
-
+export const GPU_FLOAT_FIELDS = fieldsOf<NumericKey<GpuMetrics>>('float');
 /** GPU string fields. */
-export const GPU_STRING_FIELDS: ReadonlyArray<readonly [StringKey<GpuMetrics>, string]> = [
-  ['driverVersion', 'driver_version'],
-  ['cudaVersion', 'cuda_version'],
-  ['serial', 'serial'],
-  ['pciBusId', 'pci_bus_id'],
-  ['state', 'state'],
-];
-
+export const GPU_STRING_FIELDS = fieldsOf<StringKey<GpuMetrics>>('string');
 /** GPU booleans, stored as integers 0/1 (our additions). */
-export const GPU_BOOL_INT_FIELDS: ReadonlyArray<readonly [BoolKey<GpuMetrics>, string]> = [
-  ['eccModeCurrent', 'ecc_mode_current'],
-  ['retiredPagesPending', 'retired_pages_pending'],
-  ['remappedRowsPending', 'remapped_rows_pending'],
-  ['remappedRowsFailure', 'remapped_rows_failure'],
-  ['persistenceMode', 'persistence_mode'],
-  ['migModeCurrent', 'mig_mode_current'],
-];
+export const GPU_BOOL_INT_FIELDS = fieldsOf<BoolKey<GpuMetrics>>('bool');
+/** GPU metrics stored as tags of the GPU's series (`pstate`, `compute_mode`). */
+export const GPU_TAG_METRICS: ReadonlyArray<readonly [StringKey<GpuMetrics>, string]> = REGISTRY.flatMap(
+  (m) => ('tag' in m.storage ? [[m.key as StringKey<GpuMetrics>, m.storage.tag] as const] : []),
+);
 
 /** Host float fields (%, load, bytes/s, s). */
 export const HOST_FLOAT_FIELDS: ReadonlyArray<readonly [NumericKey<HostMetrics>, string]> = [
@@ -103,33 +85,24 @@ function setTag(tags: Record<string, string>, key: string, value: string | null 
 
 /**
  * Fields that describe the board more than its load (limits, versions, identity, modes, lifetime
- * counters). They are written when they change and at least once a minute (`SlowFieldGate`),
- * not every second: about half of a GPU point's fields, and of InfluxDB's write cost.
+ * counters: `slow` in the registry). They are written when they change and at least once a minute
+ * (`SlowFieldGate`), not every second: about half of a GPU point's fields, and of InfluxDB's write cost.
  */
-export const GPU_SLOW_FIELDS: ReadonlySet<string> = new Set([
-  'clocks_max_sm',
-  'clocks_max_memory',
-  'clocks_max_graphics',
-  'pcie_link_gen_current',
-  'pcie_link_width_current',
-  'ecc_errors_corrected_aggregate',
-  'ecc_errors_uncorrected_aggregate',
-  'enforced_power_limit',
-  'driver_version',
-  'cuda_version',
-  'serial',
-  'pci_bus_id',
-  'ecc_mode_current',
-  'retired_pages_pending',
-  'remapped_rows_pending',
-  'remapped_rows_failure',
-  'persistence_mode',
-  'mig_mode_current',
-]);
+export const GPU_SLOW_FIELDS: ReadonlySet<string> = new Set(
+  REGISTRY.flatMap((m) => (m.slow && 'field' in m.storage ? [m.storage.field] : [])),
+);
 
-const SLOW_KEYS = [...GPU_INT_FIELDS, ...GPU_FLOAT_FIELDS, ...GPU_STRING_FIELDS, ...GPU_BOOL_INT_FIELDS]
-  .filter(([, field]) => GPU_SLOW_FIELDS.has(field))
-  .map(([key]) => key);
+const SLOW_KEYS: readonly (keyof GpuMetrics)[] = REGISTRY.filter((m) => m.slow).map((m) => m.key);
+
+/** The stored fields of a GPU point in one list (one loop per point, no per-type passes). */
+const STORED_FIELDS: ReadonlyArray<{
+  key: keyof GpuMetrics;
+  field: string;
+  type: MetricType;
+  slow: boolean;
+}> = REGISTRY.flatMap((m) =>
+  'field' in m.storage ? [{ key: m.key, field: m.storage.field, type: m.type, slow: m.slow }] : [],
+);
 
 /** Decides per GPU whether a point carries the slow fields: on change, else once per `everyMs`. */
 export class SlowFieldGate {
@@ -169,31 +142,22 @@ export function gpuPoint(
     uuid: gpu.uuid,
     name: gpu.name,
   };
-  setTag(tags, 'pstate', gpu.pstate);
-  setTag(tags, 'compute_mode', gpu.computeMode);
+  for (const [key, tag] of GPU_TAG_METRICS) setTag(tags, tag, gpu[key]);
   setTag(tags, 'project', project);
   const ints: Record<string, number> = {};
   const floats: Record<string, number> = {};
   const strings: Record<string, string> = {};
-  for (const [key, field] of GPU_INT_FIELDS) {
-    if (!slow && GPU_SLOW_FIELDS.has(field)) continue;
-    const v = gpu[key];
-    if (isNum(v)) ints[field] = Math.round(v);
-  }
-  for (const [key, field] of GPU_BOOL_INT_FIELDS) {
-    if (!slow && GPU_SLOW_FIELDS.has(field)) continue;
-    const v = gpu[key];
-    if (typeof v === 'boolean') ints[field] = v ? 1 : 0;
-  }
-  for (const [key, field] of GPU_FLOAT_FIELDS) {
-    if (!slow && GPU_SLOW_FIELDS.has(field)) continue;
-    const v = gpu[key];
-    if (isNum(v)) floats[field] = v;
-  }
-  for (const [key, field] of GPU_STRING_FIELDS) {
-    if (!slow && GPU_SLOW_FIELDS.has(field)) continue;
-    const v = gpu[key];
-    if (typeof v === 'string' && v !== '') strings[field] = v;
+  for (const f of STORED_FIELDS) {
+    if (!slow && f.slow) continue;
+    const v = gpu[f.key];
+    if (v === null || v === undefined) continue;
+    if (f.type === 'int') {
+      if (isNum(v)) ints[f.field] = Math.round(v);
+    } else if (f.type === 'float') {
+      if (isNum(v)) floats[f.field] = v;
+    } else if (f.type === 'bool') {
+      if (typeof v === 'boolean') ints[f.field] = v ? 1 : 0;
+    } else if (typeof v === 'string' && v !== '') strings[f.field] = v;
   }
   return { measurement: MEASUREMENT_GPU, tags, ints, floats, strings, ts };
 }
@@ -348,16 +312,13 @@ export const ROLLUP_MEASUREMENTS: Record<RollupKind, Record<RollupTier, string>>
   cluster: { '1m': 'cluster_usage_1m', '1h': 'cluster_usage_1h' },
 };
 
-/** GPU metrics rolled up per GPU: protocol key → raw `nvidia_smi` field; rollups get `<field>_mean`, `<field>_max`. */
-export const ROLLUP_GPU_METRICS = [
-  ['utilizationGpuPercent', 'utilization_gpu'],
-  ['memoryUsedMiB', 'memory_used'],
-  ['temperatureCelsius', 'temperature_gpu'],
-  ['powerDrawWatts', 'power_draw'],
-  ['clocksSmMHz', 'clocks_current_sm'],
-  ['clocksMemoryMHz', 'clocks_current_memory'],
-] as const satisfies ReadonlyArray<readonly [NumericKey<GpuMetrics>, string]>;
-export type RollupGpuMetric = (typeof ROLLUP_GPU_METRICS)[number][0];
+/**
+ * GPU metrics rolled up per GPU (the registry's metrics with history): protocol key → raw
+ * `nvidia_smi` field; rollups get `<field>_mean`, `<field>_max`.
+ */
+export const ROLLUP_GPU_METRICS: ReadonlyArray<readonly [GpuHistoryMetricKey, string]> =
+  GPU_HISTORY_METRICS.map((m) => [m.key, m.field] as const);
+export type RollupGpuMetric = GpuHistoryMetricKey;
 
 export interface ProjectUsageValues {
   project: string;
@@ -494,34 +455,12 @@ export function usageRollupPoint(tier: RollupTier, start: number, v: UsageRollup
 
 // ---- history: metric names of the API → measurement/field per scope and tier ----
 
-export type HistoryMetric =
-  | 'utilization'
-  | 'memory'
-  | 'temperature'
-  | 'power'
-  | 'clocks'
-  | 'clocks_memory'
-  | 'gpus_in_use'
-  | 'gpus_idle_held';
-export const HISTORY_METRICS: readonly HistoryMetric[] = [
-  'utilization',
-  'memory',
-  'temperature',
-  'power',
-  'clocks',
-  'clocks_memory',
-  'gpus_in_use',
-  'gpus_idle_held',
-];
+/** History metric names are the protocol's (`HISTORY_METRICS`: the registry's plus the usage series). */
+export { HISTORY_METRICS, type HistoryMetric };
 
-const GPU_HISTORY: Partial<Record<HistoryMetric, string>> = {
-  utilization: 'utilization_gpu',
-  memory: 'memory_used',
-  temperature: 'temperature_gpu',
-  power: 'power_draw',
-  clocks: 'clocks_current_sm',
-  clocks_memory: 'clocks_current_memory',
-};
+const GPU_HISTORY: Partial<Record<HistoryMetric, string>> = Object.fromEntries(
+  GPU_HISTORY_METRICS.map((m) => [m.history, m.field]),
+);
 const PROJECT_RAW: Partial<Record<HistoryMetric, string>> = {
   utilization: 'utilization_mean',
   memory: 'memory_used',

@@ -3,7 +3,14 @@
  * the response parsed into series, and a bounded ring buffer that continues history with
  * live values (no gap, no duplicate, never more than `capacity` points).
  */
-import type { GpuView, HistoryResponse, HistoryScope, HistoryTier } from '@gpupulse/protocol';
+import {
+  GPU_HISTORY_METRICS,
+  type GpuHistoryMetricKey,
+  type GpuView,
+  type HistoryResponse,
+  type HistoryScope,
+  type HistoryTier,
+} from '@gpupulse/protocol';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -72,16 +79,11 @@ export function historyUrl(q: HistoryQuery): string {
 /**
  * The metrics the detail charts draw: protocol key, the history API's metric name, and the
  * InfluxDB (Telegraf) field name (series come back under the API name; the others are accepted).
+ * From the protocol's metric registry (its metrics with history).
  */
-export const GPU_CHART_METRICS = [
-  ['utilizationGpuPercent', 'utilization', 'utilization_gpu'],
-  ['memoryUsedMiB', 'memory', 'memory_used'],
-  ['temperatureCelsius', 'temperature', 'temperature_gpu'],
-  ['powerDrawWatts', 'power', 'power_draw'],
-  ['clocksSmMHz', 'clocks', 'clocks_current_sm'],
-  ['clocksMemoryMHz', 'clocks_memory', 'clocks_current_memory'],
-] as const;
-export type GpuChartMetric = (typeof GPU_CHART_METRICS)[number][0];
+export const GPU_CHART_METRICS: ReadonlyArray<readonly [GpuHistoryMetricKey, string, string]> =
+  GPU_HISTORY_METRICS.map((m) => [m.key, m.history, m.field] as const);
+export type GpuChartMetric = GpuHistoryMetricKey;
 export const GPU_METRIC_KEYS: readonly GpuChartMetric[] = GPU_CHART_METRICS.map(([k]) => k);
 
 /** The history API's name for a metric (`utilizationGpuPercent` → `utilization`); others pass through. */
