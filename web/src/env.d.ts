@@ -4,3 +4,5 @@ declare module '*.vue' {
   const component: DefineComponent<object, object, unknown>;
   export default component;
 }
+
+declare module '@fontsource/noto-sans-kr/*.css';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { en } from './en.ts';
-import { initialLocale } from './index.ts';
+import { initialLocale, urlLocale } from './index.ts';
 import { ko } from './ko.ts';
 
 function keys(obj: object, prefix = ''): string[] {
@@ -29,5 +29,10 @@ describe('initialLocale', () => {
     expect(initialLocale(null, ['ko-KR', 'en'])).toBe('ko');
     expect(initialLocale('xx', ['de-DE', 'en-GB'])).toBe('en');
     expect(initialLocale(null, ['fr'])).toBe('en');
+    // `?lang=` (a kiosk link) wins over the stored choice and the browser's language.
+    expect(initialLocale('en', ['en-US'], urlLocale('?kiosk=1&lang=ko'))).toBe('ko');
+    expect(urlLocale('?lang=EN')).toBe('en');
+    expect(urlLocale('?lang=de')).toBeNull();
+    expect(urlLocale('')).toBeNull();
   });
 });

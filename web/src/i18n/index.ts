@@ -11,8 +11,22 @@ export function isAppLocale(value: unknown): value is AppLocale {
   return typeof value === 'string' && (LOCALES as readonly string[]).includes(value);
 }
 
-/** The stored choice, else the browser's language (`ko-KR` → `ko`), else English. */
-export function initialLocale(stored: string | null, languages: readonly string[]): AppLocale {
+/** The URL's language parameter (`?lang=ko|en`, any route, the kiosk included), else null. */
+export function urlLocale(search: string): AppLocale | null {
+  const lang = new URLSearchParams(search).get('lang')?.toLowerCase() ?? null;
+  return isAppLocale(lang) ? lang : null;
+}
+
+/**
+ * `?lang=` in the URL (a wall display's link decides, whatever the browser's locale), else the
+ * stored choice, else the browser's language (`ko-KR` → `ko`), else English.
+ */
+export function initialLocale(
+  stored: string | null,
+  languages: readonly string[],
+  fromUrl: AppLocale | null = null,
+): AppLocale {
+  if (fromUrl) return fromUrl;
   if (isAppLocale(stored)) return stored;
   for (const lang of languages) {
     const base = lang.toLowerCase().split('-')[0];
