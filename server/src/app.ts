@@ -65,6 +65,8 @@ import { alertPoint } from './storage/schema.ts';
 import { DiskSpool } from './storage/spool.ts';
 import { WriteBuffer } from './storage/write-buffer.ts';
 import { LiveUsage } from './usage/live-usage.ts';
+import { type Mailer, mailMetrics, SmtpMailer } from './mail/mailer.ts';
+import { createNudgeService, type NudgeService } from './nudges/service.ts';
 import { SERVER_VERSION } from './version.ts';
 
 export interface CreateServerOptions {
@@ -110,6 +112,10 @@ export interface GpupulseServer {
   routes: readonly RouteInfo[];
   /** Live per-project usage (computed on every tick). */
   usage: LiveUsage;
+  /** Nudges of idle-held GPUs (server/README.md "Nudges"). */
+  nudges: NudgeService;
+  /** The SMTP mailer (`GPUPULSE_SMTP_URL`; `configured` false without it). */
+  mailer: Mailer;
   /** Minute/hour rollups built from the samples received. */
   rollups: RollupAggregator;
   /**
@@ -331,8 +337,10 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
         logger: logger.child({ component: 'alerts' }),
       })
     : null;
+  const alertsConfig =
+    opts.alerts ?? buildAlertsConfig({}, { webhooks: parseWebhookList(config.webhooks.join(',')) });
   const alerts: AlertService = new AlertService({
-    config: opts.alerts ?? buildAlertsConfig({}, { webhooks: parseWebhookList(config.webhooks.join(',')) }),
+    config: alertsConfig,
     clock,
     logger: logger.child({ component: 'alerts' }),
     nodes: () => fleet.snapshot(),
@@ -343,6 +351,41 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     ...(alertsOnce ? { active: () => lease.held(), gate: alertsOnce.gate } : {}),
   });
   closers.add('alerts', () => alerts.close());
+
+  const mailer = new SmtpMailer({
+    url: config.smtp.url,
+    from: config.smtp.from,
+    logger: logger.child({ component: 'mail' }),
+    observer: mailMetrics(metrics.registry),
+  });
+  closers.add('mailer', () => mailer.close());
+  let baseUrl = config.publicUrl ?? '';
+  const nudgesLog = logger.child({ component: 'nudges' });
+  const nudges = createNudgeService({
+    clock,
+    projects: () => projects.current,
+    gpus: (fn) => fleet.forEachGpu(fn),
+    mailer,
+    webhookTargets: alertsConfig.webhooks,
+    ops: (alert) => {
+      alerts.webhooks.notify([alert]);
+      return alerts.webhooks.size;
+    },
+    dataDir: config.dataDir,
+    baseUrl: () => baseUrl,
+    write: (points) => writeBuffer.enqueue(points),
+    store,
+    rp: retentionPolicies['1h'],
+    registry: metrics.registry,
+    projectIdleToday: (p) =>
+      liveUsage.latest().projects.find((x) => x.project === p)?.idleGpuHoursToday ?? null,
+    logger: nudgesLog,
+  });
+  closers.add('nudges', () => nudges.close());
+  void nudges.restore().then(
+    (n) => n > 0 && nudgesLog.info({ records: n }, 'nudges: recent records read back'),
+    (err: unknown) => nudgesLog.warn({ err: (err as Error).message }, 'nudges: could not read records back'),
+  );
   if (alertsOnce) {
     const once = alertsOnce;
     const takeover = () =>
@@ -533,6 +576,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
         res.end(head ? undefined : text);
       },
     },
+    ...nudges.routes,
     ...projectsRoutes({
       usage: () => liveUsage.latest(),
       meta: projectsMeta,
@@ -833,6 +877,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   every('sweeper', config.sweepIntervalMs, () => {
     fleet.sweep();
     alerts.tick();
+    // Nudges are singleton work: only the lease holder sends them.
+    if (lease.held()) nudges.tick();
   });
   // Keep storage health fresh when no writes happen.
   every('storage pinger', 5000, () => {
@@ -857,6 +903,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   const port = (httpServer.address() as AddressInfo).port;
   const host = !config.host || config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  baseUrl ||= url;
 
   let closing: Promise<void> | null = null;
   return {
@@ -873,6 +920,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     access,
     routes: routes.map((r) => ({ path: r.path, methods: r.methods, role: r.role })),
     usage: liveUsage,
+    nudges,
+    mailer,
     rollups,
     lease,
     cluster,

@@ -123,7 +123,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       String(o.gpus),
       prefix,
     ]);
-    await waitFor('the load connected', () => (lastTotals(load)?.connected ?? 0) >= o.nodes, 120_000, 1000);
+    await waitFor('the load connected', () => (lastTotals(load)?.connected ?? 0) >= o.nodes, 300_000, 1000);
     const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
     await page.goto(server.url);
     await page.locator('[data-testid="wall-canvas"]').waitFor({ timeout: 60_000 });

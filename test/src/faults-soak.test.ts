@@ -1,13 +1,15 @@
 // The soak in CI: the same code as `pnpm soak` (test/bench/soak.ts) for 3 minutes — server + real
 // influxd + simulated nodes at 1 Hz + the wall in Chromium. Pass: server RSS and the page's JS
 // heap end within 10 % of their level after a 1-minute warm-up, and InfluxDB holds exactly what
-// was acked. GPUPULSE_SOAK_NODES / GPUPULSE_SOAK_MINUTES change the size (the 60-minute run with
-// 1,000 nodes × 8 GPUs is in docs/reliability.md).
+// was acked. CI uses 200 nodes × 8 GPUs: on the 2-core CI machine (server, influxd, the load and
+// Chromium sharing it) 1,000 nodes need minutes just to connect. GPUPULSE_SOAK_NODES /
+// GPUPULSE_SOAK_MINUTES change the size; the 60-minute run with 1,000 nodes × 8 GPUs is in
+// docs/reliability.md.
 import { describe, expect, it } from 'vitest';
 import { runSoak } from '../bench/soak.ts';
 
 const MINUTES = Number(process.env.GPUPULSE_SOAK_MINUTES ?? 3);
-const NODES = Number(process.env.GPUPULSE_SOAK_NODES ?? 1000);
+const NODES = Number(process.env.GPUPULSE_SOAK_NODES ?? 200);
 const GPUS = 8;
 
 describe('soak (CI length)', () => {

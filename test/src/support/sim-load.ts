@@ -212,6 +212,7 @@ export function startSimLoad(o: SimLoadOptions): SimLoad {
     ps.map((p) => `${p.gpuUuid}/${p.pid}/${Math.round((p.usedMemoryMiB ?? 0) / 1024)}`).join('|');
   const sample = (i: number) => {
     const n = nodes[i]!;
+    if (!n.everConnected) return; // an agent that never reached the server yet: nothing to compare
     const full = fleet.tick(i);
     if (full.ts <= n.lastTs) return; // never two samples of one node at the same instant
     n.lastTs = full.ts;
