@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { cidrProblem } from './access/access-file.ts';
 import { parseWebhookList } from './alerts/config.ts';
 import { normalizeOrigin, parseAllowedOrigins } from './http/security.ts';
+import { smtpUrlProblem } from './mail/smtp-url.ts';
 import type { AgentRateLimits } from './socket/agent-auth.ts';
 
 /** The built web app, resolved from this package's location: `<repo>/web/dist`. */
@@ -117,6 +118,8 @@ export interface ServerConfig {
   tls: { certFile: string; keyFile: string } | null;
   /** The dashboard's external URL (behind a reverse proxy); https here makes cookies `Secure`. */
   publicUrl: string | null;
+  /** E-mail (nudges, reports): `GPUPULSE_SMTP_URL` (null: no e-mail) and `GPUPULSE_SMTP_FROM`. */
+  smtp: { url: string | null; from: string | null };
 }
 
 export interface RetentionConfig {
@@ -190,6 +193,8 @@ const EnvSchema = z.object({
   GPUPULSE_WEB_DIR: opt,
   GPUPULSE_ALERTS: opt,
   GPUPULSE_WEBHOOKS: opt,
+  GPUPULSE_SMTP_URL: opt,
+  GPUPULSE_SMTP_FROM: opt,
   GPUPULSE_SAMPLE_MAX_AGE_MS: opt.pipe(
     z.coerce
       .number<string | undefined>({ message: 'GPUPULSE_SAMPLE_MAX_AGE_MS must be a number of ms' })
@@ -327,6 +332,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
   } catch (err) {
     issues.push(`GPUPULSE_WEBHOOKS: ${(err as Error).message}`);
   }
+  if (e.GPUPULSE_SMTP_URL) {
+    // The URL may hold a password: the message never repeats it.
+    const problem = smtpUrlProblem(e.GPUPULSE_SMTP_URL);
+    if (problem) issues.push(`GPUPULSE_SMTP_URL ${problem}`);
+  }
   if (issues.length) throw new ConfigError(issues);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
   return {
@@ -390,5 +400,6 @@ export function loadConfig(env: Record<string, string | undefined>, cwd = proces
         ? { certFile: abs(e.GPUPULSE_TLS_CERT), keyFile: abs(e.GPUPULSE_TLS_KEY) }
         : null,
     publicUrl: e.GPUPULSE_PUBLIC_URL ? e.GPUPULSE_PUBLIC_URL.replace(/\/+$/, '') : null,
+    smtp: { url: e.GPUPULSE_SMTP_URL ?? null, from: e.GPUPULSE_SMTP_FROM ?? null },
   };
 }
