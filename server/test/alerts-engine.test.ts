@@ -246,3 +246,77 @@ describe('alert engine: default rules with a fake clock', () => {
     expect(run(3, () => [nodeView('n1', [], { status: 'offline', connected: false })])).toHaveLength(0);
   });
 });
+
+describe('alert engine: only what changed is judged', () => {
+  /** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
+  function rng(seed: number) {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  it('gives the same alerts as judging every GPU: views reused while unchanged vs fresh copies each tick', () => {
+    for (const seed of [1, 2]) {
+      const random = rng(seed);
+      const clock = new ManualClock(T0);
+      const file = {
+        rules: [
+          { id: 'gpu_temperature_high', for: '5s', clearFor: '5s' },
+          { id: 'gpu_idle_held', threshold: 20 },
+          { id: 'ecc_uncorrectable', hold: '30s' },
+        ],
+      };
+      const config = buildAlertsConfig(file);
+      const reused = new AlertEngine({ rules: config.rules, clock, maxResolved: 1000 });
+      const fresh = new AlertEngine({ rules: config.rules, clock, maxResolved: 1000 });
+      // 20 nodes × 4 GPUs; each tick a few nodes change one input (a changed node gets a new view,
+      // as FleetState does), the others keep their view object.
+      const views = new Map<string, NodeView>();
+      for (let n = 0; n < 20; n++) {
+        const gpus = [0, 1, 2, 3].map((i) => gpuView(i, { temperatureCelsius: 50 }));
+        views.set(`n${n}`, nodeView(`n${n}`, gpus));
+      }
+      const a: Alert[] = [];
+      const b: Alert[] = [];
+      for (let tick = 0; tick < 200; tick++) {
+        for (const [name, v] of views) {
+          if (random() > 0.15) continue;
+          const i = Math.floor(random() * 4);
+          const g = v.gpus[i]!;
+          const r = random();
+          const changedGpu: GpuView =
+            r < 0.5
+              ? { ...g, temperatureCelsius: 70 + Math.floor(random() * 25) }
+              : r < 0.65
+                ? { ...g, eccErrorsUncorrectedAggregate: (g.eccErrorsUncorrectedAggregate ?? 0) + (random() < 0.5 ? 1 : 0) }
+                : r < 0.8
+                  ? { ...g, idleHeldSince: g.idleHeldSince == null ? clock.now() : null }
+                  : r < 0.9
+                    ? { ...g, remappedRowsPending: !g.remappedRowsPending }
+                    : { ...g, utilizationGpuPercent: Math.floor(random() * 100) };
+          const status = random() < 0.03 ? (v.status === 'online' ? 'offline' : 'online') : v.status;
+          views.set(name, { ...v, status, gpus: v.gpus.map((x, j) => (j === i ? changedGpu : x)) });
+        }
+        const list = [...views.values()];
+        a.push(...reused.evaluate(list));
+        b.push(...fresh.evaluate(structuredClone(list)));
+        clock.advance(1000);
+      }
+      expect(a.length).toBeGreaterThan(10);
+      expect(a).toEqual(b);
+      expect(reused.list()).toEqual(fresh.list());
+    }
+  });
+
+  it('an unchanged view still fires gpu_idle_held when its time comes (the clock is an input)', () => {
+    const { engine, run } = setup({ rules: [{ id: 'gpu_idle_held', threshold: 30 }] });
+    const view = [nodeView('n1', [gpuView(0, { idleHeldSince: T0, idleHeld: true, project: 'p' })])];
+    const changes = run(40, () => view);
+    expect(firing(changes, 'gpu_idle_held')).toHaveLength(1);
+    expect(engine.list({ state: 'firing' }).alerts[0]).toMatchObject({ rule: 'gpu_idle_held', node: 'n1' });
+  });
+});

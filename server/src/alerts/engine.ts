@@ -77,6 +77,13 @@ export class AlertEngine {
   private readonly events = new Map<string, EventMark>();
   private readonly memo = new Map<string, GpuMemo>();
   private xidRules: AlertRule[];
+  /**
+   * The view each node had at the last evaluation: views are immutable and replaced when the node
+   * changes, so the same object means the same inputs. Cleared when the rules change.
+   */
+  private readonly lastViews = new Map<string, NodeView>();
+  /** Whether a `gpu_idle_held` rule is enabled (its condition moves with the clock). */
+  private idleRule: boolean;
 
   constructor(opts: AlertEngineOptions) {
     this.rules = opts.rules.filter((r) => r.enabled);
@@ -84,6 +91,7 @@ export class AlertEngine {
     this.maxResolved = opts.maxResolved ?? 500;
     this.logger = opts.logger;
     this.xidRules = this.rules.filter((r) => r.kind === 'xid');
+    this.idleRule = this.rules.some((r) => r.kind === 'gpu_idle_held');
   }
 
   /**
@@ -93,6 +101,8 @@ export class AlertEngine {
   setRules(rules: readonly AlertRule[]): void {
     this.rules = rules.filter((r) => r.enabled);
     this.xidRules = this.rules.filter((r) => r.kind === 'xid');
+    this.idleRule = this.rules.some((r) => r.kind === 'gpu_idle_held');
+    this.lastViews.clear();
     const byId = new Map(this.rules.map((r) => [r.id, r]));
     for (const t of this.trackers.values()) t.rule = byId.get(t.rule.id) ?? t.rule;
     for (const [key, ev] of this.events) {
@@ -138,12 +148,17 @@ export class AlertEngine {
     }
   }
 
-  /** Judges every rule against the fleet; returns the alerts that fired or resolved now. */
+  /**
+   * Judges the rules against the fleet (every node, each call); returns the alerts that fired or
+   * resolved now. Only what can have changed is judged: nodes with an alert pending or firing in
+   * full; of the others, a node whose view is the one of the last call (and has no GPU held idle,
+   * whose condition moves with the clock) is skipped, and of a changed node only the GPUs whose
+   * rule inputs changed — quiet ones without allocating.
+   */
   evaluate(nodes: readonly NodeView[]): Alert[] {
     const now = this.clock.now();
     const changed: Alert[] = [];
     const seen = new Set<string>();
-    const gpusSeen = new Set<string>();
 
     const judge = (
       rule: AlertRule,
@@ -176,10 +191,19 @@ export class AlertEngine {
     };
 
     for (const n of nodes) {
+      const tracked = this.trackedNodes.has(n.node);
+      const prev = this.lastViews.get(n.node);
+      this.lastViews.set(n.node, n);
+      // Inputs unchanged since the last evaluation, nothing pending or firing, nothing timed:
+      // every condition is as quiet as it was, so the node is skipped whole.
+      if (!tracked && prev === n && !this.timed(n)) {
+        continue;
+      }
       const online = n.status === 'online';
       for (const rule of this.rules) {
         switch (rule.kind) {
           case 'node_offline':
+            if (!tracked && n.status !== 'offline') break; // quiet and untracked
             judge(rule, n.node, null, {
               active: n.status === 'offline',
               value: n.lastSeen === null ? null : Math.round((now - n.lastSeen) / 1000),
@@ -193,20 +217,24 @@ export class AlertEngine {
               break;
             }
             const bad = n.gpuCollector === 'stale' || n.gpuCollector === 'error';
-            judge(rule, n.node, null, {
-              active: bad,
-              value: null,
-              message: () =>
-                `GPU collector on ${n.node} is ${n.gpuCollector}${n.gpuError ? `: ${n.gpuError}` : ''} (nvidia-smi not answering?)`,
-            });
+            if (tracked || bad) {
+              judge(rule, n.node, null, {
+                active: bad,
+                value: null,
+                message: () =>
+                  `GPU collector on ${n.node} is ${n.gpuCollector}${n.gpuError ? `: ${n.gpuError}` : ''} (nvidia-smi not answering?)`,
+              });
+            }
             if (bad) {
               // The node-level alert covers its GPUs; keep their per-GPU alerts as they are.
               this.keep(rule, n.node, seen);
               break;
             }
             for (const g of n.gpus) {
+              const stale = g.state === 'stale' || g.state === 'error';
+              if (!tracked && !stale) continue;
               judge(rule, n.node, g, {
-                active: g.state === 'stale' || g.state === 'error',
+                active: stale,
                 value: null,
                 message: () => `${gpuName(n.node, g)} is ${g.state}${g.error ? `: ${g.error}` : ''}`,
               });
@@ -221,12 +249,20 @@ export class AlertEngine {
               this.keep(rule, n.node, seen);
               break;
             }
-            for (const g of n.gpus) {
-              if (rule.kind === 'ecc_uncorrectable') gpusSeen.add(`${n.node}|${g.uuid}`);
+            for (let i = 0; i < n.gpus.length; i++) {
+              const g = n.gpus[i]!;
+              if (!tracked) {
+                // Untracked (nearly every node): a GPU whose rule inputs did not change since the
+                // last evaluation stays quiet; a changed one is judged without allocating unless
+                // its condition holds.
+                const before = prev?.gpus[i];
+                if (before !== undefined && sameInputs(before, g) && g.idleHeldSince == null) continue;
+                if (this.quiet(rule, n.node, g, now)) continue;
+              }
               const cond = this.gpuCondition(rule, n.node, g, now);
               // null: the value is unknown right now; a firing alert stays as it is.
               if (cond) judge(rule, n.node, g, cond);
-              else if (this.trackedNodes.has(n.node)) seen.add(keyOf(rule.id, n.node, g.uuid));
+              else if (tracked) seen.add(keyOf(rule.id, n.node, g.uuid));
             }
         }
       }
@@ -260,7 +296,10 @@ export class AlertEngine {
     }
     // Forget the ECC baselines of GPUs on forgotten nodes (offline nodes keep theirs).
     for (const k of this.memo.keys()) {
-      if (!gpusSeen.has(k) && !byName.has(k.slice(0, k.lastIndexOf('|')))) this.memo.delete(k);
+      if (!byName.has(k.slice(0, k.lastIndexOf('|')))) this.memo.delete(k);
+    }
+    if (this.lastViews.size > byName.size) {
+      for (const name of this.lastViews.keys()) if (!byName.has(name)) this.lastViews.delete(name);
     }
     return changed;
   }
@@ -370,6 +409,54 @@ export class AlertEngine {
     }
   }
 
+  /** True when a node's conditions can change with the clock alone (a GPU held idle). */
+  private timed(n: NodeView): boolean {
+    if (!this.idleRule) return false;
+    for (const g of n.gpus) if (g.idleHeldSince != null) return true;
+    return false;
+  }
+
+  /**
+   * True when `rule` certainly does not hold for GPU `g` of an untracked node (the common case),
+   * decided without allocating. Keeps the ECC baseline up to date as `gpuCondition` does.
+   */
+  private quiet(rule: AlertRule, node: string, g: GpuView, now: number): boolean {
+    switch (rule.kind) {
+      case 'gpu_temperature':
+      case 'memory_temperature': {
+        const v = rule.kind === 'gpu_temperature' ? g.temperatureCelsius : g.memoryTemperatureCelsius;
+        return v === null || v === undefined || v < (rule.threshold ?? 0);
+      }
+      case 'clock_throttle': {
+        const reasons = g.clocksEventReasons;
+        if (!reasons) return true;
+        for (const r of reasons) if (rule.reasons.includes(r)) return false;
+        return true;
+      }
+      case 'ecc_uncorrectable': {
+        if ((g.eccErrorsUncorrectedVolatile ?? 0) > 0) return false;
+        const m = this.memo.get(`${node}|${g.uuid}`);
+        const agg = g.eccErrorsUncorrectedAggregate;
+        if (!m) return false; // first sight: gpuCondition sets the baseline
+        if (typeof agg === 'number') {
+          if (m.eccAggregate !== null && agg > m.eccAggregate) return false;
+          m.eccAggregate = agg;
+        }
+        if (m.eccIncreasedAt !== null && now - m.eccIncreasedAt < rule.holdMs) return false;
+        m.eccIncreasedBy = 0;
+        return true;
+      }
+      case 'remapped_rows':
+        return g.remappedRowsFailure !== true && g.remappedRowsPending !== true;
+      case 'gpu_idle_held': {
+        const since = g.idleHeldSince;
+        return typeof since !== 'number' || (now - since) / 1000 < (rule.threshold ?? 3600);
+      }
+      default:
+        return true;
+    }
+  }
+
   private track(key: string, t: Tracker): void {
     this.trackers.set(key, t);
     this.trackedNodes.set(t.node, (this.trackedNodes.get(t.node) ?? 0) + 1);
@@ -441,6 +528,31 @@ export class AlertEngine {
     changed.push(done);
     this.logger?.info({ alert: done.id }, 'alert resolved');
   }
+}
+
+/** Whether two views of the same GPU agree on everything a GPU rule reads. */
+function sameInputs(a: GpuView, b: GpuView): boolean {
+  return (
+    a.uuid === b.uuid &&
+    a.index === b.index &&
+    a.state === b.state &&
+    a.temperatureCelsius === b.temperatureCelsius &&
+    a.memoryTemperatureCelsius === b.memoryTemperatureCelsius &&
+    a.clocksEventReasonsActive === b.clocksEventReasonsActive &&
+    sameList(a.clocksEventReasons, b.clocksEventReasons) &&
+    a.eccErrorsUncorrectedVolatile === b.eccErrorsUncorrectedVolatile &&
+    a.eccErrorsUncorrectedAggregate === b.eccErrorsUncorrectedAggregate &&
+    a.remappedRowsFailure === b.remappedRowsFailure &&
+    a.remappedRowsPending === b.remappedRowsPending &&
+    a.idleHeldSince === b.idleHeldSince
+  );
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function keyOf(rule: string, node: string, gpuUuid: string | null): string {
