@@ -6,3 +6,4 @@ export * from './metrics.ts';
 export * from './nudges.ts';
 export * from './schemas.ts';
 export * from './usage.ts';
+export * from './reports.ts';

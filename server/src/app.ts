@@ -25,6 +25,7 @@ import {
   SessionSigner,
   setSessionCookie,
 } from './access/sessions.ts';
+import { PeriodUsageCache } from './accounting/period-usage.ts';
 import {
   type AlertsConfig,
   AlertsConfigError,
@@ -41,6 +42,7 @@ import { ReplicatedFleet } from './cluster/replicated-fleet.ts';
 import { loadConfig, type ServerConfig } from './config.ts';
 import { type AttributeFn, attributionFromFn, UNASSIGNED } from './fleet/attribution.ts';
 import { FleetState } from './fleet/fleet-state.ts';
+import type { HistoryDeps } from './history/history-api.ts';
 import { ApiError } from './history/history-api.ts';
 import { InfluxBackend, MemoryBackend } from './history/query-backend.ts';
 import { projectsRoutes } from './http/api-projects.ts';
@@ -52,6 +54,10 @@ import { createServerMetrics } from './metrics.ts';
 import { createProjectAttribution } from './projects/attributor.ts';
 import { ProjectsRegistry } from './projects/projects-registry.ts';
 import { readGroupDb } from './projects/unix-groups.ts';
+import { ReportDelivery, type ReportMailer } from './reports/delivery.ts';
+import { chromiumPdfRenderer, type PdfRenderer } from './reports/pdf.ts';
+import { reportRoutes } from './reports/routes.ts';
+import { enrichUsage } from './reports/usage-enrich.ts';
 import { ensureRetentionPolicies, type TierPolicies } from './rollups/retention.ts';
 import { RollupAggregator } from './rollups/rollup-aggregator.ts';
 import { OncePerInterval } from './socket/agent-auth.ts';
@@ -82,6 +88,10 @@ export interface CreateServerOptions {
   attribute?: AttributeFn;
   /** Alert rules and webhooks (default: the built-in rules and `config.webhooks`; main.ts loads GPUPULSE_ALERTS). */
   alerts?: AlertsConfig;
+  /** Monthly report e-mails go through this mailer (default: none, no delivery). */
+  mailer?: ReportMailer;
+  /** PDF of reports (default: headless Chromium at `GPUPULSE_CHROMIUM` or /usr/bin/chromium). */
+  pdf?: PdfRenderer;
 }
 
 /** A route as the table declares it (for tests and docs). */
@@ -118,6 +128,10 @@ export interface GpupulseServer {
   mailer: Mailer;
   /** Minute/hour rollups built from the samples received. */
   rollups: RollupAggregator;
+  /** Month-to-date GPU-hours per project (fair share in `usage`), refreshed every minute. */
+  periodUsage: PeriodUsageCache;
+  /** Monthly report e-mails (null without a mailer). */
+  reportDelivery: ReportDelivery | null;
   /**
    * Who does singleton work (usage points, rollups, alert notifications, nudges, monthly
    * reports): always held by a single process; with `GPUPULSE_REDIS_URL` a lease in Redis.
@@ -313,7 +327,28 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   closers.add('rollups', () => {
     if (lease.held()) rollups.flush(clock.now(), true);
   });
+  // Usage, fair share and reports read the rollup tiers through one query backend.
+  const usageHistory: HistoryDeps = {
+    backend:
+      store instanceof MemoryStore
+        ? new MemoryBackend(store)
+        : new InfluxBackend(store, store instanceof InfluxStore ? store.database : config.influx.database),
+    policies: retentionPolicies,
+    now: () => clock.now(),
+    rollupGraceMs: config.rollupGraceMs,
+  };
+  const periodUsage = new PeriodUsageCache({
+    history: usageHistory,
+    now: () => clock.now(),
+    onError: (err) =>
+      logger
+        .child({ component: 'share' })
+        .warn({ err: (err as Error).message }, 'month-to-date usage not read'),
+  });
+  periodUsage.start();
+  closers.add('share', () => periodUsage.stop());
   const liveUsage = new LiveUsage({
+    periodUsage: () => periodUsage.latest(),
     fleet,
     projects: () => projects.current,
     clock,
@@ -324,6 +359,38 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     pointIntervalMs: config.projectUsageIntervalMs,
   });
   const projectsMeta = () => ({ ...projects.current.meta, configError: projects.error });
+  const countGpus = () => {
+    let n = 0;
+    fleet.forEachGpu(() => {
+      n++;
+    });
+    return n;
+  };
+  const reportPdf =
+    opts.pdf ?? chromiumPdfRenderer({ chromium: process.env.GPUPULSE_CHROMIUM || '/usr/bin/chromium' });
+  const reportDeps = {
+    history: usageHistory,
+    projects: () => projects.current,
+    centreGpus: countGpus,
+    now: () => clock.now(),
+    pdf: reportPdf,
+  };
+  // Last month's reports e-mailed from the 1st, once (claims in the data dir; the lease holder
+  // only), through `opts.mailer` or the server's SMTP mailer; started once the server listens.
+  let reportMailer: ReportMailer | null = opts.mailer ?? null;
+  const reportDelivery =
+    opts.mailer || config.smtp.url
+      ? new ReportDelivery({
+          reports: reportDeps,
+          pdf: reportPdf,
+          send: (m) => (reportMailer ? reportMailer.send(m) : Promise.resolve('not-configured')),
+          dataDir: config.dataDir,
+          lease,
+          logger: logger.child({ component: 'reports' }),
+          publicUrl: config.publicUrl,
+        })
+      : null;
+  if (reportDelivery) closers.add('report delivery', () => reportDelivery.stop());
   const storageInfo = (): StorageInfo => store.info();
 
   // In a cluster every process evaluates the rules; the lease holder notifies, once per change.
@@ -580,19 +647,10 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     ...projectsRoutes({
       usage: () => liveUsage.latest(),
       meta: projectsMeta,
-      history: {
-        backend:
-          store instanceof MemoryStore
-            ? new MemoryBackend(store)
-            : new InfluxBackend(
-                store,
-                store instanceof InfluxStore ? store.database : config.influx.database,
-              ),
-        policies: retentionPolicies,
-        now: () => clock.now(),
-        rollupGraceMs: config.rollupGraceMs,
-      },
+      history: usageHistory,
+      enrichUsage: (u) => enrichUsage(u, projects.current, countGpus()),
     }),
+    ...reportRoutes(reportDeps),
   ];
   const authRoutes = createAuthRoutes({
     access: () => access.current,
@@ -900,6 +958,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     throw err;
   }
   listening = true;
+  reportMailer ??= mailer;
+  reportDelivery?.start();
   const port = (httpServer.address() as AddressInfo).port;
   const host = !config.host || config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -923,6 +983,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     nudges,
     mailer,
     rollups,
+    periodUsage,
+    reportDelivery,
     lease,
     cluster,
     retentionPolicies,

@@ -7,7 +7,7 @@
  *                               `groupBy=user` needs the viewer role
  */
 import type { ServerResponse } from 'node:http';
-import type { ProjectsMeta, ProjectsUsage } from '@gpupulse/protocol';
+import type { ProjectsMeta, ProjectsUsage, UsageResponse } from '@gpupulse/protocol';
 import { redactProjectsUsage } from '../access/redact.ts';
 import { roleAtLeast } from '../access/roles.ts';
 import {
@@ -23,6 +23,8 @@ export interface ProjectsApiDeps {
   usage(): ProjectsUsage;
   meta(): ProjectsMeta;
   history: HistoryDeps;
+  /** Adds CO2e and fair share to usage rows (reports/usage-enrich.ts). */
+  enrichUsage?: (u: UsageResponse) => UsageResponse;
 }
 
 function send(
@@ -74,7 +76,8 @@ export function projectsRoutes(deps: ProjectsApiDeps): Route[] {
         if (q.groupBy === 'user' && !roleAtLeast(principal.role, 'viewer')) {
           throw new HttpError(403, 'FORBIDDEN', 'usage by user needs the viewer role');
         }
-        const usage = await queryUsage(deps.history, q);
+        const raw = await queryUsage(deps.history, q);
+        const usage = deps.enrichUsage ? deps.enrichUsage(raw) : raw;
         if (q.format === 'csv') {
           send(res, 200, usageCsv(usage), 'text/csv; charset=utf-8', head, {
             'content-disposition': `attachment; filename="gpupulse-usage-${q.groupBy}-${q.period}.csv"`,
