@@ -62,6 +62,11 @@ export function openKeyFile(dataDir: string, file: string): Buffer {
 export class SnoozeLinks {
   constructor(private readonly key: Buffer) {}
 
+  /** With a given key (tests). */
+  static withKeyForTests(key: Buffer): SnoozeLinks {
+    return new SnoozeLinks(Buffer.from(key));
+  }
+
   static open(dataDir: string): SnoozeLinks {
     return new SnoozeLinks(openKeyFile(dataDir, NUDGE_KEY_FILE));
   }

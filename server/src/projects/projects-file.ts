@@ -80,16 +80,17 @@ const email = z
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 /** `500ms`, `30s`, `30m`, `2h`, `1d` (or a number of ms) → ms. */
-export const duration = z.union([
-  z.number().int('must be whole milliseconds').nonnegative('must be ≥ 0'),
+const DURATION_MESSAGE = 'must be a duration like 30m, 2h, 45s or 500ms';
+export const duration = z.preprocess(
+  (v) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? `${v}ms` : v),
   z
-    .string()
-    .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'must be a duration like 30m, 2h, 45s or 500ms')
+    .string({ message: DURATION_MESSAGE })
+    .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, DURATION_MESSAGE)
     .transform((v) => {
       const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v)!;
       return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
     }),
-]);
+);
 
 /** `HH:MM-HH:MM` (may wrap past midnight) → minutes of the day. */
 const quietHours = z
