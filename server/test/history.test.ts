@@ -1,8 +1,8 @@
 import { HistoryResponseSchema, UsageResponseSchema } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/clock.ts';
-import { chooseStep, chooseTier, MAX_POINTS, periodStart } from '../src/history/history-api.ts';
-import { buildInfluxQL } from '../src/history/query-backend.ts';
+import { chooseStep, chooseTier, MAX_POINTS, periodStart, queryHistory } from '../src/history/history-api.ts';
+import { type AggQuery, buildInfluxQL } from '../src/history/query-backend.ts';
 import { MemoryStore } from '../src/storage/memory-store.ts';
 import { bearer, startServerWithAccess } from './access-helpers.ts';
 import { connectAgent, gpu, sample, waitFor } from './helpers.ts';
@@ -61,6 +61,52 @@ describe('tier and step selection', () => {
     expect(periodStart(t, 'day')).toBe(new Date(2026, 4, 14).getTime());
     expect(periodStart(t, 'week')).toBe(new Date(2026, 4, 11).getTime());
     expect(periodStart(t, 'month')).toBe(new Date(2026, 4, 1).getTime());
+  });
+});
+
+describe('the tier follows the data that exists', () => {
+  /** A store whose history began at `since`: each tier answers with a value in every bucket from then. */
+  function historySince(since: number) {
+    const asked: string[] = [];
+    const backend = {
+      async aggregate(q: AggQuery) {
+        asked.push(q.rp ?? 'none');
+        const rows: Array<[number, ...(number | null)[]]> = [];
+        for (let t = q.from; t < q.to; t += q.stepMs) rows.push([t, t + q.stepMs > since ? 50 : null]);
+        return [{ tags: {}, rows }];
+      },
+    };
+    return { backend, asked };
+  }
+  const NOW = Date.UTC(2026, 4, 14, 12);
+  const policies = { raw: 'raw', '1m': 'm1', '1h': 'h1' };
+  const ask = (since: number, span: number) => {
+    const h = historySince(since);
+    const params = new URLSearchParams({ scope: 'cluster', from: String(NOW - span), to: String(NOW) });
+    return queryHistory({ backend: h.backend, policies, now: () => NOW }, params).then((r) => ({
+      r,
+      asked: h.asked,
+    }));
+  };
+
+  it('30 days asked, 20 days of history: the hourly tier, one query', async () => {
+    const { r, asked } = await ask(NOW - 20 * DAY, 30 * DAY);
+    expect(r.tier).toBe('1h');
+    expect(asked).toEqual(['h1']);
+  });
+
+  it('30 days asked, 3 days of history: the minute tier over those days', async () => {
+    const { r } = await ask(NOW - 3 * DAY, 30 * DAY);
+    expect(r.tier).toBe('1m');
+    const pts = r.series[0]!.points;
+    expect(pts[0]![0]).toBeGreaterThanOrEqual(NOW - 3 * DAY - r.stepMs);
+    expect(r.from).toBeLessThanOrEqual(NOW - 30 * DAY);
+  });
+
+  it('30 days asked, 40 minutes of history: raw points (many, not one hourly mean)', async () => {
+    const { r } = await ask(NOW - 40 * MIN, 30 * DAY);
+    expect(r.tier).toBe('raw');
+    expect(r.series[0]!.points.filter(([, v]) => v !== null).length).toBeGreaterThan(100);
   });
 });
 
@@ -124,11 +170,14 @@ describe('history and usage on the in-memory store', () => {
     const m = HistoryResponseSchema.parse(
       (await get(`/api/v1/history?scope=gpu&id=${gpu(0).uuid}&from=${T0 - 7 * HOUR}&to=${T0 + HOUR}`)).body,
     );
-    expect(m.tier).toBe('1m');
-    expect(m.series[0]!.points.filter((p) => p[1] !== null)).toEqual([
-      [T0, 10],
-      [T0 + MIN, 30],
-    ]);
+    // The tier follows the data that exists: 8 h asked, 2 minutes of history → raw 5-s points over
+    // those 2 minutes (not two 1-minute means); `from` is still the asked start.
+    expect(m.tier).toBe('raw');
+    expect(m.from).toBe(Math.floor((T0 - 7 * HOUR) / m.stepMs) * m.stepMs);
+    const got = m.series[0]!.points.filter((p) => p[1] !== null);
+    expect(got).toHaveLength(24);
+    expect(got[0]).toEqual([T0, 10]);
+    expect(got.at(-1)).toEqual([T0 + 115_000, 30]);
 
     const usage = UsageResponseSchema.parse(
       (await get(`/api/v1/usage?from=${T0}&to=${T0 + HOUR}&groupBy=user`)).body,

@@ -220,8 +220,8 @@ export async function queryHistory(deps: HistoryDeps, params: URLSearchParams): 
   const to = p.to ?? now;
   const from = Math.max(MIN_TIME, p.from ?? to - HOUR);
   checkRange(from, to);
-  const tier = chooseTier(from, to, now, deps.limits);
-  const minStep =
+  const limits = deps.limits ?? DEFAULT_TIER_LIMITS;
+  const minStepOf = (tier: HistoryTier) =>
     tier === 'raw'
       ? p.scope === 'project' || p.scope === 'cluster'
         ? 10 * SECOND
@@ -229,16 +229,16 @@ export async function queryHistory(deps: HistoryDeps, params: URLSearchParams): 
       : tier === '1m'
         ? MINUTE
         : HOUR;
-  const stepMs = chooseStep(to - from, minStep, p.step ?? null);
-  const sources = p.metrics.map((m) => ({ metric: m, src: historySource(p.scope, m, tier) }));
-  const missing = sources.filter((s) => !s.src).map((s) => s.metric);
-  if (missing.length)
-    throw new ApiError(
-      400,
-      'VALIDATION',
-      `metric ${missing.join(', ')} is not available for scope ${p.scope}`,
-    );
-  const measurement = sources[0]!.src!.measurement;
+  const tier0 = chooseTier(from, to, now, limits);
+  for (const t of [tier0, ...FINER[tier0]]) {
+    const missing = p.metrics.filter((m) => !historySource(p.scope, m, t));
+    if (missing.length)
+      throw new ApiError(
+        400,
+        'VALIDATION',
+        `metric ${missing.join(', ')} is not available for scope ${p.scope}`,
+      );
+  }
   const where: Record<string, string> = {};
   const groupBy: string[] = [];
   if (p.scope === 'gpu') where.uuid = p.id!;
@@ -247,31 +247,66 @@ export async function queryHistory(deps: HistoryDeps, params: URLSearchParams): 
     groupBy.push('uuid');
   }
   if (p.scope === 'project') where.project = p.id!;
-  const alignedFrom = Math.floor(from / stepMs) * stepMs;
-  const series = await deps.backend.aggregate({
-    measurement,
-    rp: deps.policies[tier as StorageTier] ?? null,
-    fields: sources.map((s) => ({ field: s.src!.field, fn: 'mean' as const })),
-    where,
+
+  /** One query of the asked metrics in one tier over [queryFrom, to). */
+  const run = async (tier: HistoryTier, queryFrom: number) => {
+    const stepMs = chooseStep(to - queryFrom, minStepOf(tier), p.step ?? null);
+    const sources = p.metrics.map((m) => ({ metric: m, src: historySource(p.scope, m, tier)! }));
+    const alignedFrom = Math.floor(queryFrom / stepMs) * stepMs;
+    const series = await deps.backend.aggregate({
+      measurement: sources[0]!.src.measurement,
+      rp: deps.policies[tier as StorageTier] ?? null,
+      fields: sources.map((s) => ({ field: s.src.field, fn: 'mean' as const })),
+      where,
+      from: alignedFrom,
+      to,
+      stepMs,
+      groupBy,
+      fill: 'null',
+    });
+    const out: HistoryResponse['series'] = [];
+    let first: number | null = null;
+    for (const [i, s] of sources.entries()) {
+      for (const ser of series) {
+        const points = ser.rows.map((r) => [r[0], round(r[i + 1] ?? null)] as [number, number | null]);
+        const f = points.find(([, v]) => v !== null)?.[0];
+        if (f !== undefined && (first === null || f < first)) first = f;
+        out.push({ metric: s.metric, key: p.scope === 'node' ? (ser.tags.uuid ?? null) : null, points });
+      }
+      if (series.length === 0 && p.scope !== 'node') out.push({ metric: s.metric, key: null, points: [] });
+    }
+    return { tier, stepMs, alignedFrom, out, first };
+  };
+
+  // The tier follows the data that exists: a range longer than the history is answered from the
+  // finest tier that holds all of that history (a new installation's 30 days: minute or raw
+  // points over its first hours, not one hourly mean or nothing because no hour is rolled up yet).
+  // Established histories cost one query; the answer's `from` is still the asked range's start.
+  let r = await run(tier0, from);
+  for (const finer of FINER[tier0]) {
+    const maxSpan = finer === 'raw' ? limits.rawMaxSpanMs : limits.minuteMaxSpanMs;
+    const retention = finer === 'raw' ? limits.rawRetentionMs : limits.minuteRetentionMs;
+    if (r.first !== null && to - r.first > maxSpan) break;
+    const queryFrom = Math.max(from, to - maxSpan, r.first ?? Number.NEGATIVE_INFINITY);
+    if (now - queryFrom > retention) break;
+    const next = await run(finer, queryFrom);
+    if (next.first === null && r.first !== null) break; // the finer tier has nothing the coarse one has
+    r = next;
+  }
+  const alignedFrom = Math.floor(from / r.stepMs) * r.stepMs;
+  return {
+    scope: p.scope,
+    id: p.id ?? null,
+    tier: r.tier,
     from: alignedFrom,
     to,
-    stepMs,
-    groupBy,
-    fill: 'null',
-  });
-  const out: HistoryResponse['series'] = [];
-  for (const [i, s] of sources.entries()) {
-    for (const ser of series) {
-      out.push({
-        metric: s.metric,
-        key: p.scope === 'node' ? (ser.tags.uuid ?? null) : null,
-        points: ser.rows.map((r) => [r[0], round(r[i + 1] ?? null)] as [number, number | null]),
-      });
-    }
-    if (series.length === 0 && p.scope !== 'node') out.push({ metric: s.metric, key: null, points: [] });
-  }
-  return { scope: p.scope, id: p.id ?? null, tier, from: alignedFrom, to, stepMs, series: out };
+    stepMs: r.stepMs,
+    series: r.out,
+  };
 }
+
+/** Finer tiers to fall back to, coarse to fine. */
+const FINER: Record<HistoryTier, HistoryTier[]> = { '1h': ['1m', 'raw'], '1m': ['raw'], raw: [] };
 
 const round = (v: number | null) => (v === null ? null : Math.round(v * 10_000) / 10_000);
 
