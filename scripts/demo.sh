@@ -20,6 +20,10 @@ export GPUPULSE_PORT=${GPUPULSE_PORT:-8080}
 export GPUPULSE_AGENT_TOKENS=${GPUPULSE_AGENT_TOKENS:-demo-token}
 export GPUPULSE_PROJECTS=${GPUPULSE_PROJECTS:-$PWD/examples/projects.yaml}
 export GPUPULSE_DATA_DIR=${GPUPULSE_DATA_DIR:-$PWD/.data}
+# A GPU held below 5 % for 1 min (not 10) counts as held but idle, so the demo's nudges
+# (examples/projects.yaml "nudge:") show within a few minutes. Without GPUPULSE_SMTP_URL they
+# are recorded and shown (GPU page, My work), not mailed.
+export GPUPULSE_IDLE_WINDOW_MS=${GPUPULSE_IDLE_WINDOW_MS:-60000}
 mkdir -p "$GPUPULSE_DATA_DIR"
 TOKEN=${GPUPULSE_AGENT_TOKENS%%,*}
 URL="http://127.0.0.1:$GPUPULSE_PORT"
