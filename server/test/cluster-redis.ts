@@ -8,6 +8,7 @@ import { join } from 'node:path';
 export interface TestRedis {
   url: string;
   port: number;
+  pid: number;
   /** Kills redis-server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -62,6 +63,7 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    pid: child.pid!,
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));

@@ -53,7 +53,7 @@ function followingDashboard(urls: string[]) {
     });
     s.on('fleet:delta', (delta: FleetDelta) => {
       for (const n of delta.nodes) d.nodes.set(n.node, n);
-      for (const p of delta.patches) {
+      for (const p of delta.patches ?? []) {
         const prev = d.nodes.get(p.node);
         if (prev) d.nodes.set(p.node, applyNodePatch(prev, p));
       }
