@@ -3,6 +3,7 @@ export * from './ack.ts';
 export * from './events.ts';
 export * from './fleet.ts';
 export * from './metrics.ts';
+export * from './process-delta.ts';
 export * from './nudges.ts';
 export * from './schemas.ts';
 export * from './usage.ts';

@@ -433,8 +433,14 @@ export const FleetSnapshotSchema = z.object({
 });
 export type FleetSnapshot = z.infer<typeof FleetSnapshotSchema>;
 
-/** The keys of one GPU that changed since the previous delta; `index` says which GPU. */
-export const GpuPatchSchema = GpuViewSchema.partial().extend({ index: z.number().int().min(0) });
+/**
+ * The keys of one GPU that changed since the previous delta; `index` says which GPU. `state` loses
+ * its default here: a patch without it must not reset a stale GPU to `ok` (fleet.test.ts).
+ */
+export const GpuPatchSchema = GpuViewSchema.partial().extend({
+  index: z.number().int().min(0),
+  state: GpuStateSchema.optional(),
+});
 export type GpuPatch = z.infer<typeof GpuPatchSchema>;
 
 /**

@@ -1,11 +1,12 @@
-import type {
-  GpuMetrics,
-  GpuProcess,
-  GpuView,
-  Inventory,
-  NodeStatus,
-  NodeView,
-  Sample,
+import {
+  applyProcessUpdate,
+  type GpuMetrics,
+  type GpuProcess,
+  type GpuView,
+  type Inventory,
+  type NodeStatus,
+  type NodeView,
+  type Sample,
 } from '@gpupulse/protocol';
 import { processesByGpu } from '../accounting/mig.ts';
 import type { Clock } from '../clock.ts';
@@ -46,16 +47,8 @@ export interface ProcessDetail extends GpuProcess {
   share: number;
 }
 
-/** Applies a sample's process update (full list, or a delta with `processesGone`) to the list in effect. */
-export function applyProcessUpdate(prev: readonly GpuProcess[], s: Sample): readonly GpuProcess[] {
-  if (s.processesMode !== 'delta') return s.processes ?? prev;
-  if (!s.processes?.length && !s.processesGone?.length) return prev;
-  const key = (p: { gpuUuid: string; pid: number }) => `${p.gpuUuid}\u0000${p.pid}`;
-  const map = new Map(prev.map((p) => [key(p), p]));
-  for (const g of s.processesGone ?? []) map.delete(key(g));
-  for (const p of s.processes ?? []) map.set(key(p), p);
-  return [...map.values()];
-}
+/** Applies a sample's process update (full list, or a delta with `processesGone`): protocol/src/process-delta.ts, beside the agent's encoder. */
+export { applyProcessUpdate };
 
 export interface FleetStateOptions {
   clock: Clock;

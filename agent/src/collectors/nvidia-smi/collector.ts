@@ -1,8 +1,8 @@
 // I/O side of the nvidia-smi collector: one long-lived `--query-gpu … -lms` child, a watchdog
 // that restarts it with backoff, and one-shot `--query-compute-apps` calls.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import type { GpuCollectorState, GpuMetrics, GpuProcess, GpuProcessKey, MigDevice } from '@gpupulse/protocol';
-import { LIMITS } from '@gpupulse/protocol';
+import type { GpuCollectorState, GpuMetrics, GpuProcess, MigDevice } from '@gpupulse/protocol';
+import { LIMITS, ProcessDeltaEncoder } from '@gpupulse/protocol';
 import { backoffDelay } from '../../backoff.ts';
 import type { Logger } from '../../logger.ts';
 import type { Collector, SampleParts } from '../types.ts';
@@ -552,68 +552,6 @@ export interface ProcessCollectorOptions {
   now?: () => number;
 }
 
-const processKey = (p: { gpuUuid: string; pid: number }) => `${p.gpuUuid}\u0000${p.pid}`;
-
-/**
- * Turns the full process list of each interval into what is sent: a full list (`processesMode:
- * 'full'`) first and then every `fullEveryMs`, in between only changes (`'delta'`: new processes,
- * processes whose memory moved by > memoryChange, and `processesGone`), nothing when nothing changed.
- */
-export class ProcessDeltaTracker {
-  private sent = new Map<string, GpuProcess>();
-  private lastFullAt: number | null = null;
-  private readonly fullEveryMs: number;
-  private readonly memoryChange: number;
-
-  constructor(options: { fullEveryMs?: number; memoryChange?: number } = {}) {
-    this.fullEveryMs = options.fullEveryMs ?? 60_000;
-    this.memoryChange = options.memoryChange ?? 0.05;
-  }
-
-  /** The next list must be full (a sample was lost, or the collector failed). */
-  forceFull(): void {
-    this.lastFullAt = null;
-  }
-
-  private changed(before: GpuProcess, now: GpuProcess): boolean {
-    if (before.startedAt !== now.startedAt || before.name !== now.name) return true;
-    const a = before.usedMemoryMiB;
-    const b = now.usedMemoryMiB;
-    if (a === null || b === null) return a !== b;
-    if (a === 0) return b !== 0;
-    return Math.abs(b - a) > this.memoryChange * a;
-  }
-
-  next(list: readonly GpuProcess[], now: number): SampleParts {
-    if (this.lastFullAt === null || now - this.lastFullAt >= this.fullEveryMs) {
-      this.lastFullAt = now;
-      this.sent = new Map(list.map((p) => [processKey(p), p]));
-      return { processes: [...list], processesMode: 'full' };
-    }
-    const changed: GpuProcess[] = [];
-    const seen = new Set<string>();
-    for (const p of list) {
-      const k = processKey(p);
-      seen.add(k);
-      const before = this.sent.get(k);
-      if (!before || this.changed(before, p)) {
-        changed.push(p);
-        this.sent.set(k, p);
-      }
-    }
-    const gone: GpuProcessKey[] = [];
-    for (const [k, p] of this.sent) {
-      if (seen.has(k)) continue;
-      gone.push({ gpuUuid: p.gpuUuid, pid: p.pid });
-      this.sent.delete(k);
-    }
-    if (changed.length === 0 && gone.length === 0) return {};
-    const out: SampleParts = { processes: changed, processesMode: 'delta' };
-    if (gone.length > 0) out.processesGone = gone.slice(0, LIMITS.maxProcessesPerSample);
-    return out;
-  }
-}
-
 /** The compute-process collector: one `--query-compute-apps` per interval, enriched from /proc. */
 export function createNvidiaSmiProcessCollector(
   smi: NvidiaSmi,
@@ -621,7 +559,8 @@ export function createNvidiaSmiProcessCollector(
 ): Collector {
   const timeoutMs = options.timeoutMs ?? Math.max(500, Math.min(smi.intervalMs, 5_000));
   const proc = options.proc === undefined ? new ProcReader() : options.proc;
-  const tracker = new ProcessDeltaTracker(options);
+  // full lists and deltas: protocol/src/process-delta.ts (the server applies them with the same rules)
+  const tracker = new ProcessDeltaEncoder(options);
   const now = options.now ?? Date.now;
   const maxReuseMs = options.maxReuseMs ?? 10_000;
   let last: { at: number; memory: string; list: GpuProcess[] } | null = null;

@@ -116,7 +116,7 @@ export function parseHelpQuery(text: string): Set<string> {
  * (`GPU_METRICS`); index, uuid and name are the row's identity.
  */
 export interface GpuFieldSpec {
-  key: 'index' | 'uuid' | 'name' | GpuMetricKey;
+  key: keyof GpuMetrics;
   names: readonly string[];
   kind: MetricType;
   /** Required: always queried, even when --help-query-gpu does not list it. */
