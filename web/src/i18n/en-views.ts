@@ -219,7 +219,9 @@ export const enViews = {
     memory: 'In-memory storage: trends cover only the time since the server started.',
     serverCsv: 'CSV (server)',
     serverCsvLabel: 'Download the usage table from the server as CSV',
-    unassigned: 'unassigned',
+    unassigned: 'Unassigned',
+    noDataYet: 'no data yet',
+    axisGpuHours: 'GPU-hours',
     weekOf: 'week of {date}',
   },
 } as const;

@@ -104,17 +104,15 @@ export const enWall = {
     usersCount: 'no users | {n} user | {n} users',
     jobsCount: 'no jobs | {n} job | {n} jobs',
     waiting: 'Waiting for project usage…',
-    fromFleet:
-      'This server does not report project usage yet. Live figures are computed in this browser from the fleet; GPU-hours today and quotas need the server.',
     empty: 'No project is using a GPU right now.',
     chartTitle: 'GPUs in use per project',
     range: 'Range',
     ranges: { '1h': '1 h', '24h': '24 h', '7d': '7 d' },
-    clientHistory:
-      'The server has no project history yet: this chart shows what this browser has seen since {time} (kept for up to 7 days while the page stays open).',
     memoryStorage: 'In-memory storage: history starts at the server’s last restart.',
     loading: 'Loading history…',
     noData: 'No data in this range yet.',
+    axisGpus: 'GPUs',
+    historyError: 'Project history could not be loaded; trying again.',
   },
   alerts: {
     nav: 'Alerts',

@@ -211,6 +211,8 @@ export const koViews: Widen<typeof enViews> = {
     serverCsv: 'CSV (서버)',
     serverCsvLabel: '서버에서 사용량 표를 CSV로 내려받기',
     unassigned: '미지정',
+    noDataYet: '아직 데이터 없음',
+    axisGpuHours: 'GPU-시간',
     weekOf: '{date} 주',
   },
 };

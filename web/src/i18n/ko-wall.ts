@@ -108,17 +108,15 @@ export const koWall: Widen<typeof enWall> = {
     usersCount: '사용자 없음 | 사용자 {n}명 | 사용자 {n}명',
     jobsCount: '작업 없음 | 작업 {n}개 | 작업 {n}개',
     waiting: '프로젝트 사용량을 기다리는 중…',
-    fromFleet:
-      '이 서버는 아직 프로젝트 사용량을 제공하지 않습니다. 실시간 수치는 이 브라우저가 클러스터 상태로 계산한 값이며, 오늘 GPU 시간과 할당량은 서버가 제공해야 합니다.',
     empty: '지금 GPU를 사용하는 프로젝트가 없습니다.',
     chartTitle: '프로젝트별 사용 중 GPU',
     range: '기간',
     ranges: { '1h': '1시간', '24h': '24시간', '7d': '7일' },
-    clientHistory:
-      '서버에 아직 프로젝트 이력이 없습니다. 이 차트는 이 브라우저가 {time}부터 본 값입니다 (페이지가 열려 있는 동안 최대 7일 보관).',
     memoryStorage: '메모리 저장소 사용 중: 서버가 마지막으로 시작된 이후의 이력만 있습니다.',
     loading: '이력을 불러오는 중…',
     noData: '이 기간에는 아직 데이터가 없습니다.',
+    axisGpus: 'GPU',
+    historyError: '프로젝트 기록을 불러오지 못했습니다. 다시 시도합니다.',
   },
   alerts: {
     nav: '알림',

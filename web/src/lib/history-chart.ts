@@ -68,6 +68,28 @@ export function seriesStyle(
 export interface LineSeriesInput {
   name: string;
   points: readonly Point[];
+  /** Overrides the palette colour (a project's colour from the projects file). */
+  color?: string;
+}
+
+/** One entry of a chart's legend, drawn as page text by `ChartLegend.vue` (never clipped or paged). */
+export interface LegendEntry {
+  /** Stable key (project id, metric …). */
+  key: string;
+  name: string;
+  color: string;
+  /** Line dash of the series, or a striped swatch for idle-held bars. */
+  pattern?: 'solid' | 'dashed' | 'dotted' | 'striped';
+  /** Full text for the tooltip (e.g. an id behind a name). */
+  title?: string;
+}
+
+/** Legend entries of line series, in the colours and dashes `buildTimeSeriesOption` draws. */
+export function lineLegend(series: readonly LineSeriesInput[], palette: ChartPalette): LegendEntry[] {
+  return series.map((s, i) => {
+    const st = seriesStyle(palette, i);
+    return { key: `${i}:${s.name}`, name: s.name, color: s.color ?? st.color, pattern: st.type };
+  });
 }
 
 export interface TimeSeriesOptions {
@@ -86,9 +108,13 @@ export interface TimeSeriesOptions {
   yInterval?: number;
   /** Accessible description (ECharts `aria.label`). */
   description?: string;
-  showLegend?: boolean;
   /** Fill under a single line. */
   area?: boolean;
+  /** The value axis' name with its unit (e.g. "%", "GiB"). */
+  yName?: string;
+  /** The part of the range before the history begins: shaded and labelled (e.g. "no data yet"). */
+  noDataUntil?: number | null;
+  noDataLabel?: string;
 }
 
 /** Breaks a line where samples are missing (gap > 3 steps) instead of joining across it. */
@@ -111,16 +137,9 @@ export function buildTimeSeriesOption(o: TimeSeriesOptions): EChartsCoreOption {
     animation: false,
     backgroundColor: 'transparent',
     textStyle: { color: p.text },
-    grid: { left: 8, right: 16, top: o.showLegend ? 36 : 14, bottom: 8, containLabel: true },
-    legend: o.showLegend
-      ? {
-          type: 'scroll',
-          top: 0,
-          textStyle: { color: p.muted },
-          pageTextStyle: { color: p.muted },
-          itemHeight: 8,
-        }
-      : { show: false },
+    grid: { left: 8, right: 16, top: o.yName ? 28 : 14, bottom: 8, containLabel: true },
+    // The legend is page text below the chart (ChartLegend.vue): every entry, wrapped, never paged.
+    legend: { show: false },
     tooltip: {
       trigger: 'axis',
       backgroundColor: p.tooltipBackground,
@@ -159,22 +178,40 @@ export function buildTimeSeriesOption(o: TimeSeriesOptions): EChartsCoreOption {
       min: o.yMin,
       max: o.yMax,
       interval: o.yInterval,
+      name: o.yName,
+      nameTextStyle: { color: p.muted, align: 'left' },
       axisLabel: { color: p.muted, formatter: (v: number) => o.format(v) },
       splitLine: { lineStyle: { color: p.grid } },
     },
     series: o.series.map((s, i) => {
       const st = seriesStyle(p, i);
+      const color = s.color ?? st.color;
+      const shade =
+        i === 0 && o.noDataUntil != null && o.noDataUntil > o.from
+          ? {
+              markArea: {
+                silent: true,
+                itemStyle: { color: p.grid, opacity: 0.55 },
+                label: { show: true, position: 'inside', color: p.muted, fontSize: 13 },
+                data: [
+                  [{ xAxis: o.from, name: o.noDataLabel ?? '' }, { xAxis: Math.min(o.noDataUntil, o.to) }],
+                ],
+              },
+            }
+          : {};
       return {
+        ...shade,
         type: 'line',
         name: s.name,
         // A few points (a fresh node, a short history) are drawn as dots so they show at all.
-        showSymbol: s.points.length < 30,
-        symbolSize: 4,
+        // (and a point between two gaps: ECharts draws no line through a lone point).
+        showSymbol: s.points.filter(([, v]) => v !== null).length < 30,
+        symbolSize: 5,
         connectNulls: false,
         sampling: 'lttb',
         data: s.points,
-        color: st.color,
-        lineStyle: { width: 1.6, type: st.type, color: st.color },
+        color,
+        lineStyle: { width: 1.6, type: st.type, color },
         areaStyle: o.area && o.series.length === 1 ? { opacity: 0.15 } : undefined,
       };
     }),
@@ -198,7 +235,25 @@ export interface StackedBarOptions {
   idleName?: (name: string) => string;
   format: (value: number) => string;
   horizontal?: boolean;
-  showLegend?: boolean;
+  /** The value axis' name with its unit (e.g. "GPU-hours", "kWh"). */
+  valueName?: string;
+}
+
+/** Legend entries of bar series (one per name: a busy/idle pair shares its entry). */
+export function barLegend(o: Pick<StackedBarOptions, 'series' | 'palette'>): LegendEntry[] {
+  const seen = new Set<string>();
+  const out: LegendEntry[] = [];
+  for (const s of o.series) {
+    if (seen.has(s.name)) continue;
+    seen.add(s.name);
+    out.push({
+      key: s.name,
+      name: s.name,
+      color: s.color ?? o.palette.series[s.colorIndex % o.palette.series.length] ?? '#888',
+      pattern: s.idle ? 'striped' : 'solid',
+    });
+  }
+  return out;
 }
 
 export function buildBarOption(o: StackedBarOptions): EChartsCoreOption {
@@ -212,24 +267,26 @@ export function buildBarOption(o: StackedBarOptions): EChartsCoreOption {
   };
   const value = {
     type: 'value',
-    axisLabel: { color: p.muted, formatter: (v: number) => o.format(v) },
+    name: o.valueName,
+    nameLocation: o.horizontal ? 'middle' : 'end',
+    nameGap: o.horizontal ? 26 : 10,
+    nameTextStyle: { color: p.muted, align: o.horizontal ? 'center' : 'left' },
+    axisLabel: { color: p.muted, formatter: (v: number) => o.format(v), hideOverlap: true },
     splitLine: { lineStyle: { color: p.grid } },
   };
   return {
     animation: false,
     backgroundColor: 'transparent',
     textStyle: { color: p.text },
-    grid: { left: 8, right: 16, top: o.showLegend === false ? 14 : 40, bottom: 8, containLabel: true },
-    legend:
-      o.showLegend === false
-        ? { show: false }
-        : {
-            type: 'scroll',
-            top: 0,
-            textStyle: { color: p.muted },
-            pageTextStyle: { color: p.muted },
-            itemHeight: 10,
-          },
+    grid: {
+      left: 8,
+      right: 16,
+      top: o.valueName && !o.horizontal ? 28 : 14,
+      bottom: o.valueName && o.horizontal ? 30 : 8,
+      containLabel: true,
+    },
+    // The legend is page text next to the chart (ChartLegend.vue): every entry, wrapped, never paged.
+    legend: { show: false },
     tooltip: {
       trigger: 'axis',
       axisPointer: { type: 'shadow' },
