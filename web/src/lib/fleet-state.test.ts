@@ -1,11 +1,15 @@
+import type { FleetDelta, GpuPatch, NodePatch, NodeView } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { gpu, node, snapshot } from '../test/fixtures.ts';
 import {
   applyDelta,
   applySnapshot,
   computeHeadline,
+  FleetRecords,
   gpuActivity,
   type NodeMap,
+  NodeViews,
+  nodeOrder,
   sortedNodes,
   summarizeNode,
 } from './fleet-state.ts';
@@ -162,5 +166,150 @@ describe('applyDelta with patches', () => {
     expect(a.status).toBe('online');
     expect(missing).toEqual(['zz']);
     expect(map.has('zz')).toBe(false);
+  });
+});
+
+describe('flat store (FleetRecords): patches applied in place', () => {
+  /** A deterministic PRNG (mulberry32), so a failure reproduces. */
+  function rng(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  function randomPatch(r: () => number, n: NodeView): NodePatch {
+    const patch: NodePatch = { node: n.node };
+    if (r() < 0.3) patch.status = (['online', 'stale', 'offline'] as const)[Math.floor(r() * 3)]!;
+    if (r() < 0.5) patch.lastSeen = Math.floor(r() * 1e6);
+    if (r() < 0.2) patch.host = { ...n.host!, cpuPercent: Math.floor(r() * 100) };
+    if (r() < 0.8) {
+      patch.gpus = [];
+      for (const g of n.gpus) {
+        if (r() < 0.5) continue;
+        const gp: GpuPatch = { index: g.index };
+        if (r() < 0.8) gp.utilizationGpuPercent = r() < 0.1 ? null : Math.floor(r() * 101);
+        if (r() < 0.5) gp.temperatureCelsius = 30 + Math.floor(r() * 60);
+        if (r() < 0.2) gp.project = r() < 0.5 ? null : `p${Math.floor(r() * 5)}`;
+        if (r() < 0.1) gp.users = ['kim'];
+        patch.gpus.push(gp);
+      }
+      // A GPU index the node does not have is ignored, as applyNodePatch does.
+      if (r() < 0.1) patch.gpus.push({ index: 99, utilizationGpuPercent: 1 });
+    }
+    return patch;
+  }
+
+  it('equals applyNodePatch after every delta of a random sequence (1,000 deltas)', () => {
+    const r = rng(42);
+    const start = [
+      node('a', { gpus: [gpu(0), gpu(1), gpu(2), gpu(3)] }),
+      node('b'),
+      node('c', { gpus: [gpu(2), gpu(5)] }), // indices that are not positions
+    ];
+    const expected: NodeMap = new Map();
+    applySnapshot(expected, snapshot(start));
+    const flat = new FleetRecords();
+    flat.applySnapshot(snapshot(start));
+    for (let step = 0; step < 1000; step++) {
+      const patches = [...expected.values()].filter(() => r() < 0.7).map((n) => randomPatch(r, n));
+      const delta: FleetDelta = { serverTime: step, nodes: [], patches, removed: [] };
+      applyDelta(expected, delta);
+      flat.applyDelta(delta);
+      for (const [name, n] of expected) expect(flat.records.get(name)).toEqual(n);
+    }
+  });
+
+  it('patches records in place: no new node or GPU objects, revisions and version move', () => {
+    const flat = new FleetRecords();
+    flat.applySnapshot(snapshot([node('a'), node('b')]));
+    const a = flat.records.get('a')!;
+    const g0 = a.gpus[0]!;
+    const v = flat.version;
+    const changed = flat.applyDelta({
+      serverTime: 2,
+      nodes: [],
+      patches: [{ node: 'a', gpus: [{ index: 0, utilizationGpuPercent: 77 }] }],
+      removed: [],
+    });
+    expect(changed).toBe(true);
+    expect(flat.records.get('a')).toBe(a);
+    expect(a.gpus[0]).toBe(g0);
+    expect(g0.utilizationGpuPercent).toBe(77);
+    expect(flat.version).toBe(v + 1);
+    expect(flat.revision('a')).toBe(v + 1);
+    expect(flat.revision('b')).toBeLessThan(v + 1);
+    expect(flat.changed).toEqual(['a']);
+  });
+
+  it('does not share objects with the snapshot it was given', () => {
+    const given = node('a');
+    const flat = new FleetRecords();
+    flat.applySnapshot(snapshot([given]));
+    flat.applyDelta({
+      serverTime: 2,
+      nodes: [],
+      patches: [{ node: 'a', status: 'stale', gpus: [{ index: 1, temperatureCelsius: 90 }] }],
+      removed: [],
+    });
+    expect(given.status).toBe('online');
+    expect(given.gpus[1]!.temperatureCelsius).toBe(60);
+  });
+
+  it('views: immutable copies, the same object until the node changes, a new one after', () => {
+    const flat = new FleetRecords();
+    flat.applySnapshot(snapshot([node('a'), node('b')]));
+    const a1 = flat.view('a')!;
+    const b1 = flat.view('b')!;
+    expect(flat.view('a')).toBe(a1);
+    flat.applyDelta({
+      serverTime: 2,
+      nodes: [],
+      patches: [{ node: 'a', gpus: [{ index: 1, utilizationGpuPercent: 3 }] }],
+      removed: [],
+    });
+    const a2 = flat.view('a')!;
+    expect(a2).not.toBe(a1);
+    expect(a1.gpus[1]!.utilizationGpuPercent).toBe(50); // the old view kept its values
+    expect(a2.gpus[1]!.utilizationGpuPercent).toBe(3);
+    expect(flat.view('b')).toBe(b1);
+    const views = new NodeViews(flat);
+    expect(views.get('a')).toBe(a2);
+    expect([...views.values()].map((n) => n.node)).toEqual(['a', 'b']);
+  });
+
+  it('membership moves with nodes coming, going or changing their GPU count; missing patches are reported', () => {
+    const flat = new FleetRecords();
+    flat.applySnapshot(snapshot([node('a')]));
+    const m = flat.membership;
+    flat.applyDelta({ serverTime: 2, nodes: [], patches: [{ node: 'a', status: 'stale' }], removed: [] });
+    expect(flat.membership).toBe(m);
+    flat.applyDelta({ serverTime: 3, nodes: [node('b')], removed: [] });
+    expect(flat.membership).toBe(m + 1);
+    flat.applyDelta({ serverTime: 4, nodes: [node('b', { gpus: [gpu(0)] })], removed: [] });
+    expect(flat.membership).toBe(m + 2);
+    flat.applyDelta({ serverTime: 5, nodes: [], removed: ['a'] });
+    expect(flat.membership).toBe(m + 3);
+    expect(flat.view('a')).toBeUndefined();
+    const missing: string[] = [];
+    const v = flat.version;
+    expect(
+      flat.applyDelta(
+        { serverTime: 6, nodes: [], patches: [{ node: 'zz', status: 'stale' }], removed: [] },
+        missing,
+      ),
+    ).toBe(false);
+    expect(missing).toEqual(['zz']);
+    expect(flat.version).toBe(v);
+  });
+
+  it('nodeOrder sorts naturally and keeps the previous order for the same names', () => {
+    const first = nodeOrder(['n-10', 'n-2', 'n-1']);
+    expect(first).toEqual(['n-1', 'n-2', 'n-10']);
+    expect(nodeOrder(['n-2', 'n-10', 'n-1'], first)).toBe(first);
+    expect(nodeOrder(['n-2', 'n-3', 'n-1'], first)).toEqual(['n-1', 'n-2', 'n-3']);
   });
 });

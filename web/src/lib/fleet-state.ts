@@ -3,6 +3,7 @@ import {
   type FleetDelta,
   type FleetSnapshot,
   type GpuView,
+  type NodePatch,
   type NodeStatus,
   type NodeView,
 } from '@gpupulse/protocol';
@@ -48,6 +49,164 @@ export function applyDelta(nodes: NodeMap, delta: FleetDelta, missing?: string[]
   return changed;
 }
 
+/**
+ * Applies a `fleet:delta` patch IN PLACE to the node record `rec` (its GPU records too): the same
+ * result as protocol's `applyNodePatch`, without a new node or GPU object. A patch naming a GPU
+ * index the node does not have is ignored for that GPU.
+ */
+export function patchNodeInPlace(rec: NodeView, patch: NodePatch): void {
+  const target = rec as unknown as Record<string, unknown>;
+  for (const key in patch) {
+    if (key === 'gpus' || key === 'node') continue;
+    target[key] = (patch as unknown as Record<string, unknown>)[key];
+  }
+  const gpus = patch.gpus;
+  if (!gpus) return;
+  const list = rec.gpus;
+  for (const gp of gpus) {
+    // GPU indices are usually positions: try that first, then search.
+    let g: GpuView | undefined = list[gp.index];
+    if (!g || g.index !== gp.index) g = list.find((x) => x.index === gp.index);
+    if (!g) continue;
+    const gt = g as unknown as Record<string, unknown>;
+    for (const key in gp) gt[key] = (gp as unknown as Record<string, unknown>)[key];
+  }
+}
+
+/**
+ * The live fleet as a flat store of mutable records: snapshots and full nodes replace records,
+ * patches are applied in place (no new node or GPU objects per delta), and every change bumps
+ * `version` and the changed node's revision. Views that draw every GPU (the wall) read the records
+ * and `changed`; views that compare nodes by identity get `view(name)`: an immutable copy made
+ * lazily, only when asked for, and kept (the same object) while the node does not change.
+ */
+export class FleetRecords {
+  /** Mutable node records by name (read-only for everyone but this class). */
+  readonly records = new Map<string, NodeView>();
+  /** Bumped on every change. */
+  version = 0;
+  /** Bumped when nodes come or go, or a node's GPU count changes (layouts depend on it). */
+  membership = 0;
+  /** Names of the nodes the last change touched (all of them after a snapshot). */
+  changed: string[] = [];
+  private revs = new Map<string, number>();
+  private views = new Map<string, { rev: number; view: NodeView }>();
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** Revision of a node (the `version` of its last change), 0 if unknown. */
+  revision(name: string): number {
+    return this.revs.get(name) ?? 0;
+  }
+
+  /** Replaces every record with the snapshot's nodes (copied: the store owns its records). */
+  applySnapshot(snapshot: FleetSnapshot): void {
+    this.records.clear();
+    this.revs.clear();
+    this.views.clear();
+    const v = ++this.version;
+    this.membership++;
+    this.changed = [];
+    for (const node of snapshot.nodes) {
+      this.records.set(node.node, copyNode(node));
+      this.revs.set(node.node, v);
+      this.changed.push(node.node);
+    }
+  }
+
+  /**
+   * Applies a delta; returns whether anything changed (an empty delta is a heartbeat). Names of
+   * patched nodes this store does not hold go to `missing` (the caller then resyncs).
+   */
+  applyDelta(delta: FleetDelta, missing?: string[]): boolean {
+    const v = this.version + 1;
+    const changed: string[] = [];
+    let members = false;
+    for (const node of delta.nodes) {
+      const prev = this.records.get(node.node);
+      if (!prev || prev.gpus.length !== node.gpus.length) members = true;
+      this.records.set(node.node, copyNode(node));
+      this.revs.set(node.node, v);
+      changed.push(node.node);
+    }
+    for (const patch of delta.patches ?? []) {
+      const rec = this.records.get(patch.node);
+      if (!rec) {
+        missing?.push(patch.node);
+        continue;
+      }
+      patchNodeInPlace(rec, patch);
+      this.revs.set(patch.node, v);
+      changed.push(patch.node);
+    }
+    for (const name of delta.removed) {
+      if (this.records.delete(name)) {
+        this.revs.delete(name);
+        this.views.delete(name);
+        members = true;
+        changed.push(name);
+      }
+    }
+    if (changed.length === 0) return false;
+    this.version = v;
+    if (members) this.membership++;
+    this.changed = changed;
+    return true;
+  }
+
+  /** An immutable copy of the node (the same object until the node changes), or undefined. */
+  view(name: string): NodeView | undefined {
+    const rec = this.records.get(name);
+    if (!rec) return undefined;
+    const rev = this.revs.get(name) ?? 0;
+    const cached = this.views.get(name);
+    if (cached && cached.rev === rev) return cached.view;
+    const view = copyNode(rec);
+    this.views.set(name, { rev, view });
+    return view;
+  }
+}
+
+function copyNode(node: NodeView): NodeView {
+  const gpus = new Array<GpuView>(node.gpus.length);
+  for (let i = 0; i < gpus.length; i++) gpus[i] = { ...node.gpus[i]! };
+  return { ...node, gpus };
+}
+
+/**
+ * A read-only Map of immutable node views over `FleetRecords` (what `fleet.nodes` hands out):
+ * `get` and iteration make each view lazily, so a page that reads five nodes copies five.
+ */
+export class NodeViews {
+  constructor(private readonly fleet: FleetRecords) {}
+  get size(): number {
+    return this.fleet.records.size;
+  }
+  get(name: string): NodeView | undefined {
+    return this.fleet.view(name);
+  }
+  has(name: string): boolean {
+    return this.fleet.records.has(name);
+  }
+  *keys(): Generator<string> {
+    yield* this.fleet.records.keys();
+  }
+  *values(): Generator<NodeView> {
+    for (const name of this.fleet.records.keys()) yield this.fleet.view(name)!;
+  }
+  *entries(): Generator<[string, NodeView]> {
+    for (const name of this.fleet.records.keys()) yield [name, this.fleet.view(name)!];
+  }
+  [Symbol.iterator](): Generator<[string, NodeView]> {
+    return this.entries();
+  }
+  forEach(fn: (value: NodeView, key: string) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k);
+  }
+}
+
 const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
 
 /**
@@ -70,6 +229,19 @@ export function sortedNodes(nodes: NodeMap, previous?: readonly string[]): NodeV
     if (ok) return out;
   }
   return [...nodes.values()].sort((a, b) => collator.compare(a.node, b.node));
+}
+
+/**
+ * Node names in natural order (`gpu-2` before `gpu-10`); `previous` (the last result) is reused
+ * as is when the set of names did not change.
+ */
+export function nodeOrder(names: Iterable<string>, previous?: readonly string[]): readonly string[] {
+  const list = [...names];
+  if (previous && previous.length === list.length) {
+    const set = new Set(previous);
+    if (list.every((n) => set.has(n))) return previous;
+  }
+  return list.sort((a, b) => collator.compare(a, b));
 }
 
 /** How one GPU reads on the overview. */

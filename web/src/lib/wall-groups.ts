@@ -38,3 +38,26 @@ export function groupNodes(nodes: readonly NodeView[]): NodeGroup[] {
   }
   return groups;
 }
+
+export interface NameGroup {
+  /** Rack / partition name (`''`: ungrouped). */
+  name: string;
+  nodes: string[];
+}
+
+/** `groupNodes` over node names (the wall lays out names; it reads the records when it draws). */
+export function groupNames(names: readonly string[]): NameGroup[] {
+  const byName = new Map<string, NameGroup>();
+  const groups: NameGroup[] = [];
+  for (const node of names) {
+    const name = rackOf(node);
+    let g = byName.get(name);
+    if (!g) {
+      g = { name, nodes: [] };
+      byName.set(name, g);
+      groups.push(g);
+    }
+    g.nodes.push(node);
+  }
+  return groups;
+}

@@ -48,3 +48,35 @@ describe('fleet store', () => {
     expect(fleet.connection).toBe('reconnecting');
   });
 });
+
+describe('fleet store views', () => {
+  beforeEach(() => setActivePinia(createPinia()));
+
+  it('patches in place; nodeList and nodes hand out fresh immutable views after a change', () => {
+    const fleet = useFleetStore();
+    fleet.applySnapshot(snapshot([node('b'), node('a')]), 10);
+    const list1 = fleet.nodeList;
+    const a1 = list1[0]!;
+    const rec = fleet.records.records.get('a');
+    fleet.applyDelta(
+      {
+        serverTime: 2,
+        nodes: [],
+        patches: [{ node: 'a', gpus: [{ index: 0, utilizationGpuPercent: 1 }] }],
+        removed: [],
+      },
+      20,
+    );
+    expect(fleet.records.records.get('a')).toBe(rec); // patched in place
+    const list2 = fleet.nodeList;
+    expect(list2).not.toBe(list1); // a new list per change: props update
+    expect(list2[0]).not.toBe(a1);
+    expect(list2[0]!.gpus[0]!.utilizationGpuPercent).toBe(1);
+    expect(a1.gpus[0]!.utilizationGpuPercent).toBe(50);
+    expect(list2[1]).toBe(list1[1]); // unchanged node: the same view
+    expect(fleet.nodes.get('a')).toBe(list2[0]);
+    expect(fleet.headline.gpusBusy).toBe(3);
+    expect(list2.slice(0, 1).map((n) => n.node)).toEqual(['a']);
+    expect([...list2].length).toBe(2);
+  });
+});

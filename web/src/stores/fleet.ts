@@ -1,25 +1,26 @@
 import type { FleetDelta, FleetSnapshot, NodeView, StorageInfo } from '@gpupulse/protocol';
 import { defineStore } from 'pinia';
-import { computed, ref, shallowRef, triggerRef } from 'vue';
-import {
-  applyDelta as applyDeltaTo,
-  applySnapshot as applySnapshotTo,
-  computeHeadline,
-  type NodeMap,
-  sortedNodes,
-} from '../lib/fleet-state.ts';
+import { computed, markRaw, ref, shallowRef, triggerRef } from 'vue';
+import { computeHeadline, FleetRecords, NodeViews, nodeOrder } from '../lib/fleet-state.ts';
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
 
 /**
- * Live fleet state. The node map sits in a `shallowRef` and is mutated in place, then
- * `triggerRef`'d once per message: no deep proxies over thousands of GPU objects. Node
- * objects are replaced (never mutated), so components can compare them by identity.
+ * Live fleet state: a flat store of mutable node records (`FleetRecords`) that deltas patch in
+ * place — no new node or GPU objects per delta — outside Vue's reactivity (`markRaw`); Vue only
+ * sees `version` (one tick per change) and `membership` (nodes came or went). Views subscribe to
+ * what they draw: the wall reads `records` and redraws the tiles whose node revision changed;
+ * views that compare nodes by identity read `nodes` / `nodeList`, whose node objects are
+ * immutable copies made lazily (only those read) and kept while the node does not change.
  */
 export const useFleetStore = defineStore('fleet', () => {
-  const nodes = shallowRef<NodeMap>(new Map());
-  /** Bumped on every change to `nodes`; cheap to watch. */
+  const records = markRaw(new FleetRecords());
+  const views = markRaw(new NodeViews(records));
+  const nodes = shallowRef<NodeViews>(views);
+  /** Bumped on every change to the fleet; cheap to watch. */
   const version = ref(0);
+  /** Bumped when nodes come or go (or change their GPU count). */
+  const membership = ref(0);
   const connection = ref<ConnectionState>('connecting');
   /** Client time (ms) of the last snapshot or delta, heartbeats included; null before the first. */
   const lastUpdate = ref<number | null>(null);
@@ -35,14 +36,19 @@ export const useFleetStore = defineStore('fleet', () => {
     serverTime.value = time;
   }
 
+  function changed(): void {
+    version.value++;
+    if (membership.value !== records.membership) membership.value = records.membership;
+    triggerRef(nodes);
+  }
+
   function applySnapshot(snapshot: FleetSnapshot, now = Date.now()): void {
-    applySnapshotTo(nodes.value, snapshot);
+    records.applySnapshot(snapshot);
     storage.value = snapshot.storage;
     intervalMs.value = snapshot.intervalMs;
     hasSnapshot.value = true;
     touch(now, snapshot.serverTime);
-    version.value++;
-    triggerRef(nodes);
+    changed();
   }
 
   /** Returns false when the delta patched nodes this client does not hold: resync then. */
@@ -50,10 +56,7 @@ export const useFleetStore = defineStore('fleet', () => {
     if (delta.storage) storage.value = delta.storage;
     touch(now, delta.serverTime);
     const missing: string[] = [];
-    if (applyDeltaTo(nodes.value, delta, missing)) {
-      version.value++;
-      triggerRef(nodes);
-    }
+    if (records.applyDelta(delta, missing)) changed();
     return missing.length === 0;
   }
 
@@ -61,25 +64,36 @@ export const useFleetStore = defineStore('fleet', () => {
     connection.value = state;
   }
 
-  let order: string[] = [];
-  const nodeList = computed<NodeView[]>(() => {
-    void version.value;
-    const list = sortedNodes(nodes.value, order);
-    if (list.length !== order.length || list.some((n, i) => n.node !== order[i]))
-      order = list.map((n) => n.node);
-    return list;
+  /** Node names in natural order; re-sorted only when nodes come or go. */
+  const nodeNames = computed<readonly string[]>((previous) => {
+    void membership.value;
+    return nodeOrder(records.records.keys(), previous);
   });
-  const headline = computed(() => computeHeadline(nodes.value.values()));
+  /**
+   * Nodes in natural order, as immutable views. Indexing is lazy: a list that renders 40 rows of
+   * 1,000 copies 40 nodes (a new array object per change, so views that take it as a prop update).
+   */
+  const nodeList = computed<readonly NodeView[]>(() => {
+    void version.value;
+    return lazyViews(nodeNames.value, records);
+  });
+  const headline = computed(() => {
+    void version.value;
+    return computeHeadline(records.records.values());
+  });
 
   return {
+    records,
     nodes,
     version,
+    membership,
     connection,
     lastUpdate,
     serverTime,
     intervalMs,
     storage,
     hasSnapshot,
+    nodeNames,
     nodeList,
     headline,
     applySnapshot,
@@ -87,3 +101,19 @@ export const useFleetStore = defineStore('fleet', () => {
     setConnection,
   };
 });
+
+/** An array of `names.length` node views whose elements are made on access (`records.view`). */
+function lazyViews(names: readonly string[], records: FleetRecords): readonly NodeView[] {
+  return new Proxy(names as unknown as NodeView[], {
+    get(target, key, receiver) {
+      if (typeof key === 'string') {
+        const c = key.charCodeAt(0);
+        if (c >= 48 && c <= 57) {
+          const name = (target as unknown as string[])[Number(key)];
+          return name === undefined ? undefined : records.view(name);
+        }
+      }
+      return Reflect.get(target, key, receiver);
+    },
+  });
+}
