@@ -18,6 +18,8 @@ const load = startSimLoad({
   prefix,
   seed: 1,
   connectWithinMs: 5000,
+  // a fleet comes up over minutes; the soak measures the steady state after everyone is in
+  holdSamplingUntilConnectedMs: 300_000,
 });
 const print = (type: string) =>
   process.stdout.write(`${JSON.stringify({ type, at: Date.now(), ...load.totals() })}\n`);
@@ -26,7 +28,7 @@ process.once('SIGTERM', () => {
   clearInterval(timer);
   load.stopSampling();
   load
-    .drain(Number(process.env.SOAK_DRAIN_MS ?? 300_000))
+    .drain(Number(process.env.SOAK_DRAIN_MS ?? 900_000))
     .catch((err: Error) => process.stderr.write(`${err.message}\n`))
     .finally(() => {
       print('final');

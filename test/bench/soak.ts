@@ -174,7 +174,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
           metricSum(m, 'gpupulse_write_buffer_points') === 0 && metricSum(m, 'gpupulse_spool_points') === 0
         );
       },
-      600_000,
+      900_000,
       2000,
     );
     const mEnd = await readMetrics(server.url);

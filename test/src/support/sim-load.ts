@@ -35,6 +35,8 @@ export interface SimLoadOptions {
   ackTimeoutMs?: number;
   /** Keep the ts of every acked sample per node (for gap and loss reports). */
   trackTs?: boolean;
+  /** Start sampling only once every node has connected (at most this many ms; default: at once). */
+  holdSamplingUntilConnectedMs?: number;
 }
 
 export interface SimLoadTotals {
@@ -166,6 +168,7 @@ export function startSimLoad(o: SimLoadOptions): SimLoad {
       transports: ['websocket'],
       autoConnect: false,
       forceNew: true,
+      timeout: 60_000,
       reconnectionDelay: 1000,
       reconnectionDelayMax: 5000,
       randomizationFactor: 0.5,
@@ -248,10 +251,12 @@ export function startSimLoad(o: SimLoadOptions): SimLoad {
   // A timer can fire a little before the boundary by the wall clock (timers run on the monotonic
   // clock); without this guard that gives two rounds, and two samples with nearly the same ts.
   let lastRound = -1;
+  const holdUntil = Date.now() + (o.holdSamplingUntilConnectedMs ?? 0);
   const round = () => {
     if (!sampling) return;
     const boundary = Math.round(Date.now() / o.intervalMs);
     schedule();
+    if (Date.now() < holdUntil && nodes.some((n) => !n.everConnected)) return;
     if (boundary === lastRound) return;
     lastRound = boundary;
     for (let i = 0; i < nodes.length; i++) {
