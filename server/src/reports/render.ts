@@ -91,10 +91,11 @@ const esc = (s: string) =>
 const name = (n: Localized | undefined, id: string, lang: ReportLang) =>
   n ? (n[lang] ?? n.en ?? n.ko ?? id) : id;
 
-function fmt(v: number | null, lang: ReportLang, digits = 1): string {
+function fmt(v: number | null, lang: ReportLang, digits?: number): string {
   if (v === null) return '–';
+  const a = Math.abs(v);
   return v.toLocaleString(lang === 'ko' ? 'ko-KR' : 'en-GB', {
-    maximumFractionDigits: digits,
+    maximumFractionDigits: digits ?? (a === 0 || a >= 100 ? 1 : a >= 1 ? 2 : 3),
     minimumFractionDigits: 0,
   });
 }
@@ -144,7 +145,9 @@ h2 { font-size: 12pt; margin: 6mm 0 2mm; border-bottom: 0.4mm solid #333; paddin
 table { width: 100%; border-collapse: collapse; page-break-inside: auto; }
 tr { page-break-inside: avoid; }
 th, td { text-align: right; padding: 1mm 1.5mm; border-bottom: 0.2mm solid #ccc; font-variant-numeric: tabular-nums; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child { text-align: left; white-space: nowrap; }
+td:last-child { white-space: nowrap; }
+thead th { font-size: 8.5pt; font-weight: 600; vertical-align: bottom; }
 .muted { color: #666; } .over { color: #b00020; } .ok { color: #1b5e20; }
 .kpis { display: grid; grid-template-columns: repeat(4, 1fr); gap: 2mm; }
 .kpi { border: 0.3mm solid #999; border-radius: 1.5mm; padding: 2mm; }

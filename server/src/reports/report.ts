@@ -10,6 +10,7 @@ import { co2eKg, type PeriodRange, previousPeriod, shareStatus } from '../accoun
 import { UNASSIGNED } from '../fleet/attribution.ts';
 import { type HistoryDeps, queryUsage } from '../history/history-api.ts';
 import type { ProjectsConfig } from '../projects/projects-file.ts';
+import { ROLLUP_MEASUREMENTS } from '../storage/schema.ts';
 
 export interface ReportDeps {
   history: HistoryDeps;
@@ -74,6 +75,25 @@ export class ReportError extends Error {
   }
 }
 
+/** The most GPUs seen in one hour of the period (cluster rollups), rounded up; 0 without data. */
+async function observedGpus(deps: ReportDeps, p: PeriodRange, now: number): Promise<number> {
+  const to = Math.min(p.end, now);
+  if (to <= p.start) return 0;
+  const series = await deps.history.backend.aggregate({
+    measurement: ROLLUP_MEASUREMENTS.cluster['1h'],
+    rp: deps.history.policies['1h'] ?? null,
+    fields: [{ field: 'gpus_mean', fn: 'max' }],
+    from: p.start,
+    to,
+    stepMs: to - p.start,
+    offsetMs: p.start,
+    fill: 'none',
+  });
+  let max = 0;
+  for (const s of series) for (const r of s.rows) max = Math.max(max, r[1] ?? 0);
+  return Math.ceil(max - 1e-9);
+}
+
 /** Usage rows per day and project over a period (up to now). */
 async function dailyRows(deps: ReportDeps, p: PeriodRange, now: number) {
   const to = Math.min(p.end, now);
@@ -96,7 +116,7 @@ export async function computeReport(
     throw new ReportError(404, 'NOT_FOUND', `unknown institution "${institution}" (known: ${known})`);
   }
   const carbon = config.accounting.carbon;
-  const centreGpus = deps.centreGpus();
+  const centreGpus = Math.max(deps.centreGpus(), await observedGpus(deps, period, now));
   const instOf = (project: string) => config.projects.get(project)?.institution ?? null;
   const inScope = (project: string) => institution === null || instOf(project) === institution;
 
