@@ -1,5 +1,5 @@
-// `gpupulse-agent --check`: which collectors work, nvidia-smi version, GPUs found, server reachable
-// and token accepted. Prints one line per check on stdout; exit code 1 when any check failed.
+// `gpupulse-agent --check`: which collectors work, nvidia-smi version, GPUs found, the node's
+// inventory (systeminformation, loaded here only), server reachable and token accepted. Prints one line per check on stdout; exit code 1 when any check failed.
 import { access, constants } from 'node:fs/promises';
 import { AGENT_NAMESPACE, type AgentAuth, PROTOCOL_VERSION } from '@gpupulse/protocol';
 import { io } from 'socket.io-client';
@@ -57,6 +57,40 @@ export function checkServer(
   });
 }
 
+/**
+ * The node's one-off inventory for `--check`: OS, kernel, machine, CPU, memory, read through
+ * systeminformation (imported here only: the running agent never loads it on Linux). Bounded by
+ * `timeoutMs` because its commands (dmidecode, PowerShell …) may hang; si.graphics() is left out on
+ * purpose (it runs nvidia-smi without a timeout; the nvidia-smi line above covers the GPUs).
+ */
+export async function siInventory(timeoutMs = 10_000): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    const si = await Promise.race([import('systeminformation'), timeout]);
+    const [sys, osi, cpu, mem] = await Promise.race([
+      Promise.all([si.system(), si.osInfo(), si.cpu(), si.mem()]),
+      timeout,
+    ]);
+    const words = (...xs: Array<string | undefined>) =>
+      xs
+        .map((x) => x?.trim())
+        .filter((x) => x && x !== 'Default string' && x !== 'To Be Filled By O.E.M.')
+        .join(' ');
+    const machine = words(sys.manufacturer, sys.model) || 'unknown machine';
+    return [
+      `${words(osi.distro, osi.release) || osi.platform} (kernel ${osi.kernel || 'unknown'}, ${osi.arch})`,
+      `${machine}${sys.virtual ? ' (virtual)' : ''}`,
+      `CPU ${words(cpu.manufacturer, cpu.brand) || 'unknown'} (${cpu.physicalCores} cores, ${cpu.cores} threads)`,
+      `${(mem.total / 2 ** 30).toFixed(1)} GiB memory`,
+    ].join(', ');
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function runCheck(
   config: AgentConfig,
   logger: Logger,
@@ -103,6 +137,12 @@ export async function runCheck(
         ? `${sample.gpus.length} found: ${sample.gpus.map((g) => `${g.index} ${g.name}`).join('; ')}`
         : 'none found',
   });
+  try {
+    print({ ok: true, what: 'inventory', detail: await siInventory() });
+  } catch (e) {
+    // informational: a node whose inventory commands hang still passes the check
+    print({ ok: null, what: 'inventory', detail: `systeminformation: ${(e as Error).message}` });
+  }
   const errors = sample.agent?.collectorErrors ?? {};
   const durations = sample.agent?.collectorDurationsMs ?? {};
   for (const c of collectors) {

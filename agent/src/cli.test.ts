@@ -82,6 +82,10 @@ describe('gpupulse-agent CLI', () => {
     });
     expect(stdout).toMatch(/^ok {4}nvidia-smi: version 590\.48\.01, driver 590\.48\.01, CUDA 13\.1$/m);
     expect(stdout).toMatch(/^ok {4}GPUs: 2 found/m);
+    // the one-off inventory through systeminformation: OS, kernel, CPU, memory of this machine
+    expect(stdout).toMatch(
+      /^ok {4}inventory: .+ \(kernel .+\), .+, CPU .+ \(\d+ cores, \d+ threads\), \d+\.\d GiB memory$/m,
+    );
     expect(stdout).toMatch(/^ok {4}collector host: works/m);
     expect(stdout).toMatch(/^ok {4}collector nvidia-smi-processes: works .*3 GPU process/m);
     expect(stdout).toMatch(/^skip {2}server: not configured/m);

@@ -1,4 +1,8 @@
 // Host parsers over literal /proc texts, and the collector on this machine's real /proc.
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { HostMetricsSchema } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { createHostCollector } from './index.ts';
@@ -13,6 +17,7 @@ import {
   ratePerSec,
   VIRTUAL_IFACE,
 } from './procfs.ts';
+import { createSiHostCollector, siToHostMetrics } from './systeminformation.ts';
 
 describe('host /proc parsers', () => {
   it('/proc/stat → total and per-core busy %', () => {
@@ -93,5 +98,94 @@ describe('host collector on this machine', () => {
     const root = h.filesystems?.find((f) => f.mount === '/');
     expect(root?.sizeBytes).toBeGreaterThan(0);
     expect(root?.usedBytes).toBeGreaterThan(0);
+  });
+});
+
+describe('host metrics through systeminformation (nodes without /proc)', () => {
+  it('maps a Windows reading: loopback and vEthernet left out, no load average, schema-valid', () => {
+    const host = siToHostMetrics(
+      {
+        load: { currentLoad: 12.5, cpus: [{ load: 10 }, { load: 15 }] as never },
+        mem: { total: 34_359_738_368, available: 17_179_869_184, swaptotal: 2_147_483_648, swapused: 0 },
+        net: [
+          { iface: 'Ethernet', rx_sec: 1000, tx_sec: 500 },
+          { iface: 'Loopback Pseudo-Interface 1', rx_sec: 99, tx_sec: 99 },
+          { iface: 'vEthernet (WSL)', rx_sec: 77, tx_sec: 77 },
+          { iface: 'Wi-Fi', rx_sec: null as never, tx_sec: -1 },
+        ],
+        disk: null, // fsStats: not on Windows
+        fs: [{ mount: 'C:', type: 'NTFS', size: 1e12, used: 4e11, available: 6e11 }],
+      },
+      'win32',
+    );
+    expect(HostMetricsSchema.parse(host)).toEqual(host);
+    expect(host).toMatchObject({
+      cpuPercent: 12.5,
+      cpuPerCorePercent: [10, 15],
+      memoryUsedBytes: 17_179_869_184,
+      memoryTotalBytes: 34_359_738_368,
+      swapUsedBytes: 0,
+      load1: null,
+      load15: null,
+      netRxBytesPerSec: 1000,
+      netTxBytesPerSec: 500,
+      diskReadBytesPerSec: null,
+      filesystems: [{ mount: 'C:', fsType: 'NTFS', sizeBytes: 1e12, usedBytes: 4e11, availableBytes: 6e11 }],
+    });
+    expect(host.netInterfaces?.map((n) => n.name)).toEqual(['Ethernet', 'Wi-Fi']);
+    expect(host.netInterfaces?.[1]).toEqual({ name: 'Wi-Fi', rxBytesPerSec: null, txBytesPerSec: null });
+  });
+
+  it('the real systeminformation on this machine agrees with /proc', async () => {
+    const si = createHostCollector({ source: 'systeminformation' });
+    await si.start?.();
+    const host = (await si.collect()).host;
+    if (!host) throw new Error('no host metrics from systeminformation');
+    expect(HostMetricsSchema.parse(host)).toEqual(host);
+    expect(host.memoryTotalBytes).toBe(os.totalmem());
+    expect(host.cpuPerCorePercent).toHaveLength(os.cpus().length);
+    expect(host.cpuPercent).toBeGreaterThanOrEqual(0);
+    expect(host.filesystems?.length).toBeGreaterThan(0);
+    const proc = createHostCollector({ source: 'procfs' });
+    await proc.start?.();
+    const p = (await proc.collect()).host;
+    expect(p?.memoryTotalBytes).toBe(host.memoryTotalBytes);
+    expect(p?.swapTotalBytes).toBe(host.swapTotalBytes);
+  }, 30_000);
+
+  it('a hung systeminformation call delays no sample, and hung refreshes are bounded', async () => {
+    let calls = 0;
+    const hang = () => {
+      calls++;
+      return new Promise<never>(() => {});
+    };
+    let t = 0;
+    const fake = { currentLoad: hang, mem: hang, networkStats: hang, fsStats: hang, fsSize: hang };
+    const c = createSiHostCollector({ load: async () => fake as never, refreshTimeoutMs: 50, now: () => t });
+    const started = Date.now();
+    await c.start?.();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    for (let i = 0; i < 20; i++) {
+      t += 1000;
+      const began = Date.now();
+      expect(await c.collect()).toEqual({ host: null });
+      expect(Date.now() - began).toBeLessThan(100);
+    }
+    // at most 3 refreshes in flight, each one call per function (fsSize only when due)
+    expect(calls).toBeLessThanOrEqual(3 * 5);
+  });
+
+  it('Linux never loads systeminformation in the sample path: only the non-Linux collector and --check import it, lazily', () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+    const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter(
+      (f) => f.endsWith('.ts') && !f.endsWith('.test.ts'),
+    );
+    const users: string[] = [];
+    for (const f of files) {
+      const text = readFileSync(join(root, f), 'utf8');
+      if (/^import\s+(?!type\b)[^;]*?from\s+'systeminformation'/m.test(text)) users.push(`${f} (static)`);
+      if (/import\('systeminformation'\)/.test(text)) users.push(f);
+    }
+    expect(users.sort()).toEqual(['check.ts', 'collectors/host/systeminformation.ts']);
   });
 });

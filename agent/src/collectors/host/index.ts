@@ -1,8 +1,9 @@
 // Host metrics straight from /proc (cheap reads + pure parsers in procfs.ts): CPU total and per
 // core, memory and swap, load, network per interface, disk I/O, uptime every tick; filesystem usage
 // (statfs, can hang on a dead NFS server) refreshed in the background every `fsRefreshMs`.
-// systeminformation is not used at run time (inventory.ts reads /etc/os-release and node:os): its per-call costs (and
-// si.graphics(), which runs nvidia-smi through execSync) stay out of this path.
+// systeminformation is not used on Linux (its per-call costs, and si.graphics(), which runs nvidia-smi
+// through execSync, stay out of this path); nodes without /proc (Windows, macOS) get the
+// systeminformation collector of ./systeminformation.ts instead, loaded only there.
 import { readFileSync } from 'node:fs';
 import { readFile, statfs } from 'node:fs/promises';
 import os from 'node:os';
@@ -22,6 +23,7 @@ import {
   ratePerSec,
   VIRTUAL_IFACE,
 } from './procfs.ts';
+import { createSiHostCollector, type SiHostCollectorOptions } from './systeminformation.ts';
 
 const finite = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
@@ -43,6 +45,11 @@ export function sumNetworkRates(
 }
 
 export interface HostCollectorOptions {
+  /**
+   * Where host metrics come from: `/proc` (Linux, the default there) or systeminformation (the
+   * default elsewhere: Windows GPU workstations, macOS).
+   */
+  source?: 'procfs' | 'systeminformation';
   /** Root of /proc (tests). */
   proc?: string;
   /** Filesystem usage refresh period (default 60 s). */
@@ -71,6 +78,13 @@ function readProcSync(path: string): string | null {
 }
 
 export function createHostCollector(options: HostCollectorOptions = {}): Collector {
+  const source = options.source ?? (process.platform === 'linux' ? 'procfs' : 'systeminformation');
+  if (source === 'systeminformation') {
+    const o: SiHostCollectorOptions = {};
+    if (options.fsRefreshMs !== undefined) o.fsRefreshMs = options.fsRefreshMs;
+    if (options.now) o.now = options.now;
+    return createSiHostCollector(o);
+  }
   const proc = options.proc ?? '/proc';
   const fsRefreshMs = options.fsRefreshMs ?? 60_000;
   const statfsTimeoutMs = options.statfsTimeoutMs ?? 2_000;
