@@ -473,9 +473,18 @@ export class NudgeEngine {
   }
 
   /** Newest first, filtered. */
-  list(filter: { node?: string; gpu?: string; user?: string; limit?: number } = {}): NudgesList {
-    const match = (x: { node: string; gpuUuid: string; user: string; gpuIndex?: number | null }) =>
+  list(
+    filter: { node?: string; gpu?: string; user?: string; project?: string; limit?: number } = {},
+  ): NudgesList {
+    const match = (x: {
+      node: string;
+      gpuUuid: string;
+      user: string;
+      gpuIndex?: number | null;
+      project?: string | null;
+    }) =>
       (!filter.node || x.node === filter.node) &&
+      (!filter.project || x.project === filter.project) &&
       (!filter.gpu || x.gpuUuid === filter.gpu || String(x.gpuIndex ?? '') === filter.gpu) &&
       (!filter.user || x.user === filter.user);
     const limit = filter.limit ?? 200;

@@ -155,7 +155,13 @@ export function createNudgeService(opts: NudgeServiceOptions): NudgeService {
         sendJson(
           res,
           200,
-          engine.list({ node: get('node'), gpu: get('gpu'), user: get('user'), limit }),
+          engine.list({
+            node: get('node'),
+            gpu: get('gpu'),
+            user: get('user'),
+            project: get('project'),
+            limit,
+          }),
           head,
         );
       },

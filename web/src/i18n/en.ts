@@ -1,4 +1,5 @@
 import { enAccess } from './en-access.ts';
+import { enNudges } from './en-nudges.ts';
 import { enViews } from './en-views.ts';
 import { enWall } from './en-wall.ts';
 
@@ -113,6 +114,7 @@ export const en = {
   ...enViews,
   ...enWall,
   ...enAccess,
+  ...enNudges,
 } as const;
 
 /** Structural type of a message catalogue: same keys, any string values. */

@@ -1,5 +1,6 @@
 import type { MessageSchema } from './en.ts';
 import { koAccess } from './ko-access.ts';
+import { koNudges } from './ko-nudges.ts';
 import { koViews } from './ko-views.ts';
 import { koWall } from './ko-wall.ts';
 
@@ -115,4 +116,5 @@ export const ko: MessageSchema = {
   ...koViews,
   ...koWall,
   ...koAccess,
+  ...koNudges,
 };

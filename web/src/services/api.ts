@@ -11,6 +11,8 @@ import {
   HistoryResponseSchema,
   type NodeProcesses,
   NodeProcessesSchema,
+  type NudgesList,
+  NudgesListSchema,
   type ProjectsMeta,
   ProjectsMetaSchema,
   type ProjectsUsage,
@@ -89,6 +91,7 @@ export const api = {
   history: (url: string, signal?: AbortSignal) =>
     getApi<HistoryResponse>(url, HistoryResponseSchema, { signal }),
   usage: (url: string, signal?: AbortSignal) => getApi<UsageResponse>(url, UsageResponseSchema, { signal }),
+  nudges: (url: string, signal?: AbortSignal) => getApi<NudgesList>(url, NudgesListSchema, { signal }),
   processes: (node: string, signal?: AbortSignal) =>
     getApi<NodeProcesses>(processesUrl(node), NodeProcessesSchema, { signal }),
 };
