@@ -1,4 +1,5 @@
 import { enAccess } from './en-access.ts';
+import { enMetrics } from './en-metrics.ts';
 import { enNudges } from './en-nudges.ts';
 import { enViews } from './en-views.ts';
 import { enWall } from './en-wall.ts';
@@ -113,6 +114,7 @@ export const en = {
   },
   ...enViews,
   ...enWall,
+  ...enMetrics,
   ...enAccess,
   ...enNudges,
 } as const;

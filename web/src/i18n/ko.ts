@@ -1,5 +1,6 @@
 import type { MessageSchema } from './en.ts';
 import { koAccess } from './ko-access.ts';
+import { koMetrics } from './ko-metrics.ts';
 import { koNudges } from './ko-nudges.ts';
 import { koViews } from './ko-views.ts';
 import { koWall } from './ko-wall.ts';
@@ -115,6 +116,7 @@ export const ko: MessageSchema = {
   },
   ...koViews,
   ...koWall,
+  ...koMetrics,
   ...koAccess,
   ...koNudges,
 };
