@@ -195,6 +195,31 @@ describe('nudges over a real SMTP server', () => {
     await page.context().close();
   }, 60_000);
 
+  it('My work and the GPU page show the nudge and the snooze, in en and ko', async () => {
+    const list = await nudges(`?user=${encodeURIComponent(first.user)}`);
+    const snooze = list.nudges.find((x) => x.kind === 'snooze')!;
+    const nudge = list.nudges.find((x) => x.kind === 'nudge' && x.gpuUuid === snooze.gpuUuid)!;
+    for (const locale of ['en', 'ko'] as const) {
+      const { page, errors } = await openPage(stack.browser, stack.server.url, { locale });
+      await page.goto(`${stack.server.url}/me?user=${encodeURIComponent(first.user)}`);
+      const summary = page.locator('[data-testid="nudge-summary"]');
+      await summary.waitFor({ timeout: 15_000 });
+      expect(await summary.getAttribute('data-snoozed')).toBe(String(snooze.until));
+      const text = (await summary.textContent()) ?? '';
+      if (locale === 'en') expect(text).toMatch(/was nudged at .*; snoozed until /);
+      else expect(text).toMatch(/알림을 보냈습니다; .*까지 알림 끔/);
+      await screenshot(page, `nudge-mywork-${locale}`);
+      await page.goto(`${stack.server.url}/node/${encodeURIComponent(nudge.node)}/gpu/${nudge.gpuIndex}`);
+      await page.locator('[data-testid="nudge-summary"]').waitFor({ timeout: 15_000 });
+      expect(await page.locator('[data-testid="nudge-record"][data-kind="nudge"]').count()).toBeGreaterThan(
+        0,
+      );
+      await screenshot(page, `nudge-gpu-${locale}`);
+      expect(errors.filter((e) => !/status of 404/.test(e))).toEqual([]);
+      await page.context().close();
+    }
+  }, 60_000);
+
   it('counts e-mails in /metrics', async () => {
     const text = await (await fetch(`${stack.server.url}/metrics`)).text();
     const sent = /gpupulse_nudge_emails_total\{result="sent"\} (\d+)/.exec(text);
