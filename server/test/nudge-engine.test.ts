@@ -12,7 +12,7 @@ const MIN = 60_000;
 const HOUR = 3_600_000;
 
 class Outbox implements Mailer {
-  readonly configured = true;
+  configured = true;
   readonly sent: MailMessage[] = [];
   describe() {
     return 'smtp://outbox:25';
@@ -163,6 +163,22 @@ describe('nudge engine (injected clock)', () => {
     const resolved = s.engine.list().nudges[0]!;
     expect(resolved.kind).toBe('resolved');
     expect(resolved.idleMsAfterNudge).toBe(5 * HOUR + 1000);
+  });
+
+  it('without SMTP: records the nudge with e-mail "not configured" (and no address: "no-address")', async () => {
+    const s = setup(
+      FILE.replace('mail: { template: "{user}@example.ac.kr", defaultLanguage: en }\n', '').replace(
+        'lead: prof.kim',
+        'lead: lead@example.ac.kr',
+      ),
+    );
+    (s.outbox as { configured: boolean }).configured = false;
+    s.setGpus([gpu('gpu-01', 0, T0, 'kim.minji', 'fu-video'), gpu('gpu-01', 1, T0, 'nobody', 'fu-video')]);
+    await s.step(30 * MIN);
+    expect(s.outbox.sent).toEqual([]);
+    const byUser = Object.fromEntries(s.engine.list().nudges.map((r) => [r.user, r.email]));
+    expect(byUser).toEqual({ 'kim.minji': 'not-configured', nobody: 'no-address' });
+    expect(s.engine.list().email).toBe('not-configured');
   });
 
   it('writes to a ko user in Korean and to the address in users:', async () => {
