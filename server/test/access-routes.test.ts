@@ -27,6 +27,9 @@ const EXPECTED: Record<string, Role> = {
   'GET /api/v1/history': 'display',
   'GET /api/v1/reports/:period': 'display',
   'GET /api/v1/usage': 'display',
+  'GET /api/v1/nudges': 'viewer',
+  'GET /nudge/snooze': 'none',
+  'POST /nudge/snooze': 'none',
   'GET /auth/*': 'none',
   'POST /auth/*': 'none',
 };
@@ -49,6 +52,9 @@ const REQUESTS: Record<string, { method: string; path: string; body?: string }> 
   },
   'GET /api/v1/reports/:period': { method: 'GET', path: '/api/v1/reports/2026-11' },
   'GET /api/v1/usage': { method: 'GET', path: '/api/v1/usage?groupBy=project' },
+  'GET /api/v1/nudges': { method: 'GET', path: '/api/v1/nudges?user=kim' },
+  'GET /nudge/snooze': { method: 'GET', path: '/nudge/snooze?t=not-a-link' },
+  'POST /nudge/snooze': { method: 'POST', path: '/nudge/snooze' },
   'GET /auth/*': { method: 'GET', path: '/auth/login' },
   'POST /auth/*': { method: 'POST', path: '/auth/logout' },
 };
