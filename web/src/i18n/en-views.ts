@@ -36,6 +36,7 @@ export const enViews = {
     none: 'none',
   },
   node: {
+    offlineLastSeen: 'offline · last seen {ago}',
     title: 'Node {name}',
     back: 'All nodes',
     breadcrumb: 'Breadcrumb',
@@ -143,7 +144,8 @@ export const enViews = {
     kinds: { user: 'User', project: 'Project', job: 'Job' },
     kindLabel: 'Look up by',
     inputLabel: 'Name or id',
-    placeholder: 'e.g. kim.minji, fu_video, 4812',
+    placeholder: 'e.g. {examples}',
+    placeholderNone: 'a user, project or job',
     show: 'Show',
     clear: 'Clear',
     suggestions: 'Suggestions',
@@ -186,6 +188,11 @@ export const enViews = {
       },
     },
     severity: { warning: 'Warning', info: 'Note', ok: 'Good' },
+  },
+  names: {
+    slurmJob: 'Slurm job {id}',
+    pod: 'pod {id}',
+    container: 'container {id}',
   },
   trends: {
     title: 'Trends',

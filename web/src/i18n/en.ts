@@ -1,6 +1,7 @@
 import { enAccess } from './en-access.ts';
 import { enMetrics } from './en-metrics.ts';
 import { enNudges } from './en-nudges.ts';
+import { enReports } from './en-reports.ts';
 import { enViews } from './en-views.ts';
 import { enWall } from './en-wall.ts';
 
@@ -90,8 +91,15 @@ export const en = {
     power: 'Power',
     project: 'Project',
     noProject: 'no process',
-    unassigned: 'unassigned',
+    unassigned: 'Unassigned',
     unknown: 'unknown',
+    activity: {
+      offline: 'Offline (node not reporting)',
+      unknown: 'Unknown (stale data)',
+      inUse: 'In use',
+      idleHeld: 'Held but idle',
+      free: 'Free',
+    },
     hot: 'Hot',
     state: 'State',
     stateStale: 'stale',
@@ -117,6 +125,7 @@ export const en = {
   ...enMetrics,
   ...enAccess,
   ...enNudges,
+  ...enReports,
 } as const;
 
 /** Structural type of a message catalogue: same keys, any string values. */

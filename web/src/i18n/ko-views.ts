@@ -37,6 +37,7 @@ export const koViews: Widen<typeof enViews> = {
     none: '없음',
   },
   node: {
+    offlineLastSeen: '오프라인 · 마지막 수신 {ago}',
     title: '노드 {name}',
     back: '전체 노드',
     breadcrumb: '현재 위치',
@@ -139,7 +140,8 @@ export const koViews: Widen<typeof enViews> = {
     kinds: { user: '사용자', project: '프로젝트', job: '작업' },
     kindLabel: '조회 기준',
     inputLabel: '이름 또는 ID',
-    placeholder: '예: kim.minji, fu_video, 4812',
+    placeholder: '예: {examples}',
+    placeholderNone: '사용자, 프로젝트 또는 작업',
     show: '보기',
     clear: '지우기',
     suggestions: '추천 항목',
@@ -177,6 +179,11 @@ export const koViews: Widen<typeof enViews> = {
       causes: { thermal: '발열', power: '전력 상한', powerBrake: '전력 브레이크', hardware: '하드웨어 감속' },
     },
     severity: { warning: '주의', info: '참고', ok: '양호' },
+  },
+  names: {
+    slurmJob: 'Slurm 작업 {id}',
+    pod: '파드 {id}',
+    container: '컨테이너 {id}',
   },
   trends: {
     title: '추이',

@@ -2,6 +2,7 @@ import type { MessageSchema } from './en.ts';
 import { koAccess } from './ko-access.ts';
 import { koMetrics } from './ko-metrics.ts';
 import { koNudges } from './ko-nudges.ts';
+import { koReports } from './ko-reports.ts';
 import { koViews } from './ko-views.ts';
 import { koWall } from './ko-wall.ts';
 
@@ -94,6 +95,13 @@ export const ko: MessageSchema = {
     noProject: '프로세스 없음',
     unassigned: '미지정',
     unknown: '알 수 없음',
+    activity: {
+      offline: '오프라인 (노드 응답 없음)',
+      unknown: '알 수 없음 (지연된 데이터)',
+      inUse: '사용 중',
+      idleHeld: '점유 중 유휴',
+      free: '비어 있음',
+    },
     hot: '고온',
     state: '상태',
     stateStale: '지연',
@@ -119,4 +127,5 @@ export const ko: MessageSchema = {
   ...koMetrics,
   ...koAccess,
   ...koNudges,
+  ...koReports,
 };
