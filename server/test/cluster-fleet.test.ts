@@ -23,7 +23,7 @@ function track(
   const seen = new Map<string, number | null>(snapshot.nodes.map((n) => [n.node, n.lastSampleTs]));
   socket.on('fleet:delta', (d) => {
     for (const n of d.nodes) seen.set(n.node, n.lastSampleTs);
-    for (const p of d.patches) if (p.lastSampleTs !== undefined) seen.set(p.node, p.lastSampleTs);
+    for (const p of d.patches ?? []) if (p.lastSampleTs !== undefined) seen.set(p.node, p.lastSampleTs);
     for (const r of d.removed) seen.delete(r);
   });
   return seen;
