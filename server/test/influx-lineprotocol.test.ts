@@ -1,3 +1,4 @@
+import { escape as lpEscape } from '@influxdata/influxdb-client';
 import { describe, expect, it } from 'vitest';
 import { InfluxBackend } from '../src/history/query-backend.ts';
 import { droppedCount, InfluxStore, quoteIdent } from '../src/storage/influx-store.ts';
@@ -5,6 +6,7 @@ import {
   BACKSLASH_REPLACEMENT,
   NAME_REPLACEMENT,
   storedName,
+  storedString,
   toLineProtocol,
 } from '../src/storage/line-protocol.ts';
 import { startManagedInfluxd } from '../src/storage/managed-influxd.ts';
@@ -129,6 +131,56 @@ describe('storedName: what InfluxDB cannot store portably is replaced, nothing e
 });
 
 // No skip: the test command installs influxd, and a missing one must fail loudly.
+/** The plain reading of line protocol (tuples, a sort per point): what the lean writer must equal. */
+function referenceLine(p: MetricPoint): string | null {
+  const fields: [string, string][] = [];
+  for (const k in p.ints ?? {}) fields.push([storedName(k), `${Math.round(p.ints![k]!)}i`]);
+  for (const k in p.floats ?? {}) fields.push([storedName(k), String(p.floats![k])]);
+  for (const k in p.strings ?? {})
+    fields.push([storedName(k), lpEscape.quoted(storedString(p.strings![k]!))]);
+  if (fields.length === 0) return null;
+  const tags = Object.entries(p.tags)
+    .filter(([, v]) => v !== '')
+    .map(([k, v]) => [storedName(k), storedName(v)] as [string, string]);
+  const byKey = (a: [string, string], b: [string, string]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+  tags.sort(byKey);
+  fields.sort(byKey);
+  let line = lpEscape.measurement(storedName(p.measurement));
+  for (const [k, v] of tags) line += `,${lpEscape.tag(k)}=${lpEscape.tag(v)}`;
+  line += ` ${fields.map(([k, v]) => `${lpEscape.tag(k)}=${v}`).join(',')}`;
+  return `${line} ${Math.trunc(p.ts)}`;
+}
+
+describe('line protocol writer: the same text as the plain reading, without a tuple per field', () => {
+  it('random points with hostile names in any key order (names cached across points)', () => {
+    const names = [...randomStrings(300, 7), 'host', 'uuid', 'a', 'b', 'utilization_gpu', 'Z', 'a b', 'a,b'];
+    let seed = 11;
+    const pick = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return names[seed % names.length]!;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const p: MetricPoint = {
+        measurement: pick(),
+        tags: {},
+        ints: {},
+        floats: {},
+        strings: {},
+        ts: 1_750_000_000_000 + i,
+      };
+      const n = i % 40;
+      for (let j = 0; j < n; j++) {
+        const kind = (j + i) % 4;
+        if (kind === 0) p.tags[pick()] = j % 7 === 0 ? '' : pick();
+        else if (kind === 1) p.ints![pick()] = j * 1000 - 7;
+        else if (kind === 2) p.floats![pick()] = j / 3;
+        else p.strings![pick()] = pick();
+      }
+      expect(toLineProtocol(p)).toBe(referenceLine(p));
+    }
+  });
+});
+
 describe('line protocol round trip through a real influxd', () => {
   it('hostile tag values, tag keys, field keys and string fields are stored and read back', async () => {
     const { store } = await influx();

@@ -4,7 +4,12 @@
 // (agent sample → dashboard delta) and checks that every acked sample is in InfluxDB.
 //
 //   pnpm --filter @gpupulse/test exec tsx bench/server-bench.ts      (env: NODES=1000 GPUS=8 SECONDS=60)
+//
+// More env: BENCH_BARE=0 skips the baseline; BENCH_CPU_PROF=<dir> / BENCH_HEAP_PROF=<dir> record a
+// CPU profile / sampling heap profile of the server (bench/profile-preload.mjs), written there when it stops.
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { connectDashboard } from '../src/support/dashboard.ts';
 import { rows, startInfluxd } from '../src/support/influxd.ts';
 import { repoRoot } from '../src/support/paths.ts';
@@ -16,6 +21,32 @@ const NODES = Number(process.env.NODES ?? 1000);
 const GPUS = Number(process.env.GPUS ?? 8);
 const SECONDS = Number(process.env.SECONDS ?? 60);
 const WARMUP_MS = Number(process.env.WARMUP_MS ?? 15_000);
+const BARE = process.env.BENCH_BARE !== '0';
+const CPU_PROF = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null;
+const HEAP_PROF = process.env.BENCH_HEAP_PROF ? resolve(process.env.BENCH_HEAP_PROF) : null;
+
+/** The pid of this process's own child named `comm` (not another bench's), NaN when none. */
+function ownChild(comm: string): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (name === comm && ppid === process.pid) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return Number.NaN;
+}
+
+/** Bytes a process read and wrote through syscalls (sockets included), from /proc/<pid>/io. */
+function ioBytes(pid: number): { read: number; written: number } {
+  const text = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const v = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { read: v('rchar'), written: v('wchar') };
+}
 
 function simStats(
   sim: Proc,
@@ -29,11 +60,17 @@ function simStats(
   return last ? JSON.parse(last) : { connected: 0, sent: 0, acked: 0, rejected: 0 };
 }
 
-async function waitConnected(sim: Proc): Promise<void> {
-  await waitFor('all simulated nodes connected', () => simStats(sim).connected >= NODES, 120_000, 1000);
+async function waitConnected(sim: Proc, server?: Proc): Promise<void> {
+  try {
+    await waitFor('all simulated nodes connected', () => simStats(sim).connected >= NODES, 120_000, 1000);
+  } catch (err) {
+    console.error(`sim: ${JSON.stringify(simStats(sim))}\n${sim.output().slice(-2000)}`);
+    if (server) console.error(`server: ${server.output().slice(-3000)}`);
+    throw err;
+  }
 }
 
-async function baseline(): Promise<{ cpu: number; rss: number }> {
+async function baseline(): Promise<{ cpu: number; rss: number; readPerGpuSample: number }> {
   const port = await freePort();
   const bare = startProcess(process.execPath, [
     '--import',
@@ -53,16 +90,34 @@ async function baseline(): Promise<{ cpu: number; rss: number }> {
   await waitConnected(sim);
   await sleep(WARMUP_MS);
   const pid = bare.child.pid!;
+  // The bare server reads nothing but the agents' frames: its read bytes per acked GPU-sample are
+  // the wire cost agent → server (WebSocket framing included).
+  const io0 = ioBytes(pid);
+  const acked0 = simStats(sim).acked;
   const cpu = await cpuPercentOver(pid, SECONDS * 1000);
+  const io1 = ioBytes(pid);
+  const acked = simStats(sim).acked - acked0;
   const rss = peakRssMiB(pid);
   await sim.stop();
   await bare.stop();
-  return { cpu, rss };
+  return { cpu, rss, readPerGpuSample: (io1.read - io0.read) / Math.max(1, acked * GPUS) };
 }
 
 async function gpupulse() {
   const influx = await startInfluxd();
-  const server = await startServer({ GPUPULSE_INFLUX_URL: influx.url, GPUPULSE_LOG_LEVEL: 'warn' });
+  // Profiles through the inspector (bench/profile-preload.mjs): `--cpu-prof` is refused in NODE_OPTIONS.
+  const profiling = CPU_PROF !== null || HEAP_PROF !== null;
+  const server = await startServer({
+    GPUPULSE_INFLUX_URL: influx.url,
+    GPUPULSE_LOG_LEVEL: 'warn',
+    ...(profiling
+      ? {
+          NODE_OPTIONS: `--import ${pathToFileURL(resolve(repoRoot, 'test/bench/profile-preload.mjs')).href}`,
+          ...(CPU_PROF ? { BENCH_CPU_PROF: CPU_PROF } : {}),
+          ...(HEAP_PROF ? { BENCH_HEAP_PROF: HEAP_PROF } : {}),
+        }
+      : {}),
+  });
   const sim = startSim(server.url, [
     '--nodes',
     String(NODES),
@@ -71,13 +126,14 @@ async function gpupulse() {
     '--prefix',
     'load',
   ]);
-  await waitConnected(sim);
+  await waitConnected(sim, server);
   await sleep(WARMUP_MS);
 
   const dash = connectDashboard(server.url);
   const lags: number[] = [];
   let deltaBytes = 0;
   let deltaCount = 0;
+  let gpuSamplesSeen = 0;
   const seen = new Map<string, number>();
   dash.socket.on('fleet:delta', (d) => {
     const now = Date.now();
@@ -86,18 +142,13 @@ async function gpupulse() {
       if (typeof ts === 'number' && seen.get(n.node) !== ts) {
         seen.set(n.node, ts);
         lags.push(now - ts);
+        gpuSamplesSeen += GPUS;
       }
     }
     deltaBytes += JSON.stringify(d).length;
     deltaCount++;
   });
-  const influxPid = Number(
-    /\d+/.exec(
-      (await import('node:child_process'))
-        .execSync(`pgrep -f "influxd -config .*gpupulse-influxd"`)
-        .toString(),
-    )?.[0],
-  );
+  const influxPid = ownChild('influxd');
   const pid = server.child.pid!;
   const acked0 = simStats(sim).acked;
   const influxCpu0 = Number.isFinite(influxPid) ? cpuSeconds(influxPid) : Number.NaN;
@@ -123,9 +174,11 @@ async function gpupulse() {
       ?.count ?? 0,
   );
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
-  await server.stop();
+  // A profiled server writes its profile on exit: give it time.
+  await server.stop(profiling ? 60_000 : undefined);
   await influx.stop();
   return {
+    deltaBytesPerGpuSample: deltaBytes / Math.max(1, gpuSamplesSeen),
     cpu,
     rss,
     influxCpu,
@@ -146,7 +199,7 @@ try {
   console.log(
     `server benchmark: ${NODES} nodes × ${GPUS} GPUs at 1 Hz, ${SECONDS} s measured after ${WARMUP_MS / 1000} s warm-up`,
   );
-  const base = await baseline();
+  const base = BARE ? await baseline() : { cpu: Number.NaN, rss: Number.NaN, readPerGpuSample: Number.NaN };
   const g = await gpupulse();
   const drops = g.metrics.split('\n').filter((l) => /drop/i.test(l) && !l.startsWith('#'));
   console.log('');
@@ -164,6 +217,9 @@ try {
   );
   console.log(`write backlog drained ${fmt(g.drainSeconds, 1)} s after the load stopped`);
   console.log(`fleet:delta size: ${fmt(g.deltaKiB, 0)} KiB per delta (JSON)`);
+  console.log(
+    `wire bytes per GPU-sample: agent → server ${fmt(base.readPerGpuSample, 0)} (bare server's reads), server → wall ${fmt(g.deltaBytesPerGpuSample, 0)} (fleet:delta JSON)`,
+  );
   console.log(
     `samples sent ${g.sent}, acked ${g.acked} (rejected ${g.rejected}); nvidia_smi points in InfluxDB: ${g.count} = ${fmt(g.count / GPUS, 0)} samples × ${GPUS} GPUs`,
   );

@@ -82,6 +82,8 @@ export class AlertEngine {
    * changes, so the same object means the same inputs. Cleared when the rules change.
    */
   private readonly lastViews = new Map<string, NodeView>();
+  /** Scratch: per GPU of the node being judged, 1 when its rule inputs changed. */
+  private inputsChanged: number[] = [];
   /** Whether a `gpu_idle_held` rule is enabled (its condition moves with the clock). */
   private idleRule: boolean;
 
@@ -200,6 +202,18 @@ export class AlertEngine {
         continue;
       }
       const online = n.status === 'online';
+      // Per GPU of an untracked node, once: did its rule inputs change since the last evaluation?
+      const moved = this.inputsChanged;
+      let changedGpus = 0;
+      if (!tracked) {
+        for (let i = 0; i < n.gpus.length; i++) {
+          const g = n.gpus[i]!;
+          const before = prev?.gpus[i];
+          const differs = before === undefined || g.idleHeldSince != null || !sameInputs(before, g);
+          moved[i] = differs ? 1 : 0;
+          if (differs) changedGpus++;
+        }
+      }
       for (const rule of this.rules) {
         switch (rule.kind) {
           case 'node_offline':
@@ -244,6 +258,7 @@ export class AlertEngine {
           case 'xid':
             break; // below, from recorded events
           default:
+            if (!tracked && changedGpus === 0) break;
             if (!online) {
               // No fresh data: neither fire nor resolve (node_offline speaks for the node).
               this.keep(rule, n.node, seen);
@@ -251,14 +266,10 @@ export class AlertEngine {
             }
             for (let i = 0; i < n.gpus.length; i++) {
               const g = n.gpus[i]!;
-              if (!tracked) {
-                // Untracked (nearly every node): a GPU whose rule inputs did not change since the
-                // last evaluation stays quiet; a changed one is judged without allocating unless
-                // its condition holds.
-                const before = prev?.gpus[i];
-                if (before !== undefined && sameInputs(before, g) && g.idleHeldSince == null) continue;
-                if (this.quiet(rule, n.node, g, now)) continue;
-              }
+              // Untracked (nearly every node): a GPU whose rule inputs did not change since the
+              // last evaluation stays quiet; a changed one is judged without allocating unless
+              // its condition holds.
+              if (!tracked && (moved[i] === 0 || this.quiet(rule, n.node, g, now))) continue;
               const cond = this.gpuCondition(rule, n.node, g, now);
               // null: the value is unknown right now; a firing alert stays as it is.
               if (cond) judge(rule, n.node, g, cond);
@@ -482,7 +493,8 @@ export class AlertEngine {
       t.pendingSince ??= now;
       if (t.alert) {
         t.alert.value = cond.value;
-        if (cond.value !== null && (t.alert.peak == null || cond.value > t.alert.peak)) t.alert.peak = cond.value;
+        if (cond.value !== null && (t.alert.peak == null || cond.value > t.alert.peak))
+          t.alert.peak = cond.value;
         t.alert.message = messageOf(cond);
         return;
       }

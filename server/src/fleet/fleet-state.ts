@@ -104,6 +104,17 @@ export function inTsOrder(samples: readonly Sample[]): boolean {
   return true;
 }
 
+/** Shared empty lists of the views of GPUs without processes (views are never mutated). */
+const NONE: string[] = [];
+const NO_SHARES: ProcessShare[] = [];
+const uniq = (xs: Array<string | null>) => [...new Set(xs.filter((x): x is string => x !== null))].sort();
+
+/** Whether a process of the list runs on GPU `uuid` (lists are short: a loop, no set). */
+function held(processes: readonly GpuProcess[], uuid: string): boolean {
+  for (const p of processes) if (p.gpuUuid === uuid) return true;
+  return false;
+}
+
 interface NodeEntry {
   node: string;
   status: NodeStatus;
@@ -425,13 +436,20 @@ export class FleetState {
 
   private trackIdle(e: NodeEntry, s: Sample): void {
     const now = this.clock.now();
-    const held = new Set(e.processes.map((p) => p.gpuUuid));
     for (const g of s.gpus) {
       const u = g.utilizationGpuPercent;
-      const low = held.has(g.uuid) && u !== null && u < this.idleThresholdPercent && g.state === 'ok';
-      if (!low) e.idleSince.delete(g.uuid);
-      else if (!e.idleSince.has(g.uuid)) e.idleSince.set(g.uuid, now);
+      // Utilization first: a busy GPU (nearly all of them) needs no look at the process list.
+      const low =
+        u !== null &&
+        u !== undefined &&
+        u < this.idleThresholdPercent &&
+        g.state === 'ok' &&
+        held(e.processes, g.uuid);
+      if (!low) {
+        if (e.idleSince.size > 0) e.idleSince.delete(g.uuid);
+      } else if (!e.idleSince.has(g.uuid)) e.idleSince.set(g.uuid, now);
     }
+    if (e.idleSince.size === 0) return;
     for (const uuid of e.idleSince.keys()) if (!s.gpus.some((g) => g.uuid === uuid)) e.idleSince.delete(uuid);
   }
 
@@ -453,15 +471,14 @@ export class FleetState {
     const s = e.lastSample;
     const shares = this.sharesOf(e);
     const now = this.clock.now();
-    const uniq = (xs: Array<string | null>) => [...new Set(xs.filter((x): x is string => x !== null))].sort();
     const gpus: GpuView[] = (s?.gpus ?? []).map((g) => {
-      const sh = shares.get(g.uuid) ?? [];
+      const sh = shares.get(g.uuid) ?? NO_SHARES;
       const since = e.idleSince.get(g.uuid) ?? null;
       return {
         ...g,
         project: topProject(sh),
-        users: uniq(sh.map((x) => x.user)),
-        jobs: uniq(sh.map((x) => x.job)),
+        users: sh.length === 0 ? NONE : uniq(sh.map((x) => x.user)),
+        jobs: sh.length === 0 ? NONE : uniq(sh.map((x) => x.job)),
         processCount: sh.length,
         idleHeldSince: since,
         idleHeld: since !== null && now - since >= this.idleWindowMs,

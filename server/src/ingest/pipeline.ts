@@ -1,13 +1,25 @@
 /**
- * Ingest stages after validation, for the accepted samples of one report of one node:
- * admission (backpressure) → fleet state (live view, process lists, rollups) → points → write
- * buffer → driver events (alerts). The socket handler validates, hands over and acks.
+ * The server's ingest pipeline for the accepted samples of one report of one node. Each stage is
+ * a module with one input type:
+ *
+ * 1. validation — `ingest/validate.ts`: the raw report → `Sample[]` accepted + refused ones
+ *    (done by the socket handler, which then hands the accepted samples over here and acks);
+ * 2. admission — `storage/write-buffer.ts` `admit()`: refuse the report (UNAVAILABLE, nothing
+ *    recorded, the agent keeps and resends it) when storage is too far behind;
+ * 3. fleet state — `fleet/fleet-state.ts` `ingest()`: `Sample[]` → `IngestedSample[]` (ts order,
+ *    sorted only when out of order; process deltas applied once); updates the live view and
+ *    hands the same `IngestedSample[]` to the rollups (`onSamples`);
+ * 4. points — `ingest/points.ts`: `IngestedSample[]` → `MetricPoint[]`;
+ * 5. write buffer — `storage/write-buffer.ts` `enqueue()`: `MetricPoint[]` → batches → InfluxDB
+ *    (or the disk spool when storage is slow or down);
+ * 6. driver events — `GpuEvent[]` → the alert engine (`onGpuEvents`); alert rules themselves run
+ *    on the live view once a second (`alerts/engine.ts`, only for what changed).
  */
 import type { GpuEvent, GpuMetrics, Sample } from '@gpupulse/protocol';
 import type { FleetState } from '../fleet/fleet-state.ts';
 import type { MetricPoint } from '../storage/metric-store.ts';
-import { SlowFieldGate, samplePoints } from '../storage/schema.ts';
 import type { WriteBuffer } from '../storage/write-buffer.ts';
+import { PointsStage } from './points.ts';
 
 export interface IngestPipelineDeps {
   fleet: FleetState;
@@ -34,9 +46,11 @@ function estimatePoints(samples: readonly Sample[]): number {
 }
 
 export class IngestPipeline {
-  private readonly slowFields = new SlowFieldGate();
+  private readonly points: PointsStage;
 
-  constructor(private readonly deps: IngestPipelineDeps) {}
+  constructor(private readonly deps: IngestPipelineDeps) {
+    this.points = new PointsStage(() => deps.fleet.attributeFn);
+  }
 
   /**
    * Takes validated samples of `node`. Refused as a whole (`UNAVAILABLE`, nothing recorded, the
@@ -53,16 +67,18 @@ export class IngestPipeline {
     }
     const { samples: ingested } = fleet.ingest(node, samples, { replay });
     const points: MetricPoint[] = [];
-    for (const { sample, processes } of ingested) {
-      for (const p of samplePoints(node, sample, processes, fleet.attributeFn, this.slowFields))
-        points.push(p);
-    }
+    const n = this.points.build(node, ingested, points);
     buffer.enqueue(points);
-    if (this.deps.onGpuEvents) {
-      const events: GpuEvent[] = [];
-      for (const { sample } of ingested) if (sample.gpuEvents?.length) events.push(...sample.gpuEvents);
-      if (events.length > 0) this.deps.onGpuEvents(node, events, ingested[ingested.length - 1]!.sample.gpus);
+    const onGpuEvents = this.deps.onGpuEvents;
+    if (onGpuEvents) {
+      let events: GpuEvent[] | null = null;
+      for (const { sample } of ingested) {
+        if (!sample.gpuEvents?.length) continue;
+        events ??= [];
+        events.push(...sample.gpuEvents);
+      }
+      if (events !== null) onGpuEvents(node, events, ingested[ingested.length - 1]!.sample.gpus);
     }
-    return { ok: true, points: points.length };
+    return { ok: true, points: n };
   }
 }

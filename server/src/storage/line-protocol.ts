@@ -22,7 +22,8 @@
  *   finite ms time inside InfluxDB's range (1677…2262), or that has no field left, yields no line
  *   and is counted (`LineStats.pointsDropped`).
  *
- * Tags and fields are sorted by key, as the library's `Point` does.
+ * Tags and fields are sorted by key, as the library's `Point` does. Names are worked out once each
+ * (a bounded cache) and no object is made per field: this runs for every point written.
  */
 
 import { escape as lp } from '@influxdata/influxdb-client';
@@ -71,7 +72,66 @@ export interface LineStats {
 
 export const newLineStats = (): LineStats => ({ fieldsDropped: 0, pointsDropped: 0, lastReason: null });
 
-const byKey = (a: [string, string], b: [string, string]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+/**
+ * A name as stored and as written: `stored` (storedName, what keys sort by) and `escaped` (its
+ * line-protocol form). Names repeat from point to point (field and tag keys, hosts, UUIDs, GPU
+ * models …): each is worked out once and kept, in a bounded cache cleared when full.
+ */
+interface NameForm {
+  stored: string;
+  escaped: string;
+}
+const MAX_CACHED_NAMES = 100_000;
+const tagNames = new Map<string, NameForm>();
+const measurementNames = new Map<string, string>();
+
+function nameForm(raw: string): NameForm {
+  let f = tagNames.get(raw);
+  if (f === undefined) {
+    const stored = storedName(raw);
+    f = { stored, escaped: lp.tag(stored) };
+    if (tagNames.size >= MAX_CACHED_NAMES) tagNames.clear();
+    tagNames.set(raw, f);
+  }
+  return f;
+}
+
+function measurementName(raw: string): string {
+  let m = measurementNames.get(raw);
+  if (m === undefined) {
+    m = lp.measurement(storedName(raw));
+    if (measurementNames.size >= 10_000) measurementNames.clear();
+    measurementNames.set(raw, m);
+  }
+  return m;
+}
+
+/**
+ * Scratch space of `toLineProtocol` (reused from call to call: no array or tuple per point or
+ * field): the sort key, the `key=value` text and the order of each field or tag.
+ */
+const fieldKeys: string[] = [];
+const fieldTexts: string[] = [];
+const fieldOrder: number[] = [];
+const tagKeys: string[] = [];
+const tagTexts: string[] = [];
+const tagOrder: number[] = [];
+
+/** Sorts `order[0..n)` by `keys` (stable: binary insertion; n is a point's field count, tens). */
+function sortOrder(keys: readonly string[], order: number[], n: number): void {
+  for (let i = 0; i < n; i++) {
+    const k = keys[i]!;
+    let lo = 0;
+    let hi = i;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (keys[order[mid]!]! > k) hi = mid;
+      else lo = mid + 1;
+    }
+    for (let j = i; j > lo; j--) order[j] = order[j - 1]!;
+    order[lo] = i;
+  }
+}
 
 /**
  * One line of line protocol, or null when the point cannot be written (no field, or a timestamp
@@ -86,7 +146,7 @@ export function toLineProtocol(p: MetricPoint, stats?: LineStats): string | null
     }
     return null;
   }
-  const fields: [string, string][] = [];
+  let nf = 0;
   const drop = (k: string, v: number, why: string) => {
     if (stats) {
       stats.fieldsDropped++;
@@ -98,33 +158,48 @@ export function toLineProtocol(p: MetricPoint, stats?: LineStats): string | null
       const v = Math.round(p.ints[k]!);
       if (!Number.isFinite(v)) drop(k, v, 'not a finite number');
       else if (Math.abs(v) >= INT64_LIMIT) drop(k, v, 'outside int64');
-      else fields.push([storedName(k), `${v}i`]);
+      else {
+        const f = nameForm(k);
+        fieldKeys[nf] = f.stored;
+        fieldTexts[nf++] = `${f.escaped}=${v}i`;
+      }
     }
   if (p.floats)
     for (const k in p.floats) {
       const v = p.floats[k]!;
-      if (Number.isFinite(v)) fields.push([storedName(k), String(v)]);
-      else drop(k, v, 'not a finite number');
+      if (Number.isFinite(v)) {
+        const f = nameForm(k);
+        fieldKeys[nf] = f.stored;
+        fieldTexts[nf++] = `${f.escaped}=${v}`;
+      } else drop(k, v, 'not a finite number');
     }
   if (p.strings)
-    for (const k in p.strings) fields.push([storedName(k), lp.quoted(storedString(p.strings[k]!))]);
-  if (fields.length === 0) {
+    for (const k in p.strings) {
+      const f = nameForm(k);
+      fieldKeys[nf] = f.stored;
+      fieldTexts[nf++] = `${f.escaped}=${lp.quoted(storedString(p.strings[k]!))}`;
+    }
+  if (nf === 0) {
     if (stats && (p.ints || p.floats)) {
       stats.pointsDropped++;
       stats.lastReason ??= `${p.measurement}: no field left`;
     }
     return null;
   }
-  const tags: [string, string][] = [];
+  let nt = 0;
   for (const k in p.tags) {
     const v = p.tags[k]!;
-    if (v !== '') tags.push([storedName(k), storedName(v)]);
+    if (v === '') continue;
+    const f = nameForm(k);
+    tagKeys[nt] = f.stored;
+    tagTexts[nt++] = `,${f.escaped}=${nameForm(v).escaped}`;
   }
-  tags.sort(byKey);
-  fields.sort(byKey);
-  let line = lp.measurement(storedName(p.measurement));
-  for (const [k, v] of tags) line += `,${lp.tag(k)}=${lp.tag(v)}`;
+  sortOrder(tagKeys, tagOrder, nt);
+  sortOrder(fieldKeys, fieldOrder, nf);
+  let line = measurementName(p.measurement);
+  for (let i = 0; i < nt; i++) line += tagTexts[tagOrder[i]!]!;
   line += ' ';
-  for (let i = 0; i < fields.length; i++) line += `${i ? ',' : ''}${lp.tag(fields[i]![0])}=${fields[i]![1]}`;
+  for (let i = 0; i < nf; i++)
+    line += i === 0 ? fieldTexts[fieldOrder[0]!]! : `,${fieldTexts[fieldOrder[i]!]!}`;
   return `${line} ${ts}`;
 }
