@@ -50,7 +50,9 @@ import { createRouter, HttpError, type Route, sendError, sendJson } from './http
 import { createHttpListener, isAllowedOrigin, securityHeaders } from './http/security.ts';
 import { createStaticHandler } from './http/static-files.ts';
 import { silentLogger } from './logger.ts';
+import { type Mailer, mailMetrics, SmtpMailer } from './mail/mailer.ts';
 import { createServerMetrics } from './metrics.ts';
+import { createNudgeService, type NudgeService } from './nudges/service.ts';
 import { createProjectAttribution } from './projects/attributor.ts';
 import { ProjectsRegistry } from './projects/projects-registry.ts';
 import { readGroupDb } from './projects/unix-groups.ts';
@@ -71,8 +73,6 @@ import { alertPoint } from './storage/schema.ts';
 import { DiskSpool } from './storage/spool.ts';
 import { WriteBuffer } from './storage/write-buffer.ts';
 import { LiveUsage } from './usage/live-usage.ts';
-import { type Mailer, mailMetrics, SmtpMailer } from './mail/mailer.ts';
-import { createNudgeService, type NudgeService } from './nudges/service.ts';
 import { SERVER_VERSION } from './version.ts';
 
 export interface CreateServerOptions {
@@ -446,6 +446,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     registry: metrics.registry,
     projectIdleToday: (p) =>
       liveUsage.latest().projects.find((x) => x.project === p)?.idleGpuHoursToday ?? null,
+    projectShare: (p) => liveUsage.latest().projects.find((x) => x.project === p)?.share ?? null,
     logger: nudgesLog,
   });
   closers.add('nudges', () => nudges.close());

@@ -64,6 +64,7 @@ function gpu(node: string, index: number, idleSince: number | null, user: string
         project,
         rule: 'env',
         share: 1,
+        weight: 1,
         user,
         job: null,
       },
@@ -96,6 +97,8 @@ function setup(file = FILE, t0 = T0) {
     links,
     baseUrl: () => 'https://gpupulse.example.org',
     record: (r) => stored.push(r),
+    projectShare: (p) =>
+      p === 'fu-video' ? { agreedGpuHours: 100, usedGpuHours: 40, usedPercent: 40 } : null,
   });
   const flush = () => new Promise((r) => setImmediate(r));
   return {
@@ -135,6 +138,8 @@ describe('nudge engine (injected clock)', () => {
     expect(m.text).toContain('https://gpupulse.example.org/me?user=lee.jihoon');
     expect(tokenOf(m.text)).not.toBeNull();
     expect(m.text).toContain('Held idle so far: 0.50 GPU-hours');
+    // What it costs the project's fair share: 0.5 of 100 agreed GPU-hours.
+    expect(m.text).toContain("That is 0.5 % of the project's 100 agreed GPU-hours this month");
     const list = s.engine.list({ user: 'lee.jihoon' });
     expect(list.nudges.map((r) => [r.kind, r.to, r.email])).toEqual([['nudge', 'user', 'sent']]);
 

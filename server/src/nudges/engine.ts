@@ -42,8 +42,12 @@ export interface NudgeEngineOptions {
   record?: (r: NudgeRecord) => void;
   /** The project's idle-held GPU-hours today (live usage), when known. */
   projectIdleToday?: (project: string) => number | null;
-  /** A sentence on the project's share in the given language (fair share), when known. */
-  shareNote?: (project: string, lang: Language) => string | null;
+  /** The project's fair share this month (live usage), when known. */
+  projectShare?: (project: string) => {
+    agreedGpuHours: number | null;
+    usedGpuHours: number;
+    usedPercent: number | null;
+  } | null;
   logger?: Logger;
   observer?: NudgeObserver;
   /** Records kept in memory (default 5000). */
@@ -131,8 +135,10 @@ export class NudgeEngine {
         for (const sh of g.shares) {
           if (!sh.user) continue;
           const prev = byUser.get(sh.user);
-          if (prev) prev.share += sh.share;
-          else byUser.set(sh.user, { share: sh.share, project: sh.project, process: sh.process.name });
+          // The part of the physical GPU (MIG-weighted where the fleet says so).
+          const part = sh.weight ?? sh.share;
+          if (prev) prev.share += part;
+          else byUser.set(sh.user, { share: part, project: sh.project, process: sh.process.name });
         }
         for (const [user, x] of byUser) {
           if (cfg.projects.get(x.project)?.nudge === false) continue;
@@ -299,7 +305,7 @@ export class NudgeEngine {
       now,
       idleGpuHours: this.idleGpuHours(h, now),
       projectIdleGpuHoursToday: h.project ? (this.opts.projectIdleToday?.(h.project) ?? null) : null,
-      shareNote: h.project ? (this.opts.shareNote?.(h.project, lang) ?? null) : null,
+      share: this.shareOf(h.project),
       timeZone: s.timeZone,
       myWorkUrl: `${base}/me?user=${encodeURIComponent(h.user)}`,
       snoozeUrl: link ? `${base}/nudge/snooze?t=${link.token}` : null,
@@ -341,6 +347,12 @@ export class NudgeEngine {
       this.opts.observer?.email?.(result);
       this.push(record);
     });
+  }
+
+  private shareOf(project: string | null): NudgeFacts['share'] {
+    const s = project ? this.opts.projectShare?.(project) : null;
+    if (!s || s.agreedGpuHours === null || s.agreedGpuHours <= 0) return null;
+    return { agreedGpuHours: s.agreedGpuHours, usedGpuHours: s.usedGpuHours, usedPercent: s.usedPercent };
   }
 
   private sendOps(h: Holding, cfg: ProjectsConfig, now: number): void {

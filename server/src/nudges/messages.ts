@@ -18,8 +18,8 @@ export interface NudgeFacts {
   idleGpuHours: number;
   /** The project's idle-held GPU-hours today, when known. */
   projectIdleGpuHoursToday: number | null;
-  /** A sentence on the project's share (fair share), when known. */
-  shareNote: string | null;
+  /** The project's fair share this month, when one is agreed. */
+  share: { agreedGpuHours: number; usedGpuHours: number; usedPercent: number | null } | null;
   timeZone: string;
   myWorkUrl: string;
   /** Owner only. */
@@ -56,6 +56,11 @@ function span(ms: number, lang: Language): string {
   if (lang === 'ko') return h > 0 ? `${h}시간${m > 0 ? ` ${m}분` : ''}` : `${m}분`;
   return h > 0 ? `${h} h${m > 0 ? ` ${m} min` : ''}` : `${m} min`;
 }
+
+const pct = (part: number, whole: number) => {
+  const v = (part / whole) * 100;
+  return `${v < 0.1 ? v.toFixed(2) : v.toFixed(1)} %`;
+};
 
 const esc = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -98,7 +103,11 @@ export function renderNudge(f: NudgeFacts, lang: Language): RenderedMessage {
       ...(f.projectIdleGpuHoursToday !== null
         ? [`오늘 프로젝트 전체 유휴 점유: ${f.projectIdleGpuHoursToday.toFixed(2)} GPU시간`]
         : []),
-      ...(f.shareNote ? [f.shareNote] : []),
+      ...(f.share
+        ? [
+            `이번 달 프로젝트 배정량 ${f.share.agreedGpuHours.toFixed(0)} GPU시간의 ${pct(f.idleGpuHours, f.share.agreedGpuHours)}에 해당합니다 (프로젝트 사용량: ${f.share.usedGpuHours.toFixed(1)} GPU시간${f.share.usedPercent !== null ? `, ${f.share.usedPercent.toFixed(0)}%` : ''}).`,
+          ]
+        : []),
       '',
       `내 작업에서 보기: ${f.myWorkUrl}`,
       ...(f.snoozeUrl
@@ -138,7 +147,11 @@ export function renderNudge(f: NudgeFacts, lang: Language): RenderedMessage {
       ...(f.projectIdleGpuHoursToday !== null
         ? [`The project's idle-held GPU-hours today: ${f.projectIdleGpuHoursToday.toFixed(2)}`]
         : []),
-      ...(f.shareNote ? [f.shareNote] : []),
+      ...(f.share
+        ? [
+            `That is ${pct(f.idleGpuHours, f.share.agreedGpuHours)} of the project's ${f.share.agreedGpuHours.toFixed(0)} agreed GPU-hours this month (the project has used ${f.share.usedGpuHours.toFixed(1)}${f.share.usedPercent !== null ? `, ${f.share.usedPercent.toFixed(0)} %` : ''}).`,
+          ]
+        : []),
       '',
       `Open in My work: ${f.myWorkUrl}`,
       ...(f.snoozeUrl

@@ -14,7 +14,7 @@ import { HttpError, type Route, sendJson } from '../http/routes.ts';
 import type { Mailer } from '../mail/mailer.ts';
 import { contactOf, type Language, type ProjectsConfig } from '../projects/projects-file.ts';
 import type { MetricPoint, MetricStore } from '../storage/metric-store.ts';
-import { NudgeEngine } from './engine.ts';
+import { NudgeEngine, type NudgeEngineOptions } from './engine.ts';
 import { SnoozeLinks } from './links.ts';
 import { formatTime, snoozePage } from './messages.ts';
 import { NudgeWebhookSender } from './webhooks.ts';
@@ -54,6 +54,7 @@ export interface NudgeServiceOptions {
   rp?: string;
   registry: Registry;
   projectIdleToday?: (project: string) => number | null;
+  projectShare?: NudgeEngineOptions['projectShare'];
   logger?: Logger;
   /** How far back records are read at start (default 7 days). */
   restoreMs?: number;
@@ -114,6 +115,7 @@ export function createNudgeService(opts: NudgeServiceOptions): NudgeService {
     baseUrl: opts.baseUrl,
     record: (r) => opts.write([nudgePoint(r, opts.rp)]),
     projectIdleToday: opts.projectIdleToday,
+    projectShare: opts.projectShare,
     logger: log,
     observer: {
       recorded: (k) => recorded.inc({ kind: k }),
