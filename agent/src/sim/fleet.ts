@@ -395,7 +395,9 @@ export function createSimFleet(options: SimFleetOptions): SimFleet {
         node.processesDirty = false;
       }
       node.sample.seq = node.seq++;
-      node.sample.ts = Math.round(now);
+      // Never the same ts twice for a node (as a real agent's samples): two rounds of a starved
+      // simulator may run in the same millisecond, and InfluxDB keeps one point per series and time.
+      node.sample.ts = node.seq === 1 ? Math.round(now) : Math.max(Math.round(now), node.sample.ts + 1);
       node.sample.host = host(node, utilSum / Math.max(1, node.gpus.length));
       return node.sample;
     },
