@@ -24,6 +24,8 @@ import {
 import { createServer, type GpupulseServer, ManualClock, MemoryStore } from '@gpupulse/server';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
 import { agentBin, artifactsDir, fakeNvidiaSmi } from './support/paths.ts';
 
 const run = promisify(execFile);
@@ -131,6 +133,7 @@ describe('MIG-weighted accounting, share, CO2e and the report (real agent on the
   const clock = new ManualClock(T0);
   const store = new MemoryStore({ now: () => clock.now(), maxAgeMs: 30 * 24 * HOUR });
   let server: GpupulseServer;
+  let browser: Browser | null = null;
   let mig: Sample;
   let h100: Sample;
 
@@ -169,6 +172,7 @@ describe('MIG-weighted accounting, share, CO2e and the report (real agent on the
   }, 120_000);
 
   afterAll(async () => {
+    await browser?.close();
     for (const c of children) c.kill('SIGKILL');
     await server?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -283,6 +287,20 @@ describe('MIG-weighted accounting, share, CO2e and the report (real agent on the
       share: { agreedGpuHours: 100, overShare: false },
       projectsAgreedGpuHours: 0.15,
     });
+    // The Projects page flags the over-share project (the server's decision, drawn).
+    browser = await launchBrowser();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors = watchErrors(page);
+    await page.goto(`${server.url}/projects?lang=en`);
+    await page
+      .locator('[data-testid="share-table"] tr[data-project="alpha"][data-status="over"]')
+      .waitFor({ timeout: 20_000 });
+    expect(
+      await page.locator('[data-testid="share-table"] tr[data-project="beta"]').getAttribute('data-status'),
+    ).toBe('within');
+    await screenshot(page, 'share-projects-en');
+    expect(errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
+    await page.close();
     console.log(
       `MIG-weighted fleet, hand vs API: alpha ${HAND.alphaGpuHours.toFixed(6)} vs ${row('alpha').gpuHours} GPU-h, ` +
         `beta ${HAND.betaGpuHours.toFixed(6)} vs ${row('beta').gpuHours} GPU-h; live gpus alpha ${p('alpha').gpusInUse}, ` +
@@ -378,6 +396,27 @@ describe('MIG-weighted accounting, share, CO2e and the report (real agent on the
         file,
         join(artifactsDir, `report-2026-11-${lang}`),
       ]);
+    }
+
+    // The printable page /reports/2026-11 in Korean and English.
+    browser ??= await launchBrowser();
+    for (const lang of ['ko', 'en'] as const) {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
+      await page.goto(`${server.url}/reports/2026-11?lang=${lang}`);
+      await page.locator('[data-testid="report"][data-state="ready"]').waitFor({ timeout: 20_000 });
+      const text = await page.locator('[data-testid="report"]').innerText();
+      expect(text).toContain(lang === 'ko' ? 'GPU 사용 보고서' : 'GPU usage report');
+      expect(text).toContain(lang === 'ko' ? '알파 언어모델' : 'Alpha LLM');
+      expect(
+        await page.locator('[data-testid="report-projects"] tr[data-project="alpha"]').getAttribute('data-over'),
+      ).toBe('true');
+      expect(await page.locator('[data-testid="report-pdf"]').getAttribute('href')).toBe(
+        `/api/v1/reports/2026-11.pdf?lang=${lang}`,
+      );
+      await screenshot(page, `report-page-${lang}`);
+      await page.emulateMedia({ media: 'print' });
+      expect(await page.locator('.app-header').isVisible()).toBe(false);
+      await page.close();
     }
   }, 180_000);
 

@@ -11,6 +11,8 @@ export const routes: RouteRecordRaw[] = [
   { path: '/node/:name/gpu/:index', name: 'gpu', component: () => import('./pages/GpuPage.vue') },
   { path: '/me', name: 'my-work', component: () => import('./pages/MyWorkPage.vue') },
   { path: '/trends', name: 'trends', component: () => import('./pages/TrendsPage.vue') },
+  // Reports per month or ISO week (`/reports/2026-11?institution=&lang=`); without a period, last month.
+  { path: '/reports/:period?', name: 'reports', component: () => import('./pages/ReportsPage.vue') },
   { path: '/:pathMatch(.*)*', redirect: '/' },
 ];
 
