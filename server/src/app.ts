@@ -57,6 +57,7 @@ import { createProjectAttribution } from './projects/attributor.ts';
 import { ProjectsRegistry } from './projects/projects-registry.ts';
 import { readGroupDb } from './projects/unix-groups.ts';
 import { ReportDelivery, type ReportMailer } from './reports/delivery.ts';
+import { nudgeReader } from './reports/nudge-summary.ts';
 import { chromiumPdfRenderer, type PdfRenderer } from './reports/pdf.ts';
 import { reportRoutes } from './reports/routes.ts';
 import { enrichUsage } from './reports/usage-enrich.ts';
@@ -374,6 +375,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     centreGpus: countGpus,
     now: () => clock.now(),
     pdf: reportPdf,
+    // Nudges of the period from the stored nudge records (same retention policy as the nudges).
+    nudges: nudgeReader(store, retentionPolicies['1h']),
   };
   // Last month's reports e-mailed from the 1st, once (claims in the data dir; the lease holder
   // only), through `opts.mailer` or the server's SMTP mailer; started once the server listens.
