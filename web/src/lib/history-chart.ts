@@ -191,7 +191,7 @@ export function buildTimeSeriesOption(o: TimeSeriesOptions): EChartsCoreOption {
           ? {
               markArea: {
                 silent: true,
-                itemStyle: { color: p.grid, opacity: 0.55 },
+                itemStyle: { color: p.axis, opacity: 0.3 },
                 label: { show: true, position: 'inside', color: p.muted, fontSize: 13 },
                 data: [
                   [{ xAxis: o.from, name: o.noDataLabel ?? '' }, { xAxis: Math.min(o.noDataUntil, o.to) }],
