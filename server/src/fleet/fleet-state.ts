@@ -107,7 +107,6 @@ export function inTsOrder(samples: readonly Sample[]): boolean {
 /** Shared empty lists of the views of GPUs without processes (views are never mutated). */
 const NONE: string[] = [];
 const NO_SHARES: ProcessShare[] = [];
-const uniq = (xs: Array<string | null>) => [...new Set(xs.filter((x): x is string => x !== null))].sort();
 
 /** Whether a process of the list runs on GPU `uuid` (lists are short: a loop, no set). */
 function held(processes: readonly GpuProcess[], uuid: string): boolean {
@@ -133,7 +132,30 @@ interface NodeEntry {
   idleSince: Map<string, number>;
   /** GPU uuid → its processes' shares (cached per process list). */
   shares: Map<string, ProcessShare[]> | null;
+  /** GPU uuid → what its view says of its processes, derived from `shares` (reset with it). */
+  facts: Map<string, GpuFacts> | null;
 }
+
+/** What a GPU's view says of its processes (changes only when its shares do). */
+interface GpuFacts {
+  project: string | null;
+  users: string[];
+  jobs: string[];
+  processCount: number;
+}
+
+const NO_FACTS: GpuFacts = { project: null, users: NONE, jobs: NONE, processCount: 0 };
+
+/** The distinct non-null values of the shares, sorted (one process: no set, no sort). */
+function distinct(sh: readonly ProcessShare[], pick: (s: ProcessShare) => string | null): string[] {
+  if (sh.length === 1) {
+    const v = pick(sh[0]!);
+    return v === null ? NONE : [v];
+  }
+  return [...new Set(sh.map(pick).filter((x): x is string => x !== null))].sort();
+}
+const userOf = (s: ProcessShare) => s.user;
+const jobOf = (s: ProcessShare) => s.job;
 
 /**
  * Live state of the fleet: latest sample per node (and so per GPU), node status, the set of nodes
@@ -409,6 +431,7 @@ export class FleetState {
         view: null,
         idleSince: new Map(),
         shares: null,
+        facts: null,
       };
       this.nodes.set(node, e);
       this.removed.delete(node);
@@ -463,6 +486,7 @@ export class FleetState {
     for (const [uuid, procs] of byGpu)
       out.set(uuid, splitGpu(this.attribution, e.node, gpuOf.get(uuid) ?? { uuid, index: -1 }, procs));
     e.shares = out;
+    e.facts = null;
     return out;
   }
 
@@ -471,15 +495,33 @@ export class FleetState {
     const s = e.lastSample;
     const shares = this.sharesOf(e);
     const now = this.clock.now();
+    let facts = e.facts;
+    if (facts === null) {
+      facts = new Map();
+      e.facts = facts;
+    }
     const gpus: GpuView[] = (s?.gpus ?? []).map((g) => {
-      const sh = shares.get(g.uuid) ?? NO_SHARES;
+      let f = facts.get(g.uuid);
+      if (f === undefined) {
+        const sh = shares.get(g.uuid) ?? NO_SHARES;
+        f =
+          sh.length === 0
+            ? NO_FACTS
+            : {
+                project: topProject(sh),
+                users: distinct(sh, userOf),
+                jobs: distinct(sh, jobOf),
+                processCount: sh.length,
+              };
+        facts.set(g.uuid, f);
+      }
       const since = e.idleSince.get(g.uuid) ?? null;
       return {
         ...g,
-        project: topProject(sh),
-        users: sh.length === 0 ? NONE : uniq(sh.map((x) => x.user)),
-        jobs: sh.length === 0 ? NONE : uniq(sh.map((x) => x.job)),
-        processCount: sh.length,
+        project: f.project,
+        users: f.users,
+        jobs: f.jobs,
+        processCount: f.processCount,
         idleHeldSince: since,
         idleHeld: since !== null && now - since >= this.idleWindowMs,
       };
