@@ -10,6 +10,7 @@ import {
   appendFileSync,
   closeSync,
   existsSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -108,6 +109,11 @@ export function scanSegment(buf: Buffer): { entries: Entry[]; torn: boolean; val
   }
   return { entries, torn: false, validBytes: off };
 }
+
+const isDiskFull = (err: unknown): boolean => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+};
 
 export class DiskSpool implements SampleQueue {
   readonly dir: string;
@@ -272,9 +278,36 @@ export class DiskSpool implements SampleQueue {
   push(sample: Sample): void {
     const payload = Buffer.from(JSON.stringify(sample));
     const rec = encodeRecord(sample, payload);
+    // A full file system (ENOSPC, EDQUOT) is a bound like maxBytes: drop the oldest samples and
+    // try again; when nothing older is left, this sample is dropped. Counted, never thrown.
+    for (;;) {
+      try {
+        this.append(sample, payload, rec);
+        return;
+      } catch (err) {
+        if (!isDiskFull(err)) throw err;
+        if (this.liveCount === 0) {
+          this.droppedCount++;
+          this.log?.warn(
+            { dropped: 1, reason: 'disk full' },
+            'spool full: dropped a sample (nothing older to free)',
+          );
+          return;
+        }
+        this.dropOldest('disk full');
+      }
+    }
+  }
+
+  private append(sample: Sample, payload: Buffer, rec: Buffer): void {
     if (!this.active || this.active.bytes >= this.segmentBytes) this.rotate(sample.seq);
     const seg = this.active as Segment;
-    writeSync(seg.fd as number, rec);
+    const written = writeSync(seg.fd as number, rec);
+    if (written !== rec.length) {
+      // a short write on a full disk: cut the torn record off again
+      ftruncateSync(seg.fd as number, seg.bytes);
+      throw Object.assign(new Error('ENOSPC: short write to the spool'), { code: 'ENOSPC' });
+    }
     const entry: Entry = {
       seq: sample.seq,
       ts: sample.ts,
@@ -298,8 +331,13 @@ export class DiskSpool implements SampleQueue {
     if (sample.seq >= this.next) {
       this.next = sample.seq + 1;
       const tmp = `${this.seqPath}.tmp`;
-      writeFileSync(tmp, String(this.next));
-      renameSync(tmp, this.seqPath);
+      try {
+        writeFileSync(tmp, String(this.next));
+        renameSync(tmp, this.seqPath);
+      } catch (err) {
+        // disk full: the records carry their seqs, load() continues after the newest of them
+        if (!isDiskFull(err)) throw err;
+      }
     }
     this.enforceBounds();
   }

@@ -53,6 +53,8 @@ export interface SoakResult {
   samples: { produced: number; acked: number; rejected: number; pendingAtEnd: number; droppedLocal: number };
   stored: { hostPoints: number; gpuPoints: number; expectedGpuPoints: number };
   droppedByServer: number;
+  /** Readings for which /metrics did not answer within 10 s (an overloaded server). */
+  metricsTimeouts: number;
   refusals: Record<string, number>;
   pass: { rss: boolean; heap: boolean; storedEqualsAcked: boolean; all: boolean };
   file: string;
@@ -113,6 +115,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     influx = await startInfluxd();
     const server = await startServer({ GPUPULSE_INFLUX_URL: influx.url, GPUPULSE_LOG_LEVEL: 'warn' });
     const pid = server.child.pid!;
+    const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+    await page.goto(server.url, { timeout: 120_000 });
+    await page
+      .locator('[data-testid="connection-state"][data-state="connected"]')
+      .waitFor({ timeout: 60_000 });
     const load = startProcess(process.execPath, [
       '--import',
       'tsx',
@@ -124,9 +131,6 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       prefix,
     ]);
     await waitFor('the load connected', () => (lastTotals(load)?.connected ?? 0) >= o.nodes, 300_000, 1000);
-    const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
-    await page.goto(server.url);
-    await page.locator('[data-testid="wall-canvas"]').waitFor({ timeout: 60_000 });
     const cdp = await page.context().newCDPSession(page);
     log(
       `soak: ${o.nodes} nodes × ${o.gpus} GPUs for ${o.minutes} min (warm-up ${o.warmupMinutes} min), server ${server.url}`,
@@ -135,22 +139,25 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const t0 = Date.now();
     const end = t0 + o.minutes * 60_000;
     const readings: SoakReading[] = [];
+    let metricsTimeouts = 0;
     while (Date.now() < end) {
       const next = t0 + (readings.length + 1) * o.readEverySeconds * 1000;
       await sleep(Math.max(0, Math.min(next, end) - Date.now()));
-      const m = await readMetrics(server.url);
+      // An overloaded server may not answer /metrics in time: record the reading without it.
+      const m = await readMetrics(server.url).catch(() => null);
+      if (!m) metricsTimeouts++;
       const totals = lastTotals(load);
       const r: SoakReading = {
         tSec: Math.round((Date.now() - t0) / 1000),
         serverRssMiB: round1(await rssMiB(pid)),
-        loopLagP99Ms: round1(metricSum(m, 'nodejs_eventloop_lag_p99_seconds') * 1000),
-        loopLagMeanMs: round1(metricSum(m, 'nodejs_eventloop_lag_mean_seconds') * 1000),
+        loopLagP99Ms: m ? round1(metricSum(m, 'nodejs_eventloop_lag_p99_seconds') * 1000) : Number.NaN,
+        loopLagMeanMs: m ? round1(metricSum(m, 'nodejs_eventloop_lag_mean_seconds') * 1000) : Number.NaN,
         pageHeapMiB: round1(await pageHeapMiB(cdp)),
         pageAgeMs: await pageAgeMs(page).catch(() => null),
         acked: totals?.acked ?? 0,
         pending: totals?.pending ?? 0,
-        writeBufferPoints: metricSum(m, 'gpupulse_write_buffer_points'),
-        spoolPoints: metricSum(m, 'gpupulse_spool_points'),
+        writeBufferPoints: m ? metricSum(m, 'gpupulse_write_buffer_points') : Number.NaN,
+        spoolPoints: m ? metricSum(m, 'gpupulse_spool_points') : Number.NaN,
         unavailableAcks: totals?.refusals.UNAVAILABLE ?? 0,
       };
       readings.push(r);
@@ -199,7 +206,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     };
     const rss = level('serverRssMiB');
     const heap = level('pageHeapMiB');
-    const lags = readings.map((r) => r.loopLagP99Ms);
+    const lags = readings.map((r) => r.loopLagP99Ms).filter((x) => Number.isFinite(x));
     const storedEqualsAcked = hostPoints === final.acked && gpuPoints === final.acked * o.gpus;
     const pass = {
       rss: Math.abs(rss.changePct) <= 10,
@@ -226,6 +233,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       },
       stored: { hostPoints, gpuPoints, expectedGpuPoints: final.acked * o.gpus },
       droppedByServer: metricSum(mEnd, 'gpupulse_storage_points_dropped_total'),
+      metricsTimeouts,
       refusals: final.refusals,
       pass,
       file,
@@ -242,7 +250,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         '',
         `samples produced ${final.samples}, acked ${final.acked}, rejected ${final.rejected}, pending at end ${final.pending}; ` +
           `stored host points ${hostPoints}, GPU points ${gpuPoints} (expected ${final.acked * o.gpus}); ` +
-          `server-side drops ${result.droppedByServer}; refusals ${JSON.stringify(final.refusals)}`,
+          `server-side drops ${result.droppedByServer}; refusals ${JSON.stringify(final.refusals)}; ` +
+          `/metrics timeouts ${metricsTimeouts} of ${readings.length} readings`,
         `pass: ${JSON.stringify(pass)}  (${file})`,
       ].join('\n'),
     );
