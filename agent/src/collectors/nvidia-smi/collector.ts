@@ -144,6 +144,18 @@ export class NvidiaSmi {
   restarts = 0;
   /** Complete rounds received since start. */
   rounds = 0;
+  /** Cells the protocol would refuse (fraction of an integer metric, out of bounds): read as unknown. */
+  invalidCells = 0;
+  private readonly invalidWarned = new Set<string>();
+  private readonly onInvalidCell = (key: string, raw: string): void => {
+    this.invalidCells++;
+    if (this.invalidWarned.has(key)) return;
+    this.invalidWarned.add(key);
+    this.log.warn(
+      { metric: key, value: raw.slice(0, 64) },
+      'nvidia-smi value outside the protocol range: sent as unknown',
+    );
+  };
 
   constructor(private readonly opts: NvidiaSmiOptions) {
     this.intervalMs = opts.intervalMs;
@@ -351,7 +363,7 @@ export class NvidiaSmi {
     };
     const onLine = (line: string) => {
       if (line.trim() === '') return;
-      const gpu = parseGpuRow(line, fields);
+      const gpu = parseGpuRow(line, fields, undefined, this.onInvalidCell);
       if (!gpu) {
         junk.push(line.trim());
         if (junk.length > 5) junk.shift();

@@ -380,6 +380,16 @@ describe('metric registry → parser', () => {
       'powerDrawWatts=-3 W',
       'memoryTemperatureCelsius=400',
     ]);
+    // the collector's row parser passes the report on (it logs once per metric and counts)
+    const seen: string[] = [];
+    const row = parseGpuRow(
+      '0, GPU-a, X, 101',
+      ['index', 'uuid', 'name', 'utilization.gpu'],
+      undefined,
+      (k) => seen.push(k),
+    );
+    expect(row?.utilizationGpuPercent).toBeNull();
+    expect(seen).toEqual(['utilizationGpuPercent']);
   });
 });
 

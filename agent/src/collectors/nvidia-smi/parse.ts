@@ -1,7 +1,6 @@
 // Pure parsing of `nvidia-smi` CSV output. No I/O here: see collector.ts for the child processes.
 import type {
   GpuMetricDef,
-  GpuMetricKey,
   GpuMetrics,
   GpuProcess,
   MetricType,
@@ -240,12 +239,13 @@ export function parseGpuRow(
   line: string,
   fields: readonly string[],
   fallbackIndex?: number,
+  onInvalid?: (key: string, raw: string) => void,
 ): GpuMetrics | null {
   const parts = splitRow(line, fields.length);
   if (!parts) return null;
   const cells = new Map<string, string>();
   for (let i = 0; i < fields.length; i++) cells.set(fields[i] as string, parts[i] ?? '');
-  return toGpuMetrics(cells, fallbackIndex);
+  return toGpuMetrics(cells, fallbackIndex, onInvalid);
 }
 
 /**
