@@ -1,11 +1,5 @@
 // Pure parsing of `nvidia-smi` CSV output. No I/O here: see collector.ts for the child processes.
-import type {
-  GpuMetricDef,
-  GpuMetrics,
-  GpuProcess,
-  MetricType,
-  MigDevice,
-} from '@gpupulse/protocol';
+import type { GpuMetricDef, GpuMetrics, GpuProcess, MetricType, MigDevice } from '@gpupulse/protocol';
 import { BOUNDS, GPU_METRICS, LIMITS } from '@gpupulse/protocol';
 
 /** A value nvidia-smi prints instead of a number or string: `[N/A]`, `N/A`, `[Not Supported]`, … */
