@@ -6,7 +6,9 @@
  *   pnpm --filter @gpupulse/test exec tsx bench/render-bench.ts
  *
  * Env: BENCH_SECONDS (default 60) per scenario, BENCH_NODES (1000), BENCH_GPUS (8),
- * BENCH_SCENARIOS (default `wall-1080p,kiosk-4k`).
+ * BENCH_SCENARIOS (default `wall-1080p,kiosk-4k`), BENCH_PROFILE (seconds of a Chromium CPU
+ * profile per scenario after the measurement, default 0: none; prints the top functions by self
+ * time and writes the `.cpuprofile` next to the other artifacts).
  *
  * Per scenario: main-thread time per update (the app's own `fleet-update` measure = store +
  * every watcher/component it triggers, incl. the canvas redraw; and `wall-update` = the canvas
@@ -25,6 +27,45 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const GPUS = Number(process.env.BENCH_GPUS ?? 8);
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'wall-1080p,kiosk-4k').split(',');
+const PROFILE_SECONDS = Number(process.env.BENCH_PROFILE ?? 0);
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+/** A CPU profile of the page for `seconds`; prints the top functions by self time (ms per second). */
+async function profile(cdp: CDPSession, name: string, seconds: number): Promise<void> {
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+  await cdp.send('Profiler.start');
+  await sleep(seconds * 1000);
+  const { profile: p } = (await cdp.send('Profiler.stop')) as { profile: CpuProfile };
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const { artifactsDir } = await import('../src/support/paths.ts');
+  mkdirSync(artifactsDir, { recursive: true });
+  writeFileSync(`${artifactsDir}/render-bench-${name}.cpuprofile`, JSON.stringify(p));
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const n = byId.get(p.samples[i]!);
+    if (!n) continue;
+    const f = n.callFrame;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop() ?? ''}:${f.lineNumber + 1}`;
+    self.set(key, (self.get(key) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000);
+  }
+  const secs = (p.endTime - p.startTime) / 1e6;
+  const top = [...self.entries()].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]);
+  console.log(`profile ${name} (${f1(secs)} s, self ms per second):`);
+  for (const [k, ms] of top.slice(0, 25)) console.log(`  ${f1(ms / secs).padStart(6)}  ${k}`);
+}
 
 /** Installed before the app loads: long tasks and rAF cadence, reset by `__bench.reset()`. */
 const PROBE = `
@@ -113,7 +154,10 @@ async function scenario(browser: Browser, url: string, name: string) {
     viewport: k4 ? { width: 3840, height: 2160 } : { width: 1920, height: 1080 },
   });
   await page.addInitScript(PROBE);
-  await page.goto(name.startsWith('kiosk') ? `${url}/?kiosk=1` : url);
+  await page.goto(name.startsWith('kiosk') ? `${url}/?kiosk=1` : url, {
+    timeout: 120_000,
+    waitUntil: 'commit',
+  });
   await waitFor(
     'the wall to lay out every GPU',
     () =>
@@ -159,6 +203,7 @@ async function scenario(browser: Browser, url: string, name: string) {
     };
   });
   const heap1 = await heapAfterGc(cdp);
+  if (PROFILE_SECONDS > 0) await profile(cdp, name, PROFILE_SECONDS);
   const dom = await page.evaluate(() => document.getElementsByTagName('*').length);
   await page.close();
   const updates = perf.fleet.count - before.fleet;

@@ -3,18 +3,22 @@ import { rm } from 'node:fs/promises';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
-import { stopAll } from './support/processes.ts';
+import { type Proc, startSim, stopAll } from './support/processes.ts';
 import { startServerOnPort } from './support/server-on-port.ts';
 import { waitFor } from './support/wait.ts';
 import {
   attr,
+  canvasColorShare,
   HOSTILE_PREFIX,
   hoverSomeTile,
   KOREAN_NODE,
   SIM_USER_SAMPLE,
   startViewsFleet,
+  textBoxes,
   type ViewsFleet,
   viewportShot,
+  WALL_MIN_TEXT_FRACTION,
+  WALL_SIZES,
 } from './support/wall-views.ts';
 
 // The wall view in real Chromium, served and fed by the real server, two simulators (one with a
@@ -251,4 +255,248 @@ describe('wall view in headless Chromium', () => {
     // The restart test stops the server this page is connected to as well: refused reconnects are expected.
     expect(errors.filter((e) => !/ERR_CONNECTION_REFUSED|WebSocket/.test(e))).toEqual([]);
   });
+});
+
+// Issue 11, "the wall names what it shows": at 1080p and 4K, English and Korean, kiosk and not.
+// One more simulator whose two nodes go away (offline) and one that is frozen (SIGSTOP: still
+// connected, silent → stale) so both states are on screen.
+describe('wall: project key, offline and stale, text sizes, no overflow, at 1080p and 4K', () => {
+  let fleet: ViewsFleet;
+  let browser: Browser;
+  let down: Proc;
+  let frozen: Proc;
+  let names: Record<'en' | 'ko', Set<string>>;
+  let ids: Set<string>;
+
+  beforeAll(async () => {
+    fleet = await startViewsFleet({ rackNodes: 4 });
+    down = startSim(fleet.server.url, [
+      '--nodes',
+      '2',
+      '--gpus-per-node',
+      '8',
+      '--interval',
+      '1000',
+      '--prefix',
+      'down',
+    ]);
+    frozen = startSim(fleet.server.url, [
+      '--nodes',
+      '1',
+      '--gpus-per-node',
+      '8',
+      '--interval',
+      '1000',
+      '--prefix',
+      'frozen',
+    ]);
+    const meta = (await (await fetch(`${fleet.server.url}/api/v1/projects/meta`)).json()) as {
+      projects: { id: string; name: { en?: string; ko?: string } }[];
+    };
+    ids = new Set(meta.projects.map((p) => p.id));
+    names = {
+      en: new Set(meta.projects.map((p) => p.name.en ?? p.id)),
+      ko: new Set(meta.projects.map((p) => p.name.ko ?? p.name.en ?? p.id)),
+    };
+    browser = await launchBrowser();
+    // Both extra simulators reported: then one leaves, one freezes.
+    await waitFor(
+      'the extra nodes at the server',
+      async () =>
+        ((await (await fetch(`${fleet.server.url}/api/v1/health`)).json()) as { gpus: number }).gpus >=
+        4 * 8 + 2 * 4 + AGENT_GPUS + 3 * 8,
+      60_000,
+      500,
+    );
+    await down.stop();
+  });
+
+  const statusOf = async (node: string) => {
+    const f = (await (await fetch(`${fleet.server.url}/api/v1/fleet`)).json()) as {
+      nodes: { node: string; status: string }[];
+    };
+    return f.nodes.find((n) => n.node === node)?.status ?? 'absent';
+  };
+  /**
+   * Freezes the `frozen` simulator (SIGSTOP: connected, silent) until its node reads stale. A node
+   * frozen for long is disconnected by the server's ping timeout (then offline): thaw it first.
+   */
+  async function makeStale(): Promise<void> {
+    frozen.child.kill('SIGCONT');
+    await waitFor(
+      'the frozen node online',
+      async () => (await statusOf('frozen-0001')) === 'online',
+      30_000,
+      250,
+    );
+    frozen.child.kill('SIGSTOP');
+    await waitFor(
+      'the frozen node stale',
+      async () => (await statusOf('frozen-0001')) === 'stale',
+      15_000,
+      250,
+    );
+  }
+
+  afterAll(async () => {
+    frozen?.child.kill('SIGCONT');
+    await browser?.close();
+    await stopAll();
+    if (fleet) await rm(fleet.dataDir, { recursive: true, force: true });
+  });
+
+  for (const size of WALL_SIZES)
+    for (const lang of ['en', 'ko'] as const)
+      for (const kiosk of [true, false])
+        it(`${kiosk ? 'kiosk' : 'wall'} ${size.name} ${lang}`, async () => {
+          await makeStale();
+          const page = await browser.newPage({ viewport: { width: size.width, height: size.height } });
+          const errors = watchErrors(page);
+          await page.addInitScript((l) => localStorage.setItem('gpupulse.locale', l), lang);
+          await page.goto(`${fleet.server.url}/${kiosk ? '?kiosk=1' : ''}`);
+          const probe = () =>
+            page.evaluate(() => {
+              const w = (
+                window as unknown as {
+                  __gpupulseWall?: {
+                    nodes: number;
+                    tile: number;
+                    minText: number;
+                    fonts: Record<string, number> | null;
+                    locate(n: string, p: number): { x: number; y: number; size: number } | null;
+                  };
+                }
+              ).__gpupulseWall;
+              if (!w) return { nodes: -1, tile: 0, minText: 0, fonts: null, offline: null, stale: null };
+              return {
+                nodes: w.nodes,
+                tile: w.tile,
+                minText: w.minText,
+                fonts: w.fonts ? { ...w.fonts } : null,
+                offline: w.locate('down-0001', 0),
+                stale: w.locate('frozen-0001', 0),
+              };
+            });
+          try {
+            await waitFor(
+              'every node on the wall',
+              async () => (await probe()).nodes === 4 + 2 + 1 + 2 + 1,
+              30_000,
+              250,
+            );
+          } catch (e) {
+            await viewportShot(
+              page,
+              `views-wall-key-${kiosk ? 'kiosk' : 'page'}-${size.name}-${lang}-failed`,
+            );
+            throw new Error(`${String(e)}; wall probe: ${JSON.stringify(await probe())}`);
+          }
+          const html = page.locator('html');
+          await waitFor('the language', async () => (await html.getAttribute('lang')) === lang, 10_000, 100);
+
+          // The key: display names from the projects file (never ids), with colour and GPUs held.
+          const entries = page.locator('[data-testid="wall-key-entry"]');
+          await waitFor('the project key', async () => (await entries.count()) >= 2, 20_000, 250);
+          await expect(page.locator('[data-testid="wall-key"]').isVisible()).resolves.toBe(true);
+          const shown = await entries.evaluateAll((els) =>
+            els.map((e) => ({
+              id: e.getAttribute('data-project') ?? '',
+              name: e.querySelector('.name')?.textContent?.trim() ?? '',
+              gpus: Number(e.getAttribute('data-gpus')),
+              swatch: getComputedStyle(e.querySelector('.swatch')!).backgroundColor,
+            })),
+          );
+          const known = shown.filter((e) => ids.has(e.id));
+          expect(known.length).toBeGreaterThanOrEqual(1);
+          for (const e of known) {
+            expect(names[lang].has(e.name)).toBe(true);
+            expect(e.gpus).toBeGreaterThan(0);
+            expect(e.swatch).not.toBe('rgba(0, 0, 0, 0)');
+          }
+
+          // Offline and stale tiles: bright stripes in the status colour, labelled.
+          let shares = { red: 0, amber: 0 };
+          try {
+            await waitFor(
+              'the offline and stale tiles',
+              async () => {
+                const q = await probe();
+                if (!q.offline || !q.stale) return false;
+                shares = {
+                  red: await canvasColorShare(page, q.offline, [0xff, 0x6b, 0x6b]),
+                  amber: await canvasColorShare(page, q.stale, [0xff, 0xc9, 0x33]),
+                };
+                return shares.red > 0.15 && shares.amber > 0.15;
+              },
+              30_000,
+              500,
+            );
+          } finally {
+            await viewportShot(page, `views-wall-key-${kiosk ? 'kiosk' : 'page'}-${size.name}-${lang}`);
+          }
+          expect(shares.red).toBeGreaterThan(0.15);
+          expect(shares.amber).toBeGreaterThan(0.15);
+          const p = await probe();
+          expect(p.fonts?.state ?? 0).toBeGreaterThanOrEqual(p.minText);
+          await expect(
+            page.locator('[data-testid="wall-legend"] [data-state="offline"]').isVisible(),
+          ).resolves.toBe(true);
+
+          // Minimum text size: 1 % of the viewport height, on the canvas and (kiosk) everywhere.
+          const min = Math.max(11, Math.ceil(size.height * WALL_MIN_TEXT_FRACTION));
+          expect(p.minText).toBe(min);
+          for (const [k, px] of Object.entries(p.fonts ?? {}))
+            if (px > 0) expect(px, k).toBeGreaterThanOrEqual(min);
+          const boxes = await textBoxes(
+            page,
+            kiosk ? '[data-testid="wall-page"]' : '[data-testid="cluster-page"]',
+          );
+          expect(boxes.length).toBeGreaterThan(10);
+          for (const b of boxes) expect(b.overflow, `overflows: ${b.text}`).toBe(false);
+          const keyBoxes = await textBoxes(page, '[data-testid="wall-key"]');
+          const legendBoxes = await textBoxes(page, '[data-testid="wall-legend"]');
+          for (const b of [...keyBoxes, ...legendBoxes])
+            expect(b.fontPx, b.text).toBeGreaterThanOrEqual(min - 0.5);
+          if (kiosk) for (const b of boxes) expect(b.fontPx, b.text).toBeGreaterThanOrEqual(min - 0.5);
+
+          // Headline headings on one line ("CLUSTER UTILIZATION" must not wrap).
+          const lines = await page.locator('[data-testid="headline"] h2').evaluateAll((els) =>
+            els.map((h) => {
+              const r = document.createRange();
+              r.selectNodeContents(h.firstChild ?? h);
+              const tops = new Set([...r.getClientRects()].map((x) => Math.round(x.top)));
+              return { text: h.textContent?.trim() ?? '', lines: tops.size };
+            }),
+          );
+          for (const l of lines) expect(l.lines, l.text).toBe(1);
+
+          const fit = await page.evaluate(() => {
+            const box = (sel: string) => document.querySelector(sel)?.getBoundingClientRect();
+            const legend = box('[data-testid="wall-legend"]');
+            const key = box('[data-testid="wall-key"]');
+            const grid = box('[data-testid="gpu-grid"]');
+            return {
+              scrollH: document.documentElement.scrollHeight,
+              scrollW: document.documentElement.scrollWidth,
+              legendBottom: legend?.bottom ?? 1e9,
+              keyBottom: key?.bottom ?? 1e9,
+              keyRight: key?.right ?? 1e9,
+              gridBottom: grid?.bottom ?? 0,
+            };
+          });
+          // The legend and the key are on screen without scrolling; kiosk fits the viewport.
+          expect(fit.legendBottom).toBeLessThanOrEqual(size.height);
+          expect(fit.keyBottom).toBeLessThanOrEqual(size.height);
+          expect(fit.keyRight).toBeLessThanOrEqual(size.width);
+          if (kiosk) {
+            expect(fit.scrollH).toBeLessThanOrEqual(size.height);
+            expect(fit.scrollW).toBeLessThanOrEqual(size.width);
+          } else {
+            // The wall uses the height it has: no empty bottom third at 4K.
+            expect(fit.legendBottom).toBeGreaterThan(size.height * 0.85);
+          }
+          await viewportShot(page, `views-wall-key-${kiosk ? 'kiosk' : 'page'}-${size.name}-${lang}`);
+          expect(errors).toEqual([]);
+          await page.close();
+        });
 });

@@ -101,3 +101,78 @@ export async function viewportShot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path });
   return path;
 }
+
+/** Viewports the wall is checked at (issue 11: every route at 1080p and 4K). */
+export const WALL_SIZES = [
+  { name: '1080p', width: 1920, height: 1080 },
+  { name: '4k', width: 3840, height: 2160 },
+] as const;
+
+/** The wall's minimum text size as a fraction of the viewport height (web/src/lib/wall-layout.ts). */
+export const WALL_MIN_TEXT_FRACTION = 0.01;
+
+export interface TextBox {
+  text: string;
+  fontPx: number;
+  overflow: boolean;
+  inViewport: boolean;
+}
+
+/**
+ * Every visible element under `root` that holds text of its own: its font size, whether its text
+ * overflows its box (`scrollWidth > clientWidth`), and whether it lies inside the viewport.
+ */
+export async function textBoxes(page: Page, root: string): Promise<TextBox[]> {
+  return page.evaluate((sel) => {
+    const out: { text: string; fontPx: number; overflow: boolean; inViewport: boolean }[] = [];
+    const base = document.querySelector(sel);
+    if (!base) return out;
+    for (const el of base.querySelectorAll<HTMLElement>('*')) {
+      let own = '';
+      for (const n of el.childNodes) if (n.nodeType === 3) own += n.textContent ?? '';
+      own = own.trim();
+      if (!own) continue;
+      const r = el.getBoundingClientRect();
+      const cs = getComputedStyle(el);
+      if (r.width === 0 || r.height === 0 || cs.visibility === 'hidden' || cs.display === 'none') continue;
+      // Visually hidden text (screen readers only) is not on screen.
+      if (r.width <= 1 && r.height <= 1) continue;
+      out.push({
+        text: own.slice(0, 60),
+        fontPx: Number.parseFloat(cs.fontSize),
+        overflow: el.scrollWidth > el.clientWidth + 1 && cs.display !== 'inline',
+        inViewport: r.left >= -1 && r.top >= -1 && r.right <= innerWidth + 1 && r.bottom <= innerHeight + 1,
+      });
+    }
+    return out;
+  }, root);
+}
+
+/** Fraction of the pixels of a canvas rectangle (CSS px) whose colour is within `tol` of `rgb`. */
+export async function canvasColorShare(
+  page: Page,
+  rect: { x: number; y: number; size: number },
+  rgb: [number, number, number],
+  tol = 40,
+): Promise<number> {
+  return page.evaluate(
+    ({ rect: r, rgb: c, tol: t }) => {
+      const canvas = document.querySelector<HTMLCanvasElement>('[data-testid="wall-canvas"]');
+      const ctx = canvas?.getContext('2d');
+      if (!canvas || !ctx) return 0;
+      const dpr = canvas.width / canvas.getBoundingClientRect().width;
+      const d = ctx.getImageData(
+        Math.round(r.x * dpr),
+        Math.round(r.y * dpr),
+        Math.round(r.size * dpr),
+        Math.round(r.size * dpr),
+      ).data;
+      let hit = 0;
+      for (let i = 0; i < d.length; i += 4)
+        if (Math.abs(d[i]! - c[0]) <= t && Math.abs(d[i + 1]! - c[1]) <= t && Math.abs(d[i + 2]! - c[2]) <= t)
+          hit++;
+      return hit / (d.length / 4);
+    },
+    { rect, rgb, tol },
+  );
+}

@@ -8,7 +8,7 @@ export const enWall = {
     colorBy: 'Colour by',
     modeUtilization: 'Utilization',
     modeTemperature: 'Temperature',
-    unknown: 'unknown / stale',
+    unknown: 'unknown (not reported)',
     offline: 'offline',
     projectBand: 'band colour = project (see the key)',
     unassigned: 'unassigned',

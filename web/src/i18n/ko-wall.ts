@@ -12,7 +12,7 @@ export const koWall: Widen<typeof enWall> = {
     colorBy: '색상 기준',
     modeUtilization: '가동률',
     modeTemperature: '온도',
-    unknown: '알 수 없음 / 지연',
+    unknown: '알 수 없음 (보고 없음)',
     offline: '오프라인',
     projectBand: '띠 색 = 프로젝트 (범례 참고)',
     unassigned: '미지정',

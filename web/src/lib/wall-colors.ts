@@ -53,6 +53,8 @@ export function temperatureGradientCss(direction = 'to right'): string {
 }
 
 /** Special codes above the 0…100 bins. */
+/** A stale GPU or a GPU of a stale node (data not current): bright hatched, labelled STALE. */
+export const FILL_STALE = 253;
 export const FILL_UNKNOWN = 254;
 export const FILL_OFFLINE = 255;
 

@@ -21,6 +21,11 @@ export interface WallLayoutOptions {
   minTile?: number;
   /** Draw rack headers (default: when there are 2 or more groups). */
   groupHeaders?: boolean;
+  /**
+   * Smallest text (CSS px) the wall may draw, default 11: node labels and rack headers are never
+   * smaller; node labels are left out where the tiles are too small to carry them at this size.
+   */
+  minText?: number;
 }
 
 export interface WallGroupHeader {
@@ -42,6 +47,9 @@ export interface WallLayout {
   columns: number;
   /** Height of a node's label line (0: no labels at this size). */
   labelHeight: number;
+  /** Font size (CSS px) of node labels and rack headers (≥ `minText`). */
+  labelFont: number;
+  headerFont: number;
   blockWidth: number;
   blockHeight: number;
   headers: WallGroupHeader[];
@@ -59,21 +67,30 @@ interface Metrics {
   gap: number;
   pitch: number;
   labelHeight: number;
+  labelFont: number;
+  headerFont: number;
   blockGapX: number;
   blockGapY: number;
   headerHeight: number;
 }
 
-function metricsFor(tile: number, headers: boolean): Metrics {
+/** Text scales with the tile, never below `minText`; a label line is 1.3 × its font. */
+function metricsFor(tile: number, headers: boolean, minText: number): Metrics {
   const gap = Math.max(1, Math.round(tile * 0.08));
+  const labelFont = Math.max(minText, Math.round(tile * 0.26));
+  const headerFont = Math.max(minText, Math.round(tile * 0.34));
+  // A node label only where the tiles are big enough to carry it (else the key and tooltip name them).
+  const labels = tile >= 12 && labelFont <= tile * 0.8;
   return {
     tile,
     gap,
     pitch: tile + gap,
-    labelHeight: tile >= 12 ? Math.min(20, Math.max(11, Math.round(tile * 0.42))) : 0,
+    labelHeight: labels ? Math.ceil(labelFont * 1.3) : 0,
+    labelFont,
+    headerFont,
     blockGapX: Math.max(3, Math.round(tile * 0.45)),
     blockGapY: Math.max(3, Math.round(tile * 0.3)),
-    headerHeight: headers ? Math.min(26, Math.max(12, Math.round(tile * 0.6))) : 0,
+    headerHeight: headers ? Math.ceil(headerFont * 1.3) : 0,
   };
 }
 
@@ -109,6 +126,7 @@ export function layoutWall(groups: readonly WallLayoutGroupInput[], options: Wal
   const height = Math.max(1, Math.floor(options.height));
   const maxTile = options.maxTile ?? 72;
   const minTile = options.minTile ?? 3;
+  const minText = options.minText ?? 11;
   const nonEmpty = groups.filter((g) => g.gpuCounts.length > 0);
   const headers = options.groupHeaders ?? nonEmpty.length > 1;
 
@@ -136,14 +154,14 @@ export function layoutWall(groups: readonly WallLayoutGroupInput[], options: Wal
     let fit = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const h = neededHeight(nonEmpty, metricsFor(mid, headers), columns, rows, width);
+      const h = neededHeight(nonEmpty, metricsFor(mid, headers, minText), columns, rows, width);
       if (h <= height) {
         fit = mid;
         lo = mid + 1;
       } else hi = mid - 1;
     }
     const tile = fit > 0 ? fit : minTile;
-    const m = metricsFor(tile, headers);
+    const m = metricsFor(tile, headers, minText);
     const h = neededHeight(nonEmpty, m, columns, rows, width);
     if (
       !best ||
@@ -153,7 +171,7 @@ export function layoutWall(groups: readonly WallLayoutGroupInput[], options: Wal
       best = { m, columns, rows, h };
     }
   }
-  const { m, columns, rows } = best ?? { m: metricsFor(minTile, headers), columns: widest, rows: 1 };
+  const { m, columns, rows } = best ?? { m: metricsFor(minTile, headers, minText), columns: widest, rows: 1 };
   const b = blockSize(m, columns, rows);
   const perRow = Math.max(1, Math.floor((width + m.blockGapX) / (b.w + m.blockGapX)));
 
@@ -194,6 +212,8 @@ export function layoutWall(groups: readonly WallLayoutGroupInput[], options: Wal
     pitch: m.pitch,
     columns,
     labelHeight: m.labelHeight,
+    labelFont: m.labelFont,
+    headerFont: m.headerFont,
     blockWidth: b.w,
     blockHeight: b.h,
     headers: headerList,
@@ -246,4 +266,16 @@ export function hitTest(layout: WallLayout, x: number, y: number): WallHit | nul
     return position < count ? { nodeIndex: i, position } : null;
   }
   return null;
+}
+
+/**
+ * Smallest text on the wall as a fraction of the viewport height: 1 % (≈ 22 px on a 2160-px
+ * display, 11 px at 1080). Every text the wall draws or lays out (canvas labels, the project key,
+ * the legend, the headline) is at least this size; text that would need to be smaller is left out.
+ */
+export const WALL_MIN_TEXT_FRACTION = 0.01;
+
+/** The wall's minimum text size (CSS px) for a viewport `height` px tall (never below 11 px). */
+export function wallMinText(height: number): number {
+  return Math.max(11, Math.ceil(height * WALL_MIN_TEXT_FRACTION));
 }
