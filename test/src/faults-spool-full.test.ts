@@ -94,7 +94,9 @@ describe('fault: the agent spool directory is full (real agent, real server, rea
       },
       90_000,
       500,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- agent ---\n${agent.output().slice(-3000)}`);
+    });
     await sleep(3000);
     expect(await agent.stop(10_000)).toBe(0);
     const stopped = agentLogLines(agent.output(), 'stopped').at(-1) as
