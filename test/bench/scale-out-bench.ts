@@ -56,9 +56,13 @@ async function run(procs: number) {
   await waitFor(
     'all simulated nodes connected',
     () => sims.reduce((n, s) => n + simStats(s).connected, 0) >= NODES,
-    180_000,
+    300_000,
     1000,
-  );
+  ).catch((err: Error) => {
+    throw new Error(
+      `${err.message}: ${sims.map((s) => JSON.stringify(simStats(s))).join(', ')}\n${sims[0]!.output().slice(-1500)}`,
+    );
+  });
   await sleep(WARMUP_MS);
   const dash = connectDashboard(servers[0]!.url);
   const lags: number[] = [];
@@ -92,10 +96,21 @@ async function run(procs: number) {
     await waitFor('write backlog drained', async () => (await backlog(s.url)) === 0, 300_000, 500);
   const acked = sims.reduce((n, s) => n + simStats(s, 'stopping').acked, 0);
   const sent = sims.reduce((n, s) => n + simStats(s, 'stopping').sent, 0);
-  const count = Number(
-    rows(await influx.query(`SELECT count("utilization_gpu") FROM "nvidia_smi" WHERE "host" =~ /^load/`))[0]
-      ?.count ?? 0,
-  );
+  const countPoints = async () =>
+    Number(
+      rows(await influx.query(`SELECT count("utilization_gpu") FROM "nvidia_smi" WHERE "host" =~ /^load/`))[0]
+        ?.count ?? 0,
+    );
+  // The backlog gauges can read 0 while the last batch is in flight: wait (bounded) for the count.
+  const count = await waitFor(
+    'acked samples in InfluxDB',
+    async () => {
+      const c = await countPoints();
+      return c >= acked * GPUS ? c : undefined;
+    },
+    30_000,
+    1000,
+  ).catch(countPoints);
   for (const s of servers) await s.stop();
   await influx.stop();
   await redis?.stop();
