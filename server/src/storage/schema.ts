@@ -106,21 +106,39 @@ const STORED_FIELDS: ReadonlyArray<{
 
 /** Decides per GPU whether a point carries the slow fields: on change, else once per `everyMs`. */
 export class SlowFieldGate {
-  private readonly last = new Map<string, { ts: number; sig: string }>();
+  /** node → GPU uuid → when the slow fields were last written and their values then. */
+  private readonly last = new Map<string, Map<string, { ts: number; values: unknown[] }>>();
+  private gpus = 0;
   constructor(
     private readonly everyMs = 60_000,
     private readonly maxGpus = 200_000,
   ) {}
 
+  /** Compares the slow values in place (no key or signature string per GPU and sample). */
   include(node: string, gpu: GpuMetrics, ts: number): boolean {
-    const key = `${node}\u0000${gpu.uuid}`;
-    let sig = '';
-    for (const k of SLOW_KEYS) sig += `${gpu[k] ?? ''}|`;
-    const prev = this.last.get(key);
-    if (prev && ts < prev.ts) return true; // a replayed, older sample: write it whole
-    if (prev && ts - prev.ts < this.everyMs && prev.sig === sig) return false;
-    if (this.last.size >= this.maxGpus && !prev) this.last.clear();
-    this.last.set(key, { ts, sig });
+    let byUuid = this.last.get(node);
+    const prev = byUuid?.get(gpu.uuid);
+    if (prev) {
+      if (ts < prev.ts) return true; // a replayed, older sample: write it whole
+      let same = ts - prev.ts < this.everyMs;
+      for (let i = 0; same && i < SLOW_KEYS.length; i++)
+        if (prev.values[i] !== (gpu[SLOW_KEYS[i]!] ?? null)) same = false;
+      if (same) return false;
+      prev.ts = ts;
+      for (let i = 0; i < SLOW_KEYS.length; i++) prev.values[i] = gpu[SLOW_KEYS[i]!] ?? null;
+      return true;
+    }
+    if (this.gpus >= this.maxGpus) {
+      this.last.clear();
+      this.gpus = 0;
+      byUuid = undefined;
+    }
+    if (!byUuid) {
+      byUuid = new Map();
+      this.last.set(node, byUuid);
+    }
+    byUuid.set(gpu.uuid, { ts, values: SLOW_KEYS.map((k) => gpu[k] ?? null) });
+    this.gpus++;
     return true;
   }
 }
