@@ -59,6 +59,14 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# Generated history for the past 35 days (once per data dir; needs influxd, see
+# server/scripts/backfill-demo.ts), so Trends and last month's report have data at once.
+if [ "${DEMO_BACKFILL:-1}" != "0" ]; then
+  log "writing generated history for the past ${DEMO_BACKFILL_DAYS:-35} days"
+  node server/bin/gpupulse-demo-backfill.mjs --days "${DEMO_BACKFILL_DAYS:-35}" || log "backfill failed (the demo runs without history)"
+fi
+LAST_MONTH=$(date -d "$(date +%Y-%m-01) -1 day" +%Y-%m)
+
 log "starting server on port $GPUPULSE_PORT"
 node server/bin/gpupulse-server.mjs &
 pids+=($!)
@@ -90,6 +98,7 @@ cat >&2 <<MSG
     fleet API:  $URL/api/v1/fleet
     health:     $URL/api/v1/health
     metrics:    $URL/metrics
+    report:     $URL/reports/$LAST_MONTH?lang=ko   (PDF: $URL/api/v1/reports/$LAST_MONTH.pdf?lang=ko)
 
   Access (DEMO ONLY, $GPUPULSE_ACCESS_FILE):
     anonymous visitors are viewers; admin token: $ADMIN_TOKEN
