@@ -6,7 +6,7 @@ import type { NudgesList } from '@gpupulse/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { screenshot } from './support/browser.ts';
 import { repoRoot } from './support/paths.ts';
-import { startSim, stopAll } from './support/processes.ts';
+import { startServer, startSim, stopAll } from './support/processes.ts';
 import { type ReceivedMail, startSmtp, type TestSmtp } from './support/smtp.ts';
 import { openPage, startViewsStack, type ViewsStack } from './support/views.ts';
 import { waitFor } from './support/wait.ts';
@@ -44,6 +44,7 @@ describe('nudges over a real SMTP server', () => {
   let smtp: TestSmtp;
   let stack: ViewsStack;
   let dir: string;
+  let env: Record<string, string>;
 
   beforeAll(async () => {
     expect(projectsText).toContain('after: 2s');
@@ -51,12 +52,15 @@ describe('nudges over a real SMTP server', () => {
     dir = await mkdtemp(join(tmpdir(), 'gpupulse-nudge-'));
     const file = join(dir, 'projects.yaml');
     await writeFile(file, projectsText);
-    stack = await startViewsStack({
+    env = {
       GPUPULSE_PROJECTS: file,
       GPUPULSE_SMTP_URL: smtp.url,
       GPUPULSE_SMTP_FROM: 'gpupulse@centre.example.ac.kr',
       GPUPULSE_IDLE_WINDOW_MS: '500',
-    });
+      // Kept across the restart below (the link key and nothing else lives there).
+      GPUPULSE_DATA_DIR: join(dir, 'data'),
+    };
+    stack = await startViewsStack(env);
     startSim(stack.server.url, [
       '--nodes',
       '4',
@@ -226,4 +230,28 @@ describe('nudges over a real SMTP server', () => {
     expect(Number(sent?.[1] ?? 0)).toBeGreaterThan(0);
     expect(text).toMatch(/gpupulse_mail_messages_total\{result="ok"\} [1-9]/);
   });
+
+  it('after a restart the records are read back from InfluxDB and a used link stays used', async () => {
+    const before = (await nudges('?limit=5000')).nudges;
+    const token = /\/nudge\/snooze\?t=([A-Za-z0-9_.-]+)/.exec(first.mail.text)![1]!;
+    await stack.server.stop();
+    const again = await startServer({ ...env, GPUPULSE_INFLUX_URL: stack.influxd.url });
+    try {
+      const ids = new Set(before.map((r) => r.id));
+      const back = await waitFor('records read back', async () => {
+        const r = await fetch(`${again.url}/api/v1/nudges?limit=5000`);
+        const list = (await r.json()) as NudgesList;
+        return list.nudges.filter((x) => ids.has(x.id)).length === ids.size ? list : undefined;
+      });
+      expect(back.snoozes.some((x) => x.user === first.user)).toBe(true);
+      const res = await fetch(`${again.url}/nudge/snooze`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `t=${encodeURIComponent(token)}`,
+      });
+      expect(res.status).toBe(410);
+    } finally {
+      await again.stop();
+    }
+  }, 60_000);
 });
