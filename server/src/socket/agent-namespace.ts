@@ -306,6 +306,22 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
       slog.info({ reason }, 'agent disconnected');
     });
 
+    /** Once per connection: the agent's clock is off by more than `clockSkewMs` (live samples). */
+    const noticeSkew = (accepted: readonly { ts: number }[], now: number) => {
+      let latest = accepted[0]!.ts;
+      for (const s of accepted) if (s.ts > latest) latest = s.ts;
+      const skew = latest - now;
+      if (Math.abs(skew) <= deps.clockSkewMs) return;
+      socket.data.skewNoticeSent = true;
+      slog.warn({ skewMs: skew }, 'agent clock differs from server clock');
+      socket.emit('server:notice', {
+        level: 'warn',
+        code: 'CLOCK_SKEW',
+        message: `agent clock is ${Math.abs(skew)} ms ${skew > 0 ? 'ahead of' : 'behind'} the server; run NTP/chrony on the node`,
+      });
+    };
+
+    // Validate, hand over to the ingest pipeline, ack: nothing else happens here.
     socket.on('samples:report', (report, ack) => {
       metrics.sampleReports.inc();
       if (typeof ack !== 'function') {
@@ -351,21 +367,9 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
           return;
         }
         metrics.samplesReceived.inc(accepted.length);
-        if (!replay && !socket.data.skewNoticeSent) {
-          let latest = accepted[0]!;
-          for (const s of accepted) if (s.ts > latest.ts) latest = s;
-          const skew = latest.ts - now;
-          if (Math.abs(skew) > deps.clockSkewMs) {
-            socket.data.skewNoticeSent = true;
-            slog.warn({ skewMs: skew }, 'agent clock differs from server clock');
-            socket.emit('server:notice', {
-              level: 'warn',
-              code: 'CLOCK_SKEW',
-              message: `agent clock is ${Math.abs(skew)} ms ${skew > 0 ? 'ahead of' : 'behind'} the server; run NTP/chrony on the node`,
-            });
-          }
-        }
-        const acked = accepted.map((s) => s.seq);
+        if (!replay && !socket.data.skewNoticeSent) noticeSkew(accepted, now);
+        const acked = new Array<number>(accepted.length);
+        for (let i = 0; i < accepted.length; i++) acked[i] = accepted[i]!.seq;
         ack(ok(rejected.length > 0 ? { acked, rejected, serverTime: now } : { acked, serverTime: now }));
       } catch (err) {
         slog.error({ err }, 'samples:report handler failed');
