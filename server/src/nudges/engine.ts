@@ -108,7 +108,8 @@ export type SnoozeOutcome =
 export class NudgeEngine {
   private readonly holdings = new Map<string, Holding>();
   private readonly snoozes = new Map<string, NudgeSnooze>();
-  private readonly usedLinks = new Set<string>();
+  /** Used link ids → until when to remember them (past a link's expiry it is refused anyway). */
+  private readonly usedLinks = new Map<string, number>();
   private readonly perDay = new Map<string, { day: string; n: number }>();
   /** The last nudge per GPU and user read back at start, with what followed it. */
   private readonly restored = new Map<string, { nudge: NudgeRecord; lead: boolean; ops: boolean }>();
@@ -165,6 +166,7 @@ export class NudgeEngine {
       this.advance(h, cfg, now);
     }
     for (const [k, sn] of this.snoozes) if (sn.until <= now) this.snoozes.delete(k);
+    for (const [id, until] of this.usedLinks) if (until <= now) this.usedLinks.delete(id);
   }
 
   private start(key: string, g: GpuState, user: string, project: string, now: number): Holding {
@@ -389,7 +391,7 @@ export class NudgeEngine {
     if (!check.ok) return { ok: false, reason: check.reason, user: check.claim?.user ?? null };
     const c = check.claim;
     if (this.usedLinks.has(c.id)) return { ok: false, reason: 'used', user: c.user };
-    this.usedLinks.add(c.id);
+    this.usedLinks.set(c.id, c.exp);
     const snoozeMs = this.opts.projects().nudge.snoozeMs;
     const key = keyOf(c.node, c.gpuUuid, c.user);
     const until = now + snoozeMs;
@@ -441,7 +443,7 @@ export class NudgeEngine {
       if (have.has(r.id)) continue;
       this.records.push(r);
       if (r.kind === 'snooze') {
-        if (r.linkId) this.usedLinks.add(r.linkId);
+        if (r.linkId) this.usedLinks.set(r.linkId, r.at + s.linkValidForMs);
         if (r.until !== null && r.until > now)
           this.snoozes.set(keyOf(r.node, r.gpuUuid, r.user), {
             node: r.node,
