@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const packages = ['protocol', 'agent', 'server', 'web', 'test'];
+const packages = ['protocol', 'node', 'agent', 'server', 'web', 'test'];
 const only = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), 'gpupulse-tests-'));
 let passed = 0;
