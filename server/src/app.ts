@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join } from 'node:path';
 import {
   AGENT_NAMESPACE,
+  type Alert,
   DASHBOARD_NAMESPACE,
   type Health,
   LIMITS,
@@ -271,6 +272,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
         logger: logger.child({ component: 'cluster' }),
         registry: metrics.registry,
         onRemoteEvents: (node, events, gpus) => alerts.recordEvents(node, events, gpus),
+        onRemoteAck: (id, ack) => alerts.applyAcknowledgement(id, ack),
       });
     } catch (err) {
       await closers.closeAll();
@@ -418,7 +420,13 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     publish: (list) => dash.publishAlerts(list),
     webhookObserver: metrics.webhookObserver,
     onChange: (changed) => metrics.alertsChanged(changed),
-    ...(alertsOnce ? { active: () => lease.held(), gate: alertsOnce.gate } : {}),
+    ...(alertsOnce
+      ? {
+          active: () => lease.held(),
+          gate: alertsOnce.gate,
+          acknowledged: (id: string, ack: NonNullable<Alert['acknowledged']>) => cluster?.publishAck(id, ack),
+        }
+      : {}),
   });
   closers.add('alerts', () => alerts.close());
 

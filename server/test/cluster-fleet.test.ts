@@ -97,6 +97,17 @@ describe('two server processes over one redis-server', () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect(hooks.map((h) => h.text.split('\n')[0])).toHaveLength(1);
 
+    // An acknowledgement on the standby, with the holder's alert id (what its dashboards got),
+    // reaches the holder's alert state.
+    const [h0, s0] = a.lease.held() ? [a, b] : [b, a];
+    const holderId = h0.alerts.list({ state: 'firing' }).alerts[0]!.id;
+    expect(s0.alerts.acknowledge(holderId, 'ops', 3_600_000)?.acknowledged?.by).toBe('ops');
+    await waitFor(
+      () => h0.alerts.list({ state: 'firing' }).alerts[0]?.acknowledged?.by === 'ops',
+      3000,
+      'the acknowledgement on the holder',
+    );
+
     // The holder goes away (closing hands the lease back): the other takes over. Its node goes
     // offline on the survivor (its agent does not come back here): that alert is notified once,
     // the firing XID alert is not notified again.

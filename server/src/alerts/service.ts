@@ -33,6 +33,8 @@ export interface AlertServiceOptions {
    * notified by a previous lease holder; it remembers them). Default: all.
    */
   gate?(alerts: Alert[]): Alert[];
+  /** An acknowledgement was made here (cluster: the other processes apply it too). */
+  acknowledged?(alertId: string, ack: NonNullable<Alert['acknowledged']>): void;
 }
 
 /** Alerts for one server: the engine, its storage/dashboard/webhook outlets, driven by `tick()`. */
@@ -113,16 +115,41 @@ export class AlertService {
    * alert again with `acknowledged` set. Null when there is no such alert.
    */
   acknowledge(id: string, by: string, silenceMs: number | null): Alert | null {
-    const alert = this.engine.list({ state: 'all' }).alerts.find((a) => a.id === id);
+    const alert = this.find(id);
     if (!alert) return null;
     const now = this.opts.clock.now();
     const silencedUntil = silenceMs && silenceMs > 0 ? now + silenceMs : null;
     this.prune(now);
-    this.acks.set(id, { by, at: now, silencedUntil });
+    const ack = { by, at: now, silencedUntil };
+    this.acks.set(alert.id, ack);
     if (silencedUntil !== null) this.silences.set(subjectOf(alert), silencedUntil);
     const out = this.decorate(alert);
     this.opts.publish({ serverTime: now, alerts: [out] });
+    this.opts.acknowledged?.(alert.id, ack);
     return out;
+  }
+
+  /** Applies an acknowledgement made on another process of a cluster (that process pushed it). */
+  applyAcknowledgement(id: string, ack: NonNullable<Alert['acknowledged']>): void {
+    const alert = this.find(id);
+    if (!alert) return;
+    this.prune(this.opts.clock.now());
+    this.acks.set(alert.id, ack);
+    if (ack.silencedUntil !== null) this.silences.set(subjectOf(alert), ack.silencedUntil);
+  }
+
+  /**
+   * The alert `id`, or (an id from another process of a cluster, whose tick saw the condition
+   * start at another instant) the alert of the same rule and subject — firing first.
+   */
+  private find(id: string): Alert | null {
+    const all = this.engine.list({ state: 'all' }).alerts;
+    const exact = all.find((a) => a.id === id);
+    if (exact) return exact;
+    const cut = id.lastIndexOf(':');
+    if (cut <= 0) return null;
+    const prefix = id.slice(0, cut + 1);
+    return all.find((a) => a.id.startsWith(prefix)) ?? null;
   }
 
   private decorate(a: Alert): Alert {

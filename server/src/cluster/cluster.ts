@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { GpuEvent } from '@gpupulse/protocol';
+import type { Alert, GpuEvent } from '@gpupulse/protocol';
 import { createAdapter } from '@socket.io/redis-adapter';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -33,6 +33,8 @@ export interface ClusterOptions {
     events: GpuEvent[],
     gpus: readonly { uuid: string; pciBusId: string | null }[],
   ): void;
+  /** An alert acknowledged on another process. */
+  onRemoteAck(id: string, ack: NonNullable<Alert['acknowledged']>): void;
   /** Default 1000 ms. */
   heartbeatMs?: number;
   /** A process silent this long is gone (default 5000 ms). */
@@ -58,6 +60,8 @@ export interface Cluster {
     events: GpuEvent[],
     gpus: readonly { uuid: string; pciBusId?: string | null }[],
   ): void;
+  /** Tells the other processes about an acknowledgement made here. */
+  publishAck(id: string, ack: NonNullable<Alert['acknowledged']>): void;
   /** Other live processes. */
   peers(): string[];
   /** Stops heartbeats, hands the lease back, closes the Redis connections. */
@@ -157,6 +161,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
             for (const f of fleet.fullState()) enqueue(f);
           } else if (m.t === 'e') {
             opts.onRemoteEvents(m.n, m.ev, m.gpus);
+          } else if (m.t === 'ack') {
+            opts.onRemoteAck(m.id, m.ack);
           } else if (m.t !== 'h') {
             fleet.applyRemote(env.from, m);
           }
@@ -244,6 +250,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           ev: events,
           gpus: gpus.map((g) => ({ uuid: g.uuid, pciBusId: g.pciBusId ?? null })),
         });
+      },
+      publishAck(alertId, ack) {
+        enqueue({ t: 'ack', id: alertId, ack });
       },
       peers: () => [...lastHeard.keys()],
       async close() {

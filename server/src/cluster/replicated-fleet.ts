@@ -1,4 +1,4 @@
-import type { GpuEvent, GpuProcess, Inventory, Sample } from '@gpupulse/protocol';
+import type { Alert, GpuEvent, GpuProcess, Inventory, Sample } from '@gpupulse/protocol';
 import { FleetState, type IngestOptions, type IngestResult } from '../fleet/fleet-state.ts';
 
 /**
@@ -16,6 +16,8 @@ export type FleetMessage =
   | { t: 's'; n: string; i: number; s: readonly Sample[]; replay: boolean; record: boolean }
   | { t: 'inv'; n: string; inv: Inventory }
   | { t: 'e'; n: string; ev: GpuEvent[]; gpus: { uuid: string; pciBusId: string | null }[] }
+  /** An alert acknowledged on the sender (id as the sender knows it). */
+  | { t: 'ack'; id: string; ack: NonNullable<Alert['acknowledged']> }
   /** Full state of one node (answer to `hello`): newest sample with the full process list. */
   | { t: 'f'; n: string; i: number; last: Sample | null; inv: Inventory | null };
 
