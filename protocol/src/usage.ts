@@ -83,6 +83,8 @@ export const ProjectUsageSchema = z.object({
   idleGpuHoursToday: z.number(),
   energyKWhToday: z.number(),
   quotaGpus: z.number().nullable(),
+  /** True when the project holds more GPUs than its quota (the server decides; dashboards only show it). */
+  overQuota: z.boolean().optional(),
   /** Energy of the idle-held GPU-hours today (part of `energyKWhToday`). */
   idleEnergyKWhToday: z.number().optional(),
   /** CO2e of today's energy (kg): kWh × PUE × grid factor. */

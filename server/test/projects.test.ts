@@ -156,6 +156,7 @@ describe('projects file', () => {
       gpusInUse: 1,
       users: ['alice'],
       quotaGpus: 4,
+      overQuota: false,
     });
 
     const api = (await (await fetch(`${server.url}/api/v1/projects`)).json()) as ProjectsUsage;

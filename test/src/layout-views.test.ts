@@ -111,6 +111,25 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
       20_000,
       250,
     );
+    // Over quota is the server's call: the Projects page marks exactly the projects the API does.
+    await waitFor(
+      'the same projects over quota',
+      async () => {
+        const u = await api<ProjectsUsage>('/api/v1/projects');
+        const want = u.projects
+          .filter((p) => p.overQuota)
+          .map((p) => p.project)
+          .sort();
+        const shown = (
+          await projects
+            .locator('[data-testid="project-row"]:has([data-testid="over-quota"])')
+            .evaluateAll((els) => els.map((e) => e.getAttribute('data-project') ?? ''))
+        ).sort();
+        return JSON.stringify(want) === JSON.stringify(shown) ? true : undefined;
+      },
+      20_000,
+      250,
+    );
     // Idle-held GPUs exist (5-s window), so "the same rule" is tested on a non-zero figure.
     expect(Number(await figure(wall, 'gpusIdleHeld'))).toBeGreaterThan(0);
 

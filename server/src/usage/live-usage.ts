@@ -214,6 +214,10 @@ export class LiveUsage {
         idleGpuHoursToday: r4(t?.idleGpuHours ?? 0),
         energyKWhToday: r4(t?.energyKWh ?? 0),
         quotaGpus: config.projects.get(id)?.quotaGpus ?? null,
+        overQuota: (() => {
+          const q = config.projects.get(id)?.quotaGpus;
+          return q !== null && q !== undefined && r4(x.inUse) > q;
+        })(),
         idleEnergyKWhToday: r4(t?.idleEnergyKWh ?? 0),
         co2eKgToday: r4(co2eKg(t?.energyKWh ?? 0, carbon)),
         share: month
