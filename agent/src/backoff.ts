@@ -1,11 +1,14 @@
-/** Exponential backoff with full-range jitter: attempt 0 → ~initial, capped at max. */
+import { backoffDelay as sharedBackoffDelay } from '@gpupulse/node';
+
+/**
+ * The shared backoff of @gpupulse/node (exponential, capped, ±25 % jitter) in the positional form
+ * the agent's modules call: attempt 0 → initialMs ±25 %, never above maxMs.
+ */
 export function backoffDelay(
   attempt: number,
   initialMs: number,
   maxMs: number,
-  random = Math.random,
+  random: () => number = Math.random,
 ): number {
-  const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  // ±25 % jitter, never above max.
-  return Math.max(1, Math.min(maxMs, Math.round(base * (0.75 + random() * 0.5))));
+  return sharedBackoffDelay(attempt, { initialMs, maxMs, random });
 }

@@ -176,7 +176,7 @@ describe('gpupulse-agent CLI', () => {
     const t0 = Date.now();
     // Started, and at least one sample is in the spool (on a loaded machine the first sample can
     // take longer than a fixed wait).
-    const spooled = () => readdirSync(dir).some((f) => f.endsWith('.log') && statSync(join(dir, f)).size > 0);
+    const spooled = () => readdirSync(dir).some((f) => f.endsWith('.seg') && statSync(join(dir, f)).size > 0);
     while (!/"msg":"gpupulse-agent starting"/.test(err) || Date.now() - t0 < 1_000 || !spooled()) {
       if (Date.now() - t0 > 20_000) throw new Error(`agent did not spool a sample: ${err}`);
       await new Promise((r) => setTimeout(r, 100));

@@ -1,4 +1,5 @@
-// The disk spool on a real filesystem: bounds, restart, torn records, ack log.
+// The disk spool on a real filesystem: bounds, restart, torn records, ack log, and the move of an
+// earlier agent version's spool into the current format.
 import {
   appendFileSync,
   mkdtempSync,
@@ -10,9 +11,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { Sample } from '@gpupulse/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DiskSpool, scanSegment } from './spool.ts';
+import { DiskSpool, scanLegacySegment } from './spool.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -46,7 +48,7 @@ function sample(seq: number, ts = T0 + seq * 1000, pad = 0): Sample {
 }
 const segments = (dir: string) =>
   readdirSync(dir)
-    .filter((n) => n.endsWith('.log'))
+    .filter((n) => n.endsWith('.seg'))
     .sort();
 
 describe('DiskSpool', () => {
@@ -114,12 +116,10 @@ describe('DiskSpool', () => {
     for (let i = 0; i < 3; i++) a.push(sample(i));
     const [seg] = segments(dir);
     appendFileSync(join(dir, seg as string), Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4]));
-    writeFileSync(join(dir, 'seg-0000000000000099.log'), Buffer.alloc(100, 0x41));
+    writeFileSync(join(dir, 'log-0000000000000099.seg'), Buffer.alloc(100, 0x41));
     const b = new DiskSpool({ dir });
     expect(b.opened.tornRecords).toBe(2);
     expect(b.size).toBe(3);
-    const scan = scanSegment(Buffer.alloc(30, 0));
-    expect(scan).toMatchObject({ entries: [], torn: true, validBytes: 0 });
   });
 
   it('bounded by size: the oldest segment is dropped and counted', () => {
@@ -145,5 +145,63 @@ describe('DiskSpool', () => {
     expect(q.dropped).toBeGreaterThan(0);
     for (const s of q.oldest(100)) expect(s.ts).toBeGreaterThanOrEqual(now - 10_000 - 10_000);
     expect(q.size + q.dropped).toBe(30);
+  });
+});
+
+/** A segment file in the spool format of agents before @gpupulse/node (24-byte header). */
+function legacySegment(samples: Sample[]): Buffer {
+  return Buffer.concat(
+    samples.map((s) => {
+      const payload = Buffer.from(JSON.stringify(s));
+      const rec = Buffer.alloc(24 + payload.length);
+      rec.writeUInt32LE(payload.length, 0);
+      rec.writeDoubleLE(s.seq, 8);
+      rec.writeDoubleLE(s.ts, 16);
+      payload.copy(rec, 24);
+      rec.writeUInt32LE(crc32(rec.subarray(8)), 4);
+      return rec;
+    }),
+  );
+}
+
+describe('DiskSpool: upgrade from the earlier spool format', () => {
+  it('moves unacked samples of an old spool into the log once: nothing lost, nothing twice, seq continues', async () => {
+    const dir = tmp();
+    // an old agent's spool: two segments, some samples acked, the next seq persisted
+    writeFileSync(
+      join(dir, 'seg-0000000000000010.log'),
+      legacySegment([10, 11, 12, 13].map((i) => sample(i))),
+    );
+    writeFileSync(join(dir, 'seg-0000000000000010.ack'), '10\n12\n');
+    const second = legacySegment([14, 15, 16].map((i) => sample(i)));
+    // and a torn last record (the old agent was killed mid-write)
+    writeFileSync(
+      join(dir, 'seg-0000000000000014.log'),
+      Buffer.concat([second, Buffer.from([9, 0, 0, 0, 1, 2])]),
+    );
+    writeFileSync(join(dir, 'next-seq'), '20');
+    expect(scanLegacySegment(second).records.map((r) => r.seq)).toEqual([14, 15, 16]);
+
+    const a = new DiskSpool({ dir });
+    expect(a.opened).toMatchObject({ migrated: 5, samples: 5, tornRecords: 1, nextSeq: 20 });
+    expect(a.oldest(100)).toEqual([11, 13, 14, 15, 16].map((i) => sample(i)));
+    expect(readdirSync(dir).filter((n) => n.startsWith('seg-') || n === 'next-seq')).toEqual([]);
+    a.push(sample(20));
+    a.remove([11]);
+    await a.close();
+
+    // opened again: nothing is moved twice, the acked sample stays acked
+    const b = new DiskSpool({ dir });
+    expect(b.opened).toMatchObject({ migrated: 0, samples: 5, nextSeq: 21 });
+    expect(b.oldest(100).map((s) => s.seq)).toEqual([13, 14, 15, 16, 20]);
+    await b.close();
+  });
+
+  it('an old spool with everything acked still hands on its next seq', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'next-seq'), '4242');
+    const s = new DiskSpool({ dir });
+    expect(s.nextSeq).toBe(4242);
+    expect(s.size).toBe(0);
   });
 });

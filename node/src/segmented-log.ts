@@ -40,8 +40,12 @@ export const RECORD_HEADER_BYTES = 28;
 export const MAX_RECORD_BYTES = 256 * 1024 * 1024;
 const SEGMENT_RE = /^log-(\d{16})\.seg$/;
 
-/** Why records left the log without being removed by their owner. */
-export type DropReason = 'size' | 'age' | 'disk full' | 'unreadable';
+/**
+ * Why records left the log without being removed by their owner: the size or age bound, a full
+ * file system (the oldest segments), a full file system with nothing older left to drop (the new
+ * record itself: `no room`), a record that could not be read back.
+ */
+export type DropReason = 'size' | 'age' | 'disk full' | 'no room' | 'unreadable';
 
 /** The minimal logger the log needs (pino's Logger fits). */
 export interface LogLike {
@@ -297,6 +301,13 @@ export class SegmentedLog {
     return this.lastId !== null && this.index.has(this.lastId) ? this.lastId : undefined;
   }
 
+  /** Ids continue at least from `id` (the next id of an earlier spool being migrated). */
+  advanceNextId(id: number): void {
+    if (!Number.isSafeInteger(id) || id <= this.next) return;
+    this.next = id;
+    if (this.opts.persistNextId) this.persistNext();
+  }
+
   has(id: number): boolean {
     return this.index.has(id);
   }
@@ -341,7 +352,7 @@ export class SegmentedLog {
       } catch (err) {
         if (!isDiskFull(err) || this.opts.onDiskFull === 'throw') throw err;
         if (this.liveRecords === 0) {
-          this.countDrop('disk full', 1, full.count);
+          this.countDrop('no room', 1, full.count);
           return null;
         }
         this.dropOldest('disk full');
@@ -384,15 +395,17 @@ export class SegmentedLog {
     this.index.set(meta.id, { seg, entry });
     this.lastId = meta.id;
     this.next = meta.id + 1;
-    if (this.opts.persistNextId) {
-      const tmp = `${this.nextIdPath}.tmp`;
-      try {
-        writeFileSync(tmp, String(this.next));
-        renameSync(tmp, this.nextIdPath);
-      } catch (err) {
-        // disk full: the records carry their ids, open() continues after the newest of them
-        if (!isDiskFull(err)) throw err;
-      }
+    if (this.opts.persistNextId) this.persistNext();
+  }
+
+  private persistNext(): void {
+    const tmp = `${this.nextIdPath}.tmp`;
+    try {
+      writeFileSync(tmp, String(this.next));
+      renameSync(tmp, this.nextIdPath);
+    } catch (err) {
+      // disk full: the records carry their ids, open() continues after the newest of them
+      if (!isDiskFull(err)) throw err;
     }
   }
 
