@@ -80,7 +80,7 @@ import { SERVER_VERSION } from './version.ts';
 export interface CreateServerOptions {
   /** Defaults: `loadConfig({})` (port 8080, no agent tokens …); given keys override them. */
   config?: Partial<ServerConfig>;
-  /** Default: a new `MemoryStore`, closed with the server. A store passed in is NOT closed by `close()`. */
+  /** Default: a new `MemoryStore`, closed with the server. A store passed in is NOT closed by `close()` (unless also in `closeAlso`). */
   store?: MetricStore;
   /** Default: silent. */
   logger?: Logger;
@@ -94,6 +94,12 @@ export interface CreateServerOptions {
   mailer?: ReportMailer;
   /** PDF of reports (default: headless Chromium at `GPUPULSE_CHROMIUM` or /usr/bin/chromium). */
   pdf?: PdfRenderer;
+  /**
+   * Closed by `close()` (and by a failed start) after everything the server started, in this
+   * order — main.ts hands over the store it opened and the managed influxd, so one ordered list
+   * shuts the whole process down.
+   */
+  closeAlso?: ReadonlyArray<{ name: string; close: () => unknown }>;
 }
 
 /** A route as the table declares it (for tests and docs). */
@@ -177,6 +183,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   const store: MetricStore = opts.store ?? new MemoryStore({ now: () => clock.now() });
   const startedAt = Date.now();
   const closers = new Closers(logger);
+  for (const c of [...(opts.closeAlso ?? [])].reverse()) closers.add(c.name, c.close);
+  if (!opts.store) closers.add('store', () => store.close());
   const audit = logger.child({ component: 'audit' });
   const secure = config.tls !== null || (config.publicUrl?.startsWith('https:') ?? false);
 
@@ -189,14 +197,13 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
   if (config.accessFile) {
     access.reload();
     if (access.error) {
-      if (!opts.store) await store.close();
+      await closers.closeAll();
       throw new Error(`GPUPULSE_ACCESS_FILE: ${access.error}`);
     }
   }
   const signer = SessionSigner.open(config.dataDir);
   const metricsFrom = new AddressList(config.metricsFrom);
   const authorize = (src: CredentialSource): Resolution => resolveRequest(src, access.current, signer);
-  if (!opts.store) closers.add('store', () => store.close());
 
   const projects = new ProjectsRegistry({
     file: config.projectsFile,

@@ -144,7 +144,17 @@ async function main(): Promise<void> {
 
   let server: GpupulseServer;
   try {
-    server = await createServer({ config, store, logger, alerts });
+    server = await createServer({
+      config,
+      store,
+      logger,
+      alerts,
+      // One ordered shutdown: everything the server started, then the store, then the managed influxd.
+      closeAlso: [
+        { name: 'store', close: () => store.close() },
+        { name: 'managed influxd', close: () => managed?.stop() },
+      ],
+    });
   } catch (err) {
     log.fatal({ err }, 'could not start the server');
     await store.close();
@@ -214,8 +224,6 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: flushing the write buffer');
     try {
       await server.close();
-      await store.close();
-      await managed?.stop();
       log.info('bye');
       process.exit(0);
     } catch (err) {
