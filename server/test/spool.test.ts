@@ -1,5 +1,7 @@
-import { appendFileSync, readdirSync, statSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { encodeRecord, RECORD_HEADER_BYTES } from '@gpupulse/node';
 import type { StorageInfo } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import {
@@ -48,7 +50,7 @@ class FlakyStore implements MetricStore {
 }
 
 describe('DiskSpool', () => {
-  it('keeps batches in order across segments and a reopen; deletes drained segments', async () => {
+  it('keeps batches in order across segments and a reopen, exactly once; deletes drained segments', async () => {
     const dir = join(await tempDir(), 'spool');
     const s = new DiskSpool({ dir, segmentBytes: 600 });
     expect(s.empty).toBe(true);
@@ -58,21 +60,37 @@ describe('DiskSpool', () => {
     expect(s.stats.segments).toBeGreaterThan(1);
     expect(values(s.peek()!)).toEqual([0, 1, 2]);
     s.ack();
-    s.close();
+    expect(values(s.peek()!)).toEqual([3, 4, 5]);
+    s.close(); // "crash" before the second batch is acked
 
-    // Reopen: the read position is not persisted; the segment in progress is sent again from its start.
+    // Reopen: the ack was persisted, so the written batch is not sent again; the unacked one is.
     const again = new DiskSpool({ dir, segmentBytes: 600 });
     const seen: number[] = [];
     for (let b = again.peek(); b; b = again.peek()) {
       seen.push(...values(b));
       again.ack();
     }
-    // 3…29 exactly once, in order (0…2 too if they shared a segment with later records).
-    const from = seen[0]!;
-    expect(from === 0 || from === 3).toBe(true);
-    expect(seen).toEqual(Array.from({ length: 30 - from }, (_, i) => from + i));
+    expect(seen).toEqual(Array.from({ length: 27 }, (_, i) => 3 + i));
     expect(again.stats).toMatchObject({ records: 0, points: 0, segments: 0, bytes: 0 });
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('ack removes the batch peek returned, even when appends and the size bound moved the head', async () => {
+    const dir = join(await tempDir(), 'spool');
+    const s = new DiskSpool({ dir, maxBytes: 4000, segmentBytes: 1000 });
+    s.append(batch(0, 2));
+    expect(values(s.peek()!)).toEqual([0, 1]);
+    // while that batch is being written, enough arrives to push its segment out (counted)
+    for (let i = 1; i < 40; i++) s.append(batch(i * 2, 2));
+    expect(s.stats.pointsDroppedFull).toBeGreaterThan(0);
+    const records = s.stats.records;
+    s.ack(); // the peeked batch was dropped by the bound (counted): no other batch is acked
+    expect(s.stats.records).toBe(records);
+    const head = values(s.peek()!);
+    s.ack();
+    expect(s.stats.records).toBe(records - 1);
+    expect(values(s.peek()!)[0]).toBe(head[0]! + 2);
+    s.close();
   });
 
   it('skips a torn last record after a crash, keeps the rest', async () => {
@@ -82,15 +100,13 @@ describe('DiskSpool', () => {
     s.append(batch(2, 2));
     s.close();
     const [file] = readdirSync(dir);
-    const before = statSync(join(dir, file!)).size;
     // A crash mid-write: a header promising 500 bytes, then only a few.
-    const torn = Buffer.alloc(12 + 5);
-    torn.writeUInt32BE(500, 0);
+    const torn = Buffer.alloc(RECORD_HEADER_BYTES + 5);
+    torn.writeUInt32LE(500, 0);
     appendFileSync(join(dir, file!), torn);
     const reopened = new DiskSpool({ dir });
     expect(reopened.empty).toBe(false);
     expect(reopened.stats).toMatchObject({ records: 2, points: 4, tornRecords: 1 });
-    expect(statSync(join(dir, file!)).size).toBe(before);
     expect(values(reopened.peek()!)).toEqual([0, 1]);
     reopened.ack();
     // New records go after the good ones.
@@ -106,15 +122,48 @@ describe('DiskSpool', () => {
     c.append(batch(0, 1));
     c.close();
     const f2 = join(dir2, readdirSync(dir2)[0]!);
-    const bad = Buffer.alloc(12 + 4);
-    bad.writeUInt32BE(4, 0);
-    bad.writeUInt32BE(12345, 4);
-    bad.writeUInt32BE(1, 8);
-    bad.write('[{}]', 12);
+    const bad = encodeRecord({ id: 1, ts: 0, count: 1 }, Buffer.from('[{}]'));
+    bad.writeUInt8(0x5b ^ 0x01, RECORD_HEADER_BYTES);
     appendFileSync(f2, bad);
     const c2 = new DiskSpool({ dir: dir2 });
     expect(c2.stats).toMatchObject({ records: 1, tornRecords: 1 });
     c2.close();
+  });
+
+  it('moves a spool of the earlier server format into the log: every batch once, in order', async () => {
+    const dir = join(await tempDir(), 'spool');
+    mkdirSync(dir, { recursive: true });
+    const legacy = (batches: MetricPoint[][]) =>
+      Buffer.concat(
+        batches.map((b) => {
+          const payload = Buffer.from(JSON.stringify(b));
+          const rec = Buffer.alloc(12 + payload.length);
+          rec.writeUInt32BE(payload.length, 0);
+          rec.writeUInt32BE(crc32(payload), 4);
+          rec.writeUInt32BE(b.length, 8);
+          payload.copy(rec, 12);
+          return rec;
+        }),
+      );
+    writeFileSync(join(dir, 'seg-000000000003.spool'), legacy([batch(0, 2), batch(2, 3)]));
+    // the second segment ends in a torn record (a crash mid-write)
+    writeFileSync(
+      join(dir, 'seg-000000000004.spool'),
+      Buffer.concat([legacy([batch(5, 1)]), Buffer.alloc(7)]),
+    );
+    const s = new DiskSpool({ dir });
+    expect(s.stats).toMatchObject({ records: 3, points: 6, tornRecords: 1 });
+    expect(readdirSync(dir).filter((n) => n.endsWith('.spool'))).toEqual([]);
+    s.append(batch(6, 1));
+    const seen: number[] = [];
+    for (let b = s.peek(); b; b = s.peek()) {
+      seen.push(...values(b));
+      s.ack();
+    }
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    s.close();
+    // opened again: nothing comes back
+    expect(new DiskSpool({ dir }).empty).toBe(true);
   });
 
   it('is bounded: the oldest segments are deleted and their points counted', async () => {

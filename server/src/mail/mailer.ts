@@ -5,6 +5,7 @@
  * retried with backoff; a bounded number of messages wait at once (the excess is dropped and
  * counted). Credentials never reach a log: only `scheme://host:port` is ever shown.
  */
+import { backoffDelay } from '@gpupulse/node';
 import nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
 import { redactSmtpUrl, smtpUrlProblem } from './smtp-url.ts';
@@ -54,7 +55,7 @@ export interface SmtpMailerOptions {
   timeoutMs?: number;
   /** Retries after the first attempt (default 3). */
   maxRetries?: number;
-  /** First retry delay (default 2 s; doubles, with jitter, capped at 60 s). */
+  /** First retry delay (default 2 s; doubles, ±25 % jitter, capped at 60 s: @gpupulse/node's backoffDelay). */
   initialBackoffMs?: number;
   /** Messages waiting or being sent at once (default 200). */
   maxPending?: number;
@@ -156,8 +157,11 @@ export class SmtpMailer implements Mailer {
           return 'failed';
         }
         this.observer.retried?.();
-        const exp = Math.min(60_000, this.initialBackoffMs * 2 ** attempt);
-        const delay = Math.round(exp / 2 + (this.random() * exp) / 2);
+        const delay = backoffDelay(attempt, {
+          initialMs: this.initialBackoffMs,
+          maxMs: 60_000,
+          random: this.random,
+        });
         this.log?.warn({ smtp: this.where, err: why, delay }, 'e-mail delivery failed; retrying');
         await new Promise((r) => setTimeout(r, delay).unref());
       }

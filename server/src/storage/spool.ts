@@ -1,16 +1,7 @@
-import {
-  closeSync,
-  fstatSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { type DropReason, SegmentedLog } from '@gpupulse/node';
 import type { Logger } from 'pino';
 import type { MetricPoint } from './metric-store.ts';
 
@@ -22,7 +13,7 @@ export interface DiskSpoolOptions {
   /** A segment is closed and a new one started beyond this size (default 16 MiB, at most maxBytes / 4). */
   segmentBytes?: number;
   logger?: Logger;
-  /** Points lost: `spool_full` (oldest segment deleted to make room), `spool_corrupt` (torn/bad record skipped). */
+  /** Points lost: `spool_full` (oldest segment deleted to make room), `spool_corrupt` (unreadable record dropped). */
   onDrop?(reason: 'spool_full' | 'spool_corrupt', points: number): void;
 }
 
@@ -38,35 +29,20 @@ export interface SpoolStats {
   tornRecords: number;
 }
 
-interface Segment {
-  seq: number;
-  file: string;
-  /** Bytes in the file (valid records only). */
-  bytes: number;
-  /** Offset of the next record to read. */
-  readOffset: number;
-  /** Records/points not yet read (acked). */
-  records: number;
-  points: number;
-}
-
-/** Record header: u32 payload length, u32 CRC-32 of the payload, u32 point count (big-endian). */
-const HEADER = 12;
-const MAGIC_NAME = /^seg-(\d{12})\.spool$/;
-const MAX_RECORD = 256 * 1024 * 1024;
-
 /**
- * A bounded, append-only disk spool of write batches, drained in order (FIFO).
+ * A bounded disk spool of write batches, drained in order (FIFO), on the shared segmented log of
+ * @gpupulse/node (the agent's spool uses the same one): one record per batch, `count` = its
+ * points, payload = the batch as JSON of MetricPoint[].
  *
- * Segment files `seg-<n>.spool` under `dir` hold records `[len][crc32][points][JSON of MetricPoint[]]`.
- * Appends go to the newest segment; reads come from the oldest. When the spool would exceed
- * `maxBytes`, the oldest segments are deleted (their points counted as dropped). On open, every
- * segment is scanned: a torn or corrupt record (a crash mid-write) and anything after it in that
- * segment is cut off and counted. Fully read segments are deleted. The read position is not
- * persisted: after a restart, a partly drained segment is sent again from its start, which
- * InfluxDB absorbs (same series and timestamp overwrite the point).
+ * Appends go to the newest segment; `peek` reads the oldest batch and `ack` removes it (the
+ * log's ack file: after a restart, acked batches are not written again — exactly once). When the
+ * spool would exceed `maxBytes`, the oldest segments are deleted and their points counted as
+ * dropped. A torn or corrupt record found on open (a crash mid-write) ends its segment's scan,
+ * counted in `tornRecords`. A full file system throws from `append`: the write buffer keeps the
+ * batch in memory then.
  *
- * All I/O is synchronous: a batch is one `write()`; order is trivially kept.
+ * A spool of the earlier server format (`seg-<n>.spool`) is moved into the log when it is opened,
+ * so an upgrade loses no unwritten point.
  */
 export class DiskSpool {
   readonly dir: string;
@@ -74,19 +50,11 @@ export class DiskSpool {
   readonly segmentBytes: number;
   private readonly logger: Logger | undefined;
   private readonly onDrop: DiskSpoolOptions['onDrop'];
-  private segments: Segment[] = [];
+  private log: SegmentedLog | null = null;
   private opened = false;
-  private writeFd: number | null = null;
-  private readFd: { seq: number; fd: number } | null = null;
-  private nextSeq = 1;
-  private readonly st: SpoolStats = {
-    bytes: 0,
-    segments: 0,
-    records: 0,
-    points: 0,
-    pointsDroppedFull: 0,
-    tornRecords: 0,
-  };
+  private peeked: number | null = null;
+  private pointsDroppedFull = 0;
+  private tornRecords = 0;
 
   constructor(opts: DiskSpoolOptions) {
     this.dir = opts.dir;
@@ -99,251 +67,176 @@ export class DiskSpool {
   /** Figures for /metrics (opens the spool on first use). */
   get stats(): Readonly<SpoolStats> {
     this.open();
-    return this.st;
+    const log = this.log;
+    return {
+      bytes: log?.bytes ?? 0,
+      segments: log?.segmentCount ?? 0,
+      records: log?.records ?? 0,
+      points: log?.count ?? 0,
+      pointsDroppedFull: this.pointsDroppedFull,
+      tornRecords: this.tornRecords,
+    };
   }
 
   /** True when nothing waits. Opens (scans) the directory on first call if it exists. */
   get empty(): boolean {
     this.open();
-    return this.st.records === 0;
+    return (this.log?.records ?? 0) === 0;
   }
 
   /** Scans an existing spool directory (idempotent). Does not create the directory. */
   open(): void {
     if (this.opened) return;
     this.opened = true;
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch {
-      return; // no spool yet
-    }
-    const seqs = names
-      .map((n) => MAGIC_NAME.exec(n))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => Number(m[1]))
-      .sort((a, b) => a - b);
-    for (const seq of seqs) {
-      const seg = this.scan(seq);
-      if (seg.records === 0) {
-        this.unlink(seg.file);
-        continue;
-      }
-      this.segments.push(seg);
-      this.nextSeq = seq + 1;
-    }
-    this.recount();
-    if (this.st.records > 0) {
+    if (!existsSync(this.dir)) return; // no spool yet: created by the first append
+    this.openLog();
+  }
+
+  private openLog(): SegmentedLog {
+    if (this.log) return this.log;
+    const log = new SegmentedLog({
+      dir: this.dir,
+      maxBytes: this.maxBytes,
+      segmentBytes: this.segmentBytes,
+      onDiskFull: 'throw',
+      logger: this.logger,
+      onDrop: (reason, _records, points) => this.dropped(reason, points),
+    });
+    this.log = log;
+    this.tornRecords += log.opened.tornRecords;
+    this.tornRecords += migrateLegacySpool(this.dir, log, this.logger);
+    if (log.records > 0) {
       this.logger?.warn(
-        { dir: this.dir, points: this.st.points, bytes: this.st.bytes },
+        { dir: this.dir, points: log.count, bytes: log.bytes },
         'spool holds unwritten points from an earlier run; draining them first',
       );
     }
+    return log;
+  }
+
+  private dropped(reason: DropReason, points: number): void {
+    if (reason === 'unreadable') {
+      this.onDrop?.('spool_corrupt', points);
+      return;
+    }
+    this.pointsDroppedFull += points;
+    this.onDrop?.('spool_full', points);
+    this.logger?.error(
+      { maxBytes: this.maxBytes, points, reason },
+      'spool full: deleted the oldest segment (counted in /metrics)',
+    );
   }
 
   /** Appends one batch. Throws on I/O errors (disk full …); the caller keeps the batch then. */
   append(points: readonly MetricPoint[]): void {
     if (points.length === 0) return;
     this.open();
-    const payload = Buffer.from(JSON.stringify(points), 'utf8');
-    if (payload.length + HEADER > MAX_RECORD) throw new Error('batch too large for the spool');
-    const record = Buffer.allocUnsafe(HEADER + payload.length);
-    record.writeUInt32BE(payload.length, 0);
-    record.writeUInt32BE(crc32(payload), 4);
-    record.writeUInt32BE(points.length, 8);
-    payload.copy(record, HEADER);
-
-    // Make room first: delete the oldest segments while the new record would not fit.
-    while (this.st.bytes + record.length > this.maxBytes && this.segments.length > 0) this.dropOldest();
-
-    let tail = this.segments[this.segments.length - 1];
-    if (!tail || this.writeFd === null || tail.bytes + record.length > this.segmentBytes) {
-      tail = this.startSegment();
-    }
-    let off = 0;
-    while (off < record.length) off += writeSync(this.writeFd!, record, off, record.length - off);
-    tail.bytes += record.length;
-    tail.records++;
-    tail.points += points.length;
-    this.recount();
+    const log = this.openLog();
+    log.append(Buffer.from(JSON.stringify(points), 'utf8'), { count: points.length });
   }
 
-  /** The oldest waiting batch, or null. Corrupt records met here are skipped and counted. */
+  /** The oldest waiting batch, or null. An unreadable record met here is dropped and counted. */
   peek(): MetricPoint[] | null {
     this.open();
-    while (this.segments.length > 0) {
-      const seg = this.segments[0]!;
-      if (seg.records === 0 || seg.readOffset >= seg.bytes) {
-        if (seg === this.segments[this.segments.length - 1]) return null;
-        this.removeFirst();
-        continue;
+    const log = this.log;
+    if (!log) return null;
+    for (let first = log.first(); first; first = log.first()) {
+      const buf = log.read(first.id); // null: unreadable, dropped and counted by the log
+      if (!buf) continue;
+      try {
+        const batch = JSON.parse(buf.toString('utf8')) as MetricPoint[];
+        this.peeked = first.id;
+        return batch;
+      } catch {
+        this.logger?.error({ dir: this.dir, id: first.id }, 'corrupt spool record; dropped it');
+        log.remove([first.id]);
+        this.onDrop?.('spool_corrupt', first.count);
       }
-      const fd = this.readFdOf(seg);
-      const header = Buffer.alloc(HEADER);
-      readSync(fd, header, 0, HEADER, seg.readOffset);
-      const len = header.readUInt32BE(0);
-      const payload = Buffer.alloc(len);
-      let got = 0;
-      while (got < len) {
-        const n = readSync(fd, payload, got, len - got, seg.readOffset + HEADER + got);
-        if (n === 0) break;
-        got += n;
-      }
-      if (got === len && crc32(payload) === header.readUInt32BE(4)) {
-        try {
-          return JSON.parse(payload.toString('utf8')) as MetricPoint[];
-        } catch {
-          // fall through: corrupt
-        }
-      }
-      // Changed under us (should not happen): skip the rest of this segment.
-      this.logger?.error(
-        { file: seg.file, offset: seg.readOffset },
-        'corrupt spool record; skipping segment',
-      );
-      this.onDrop?.('spool_corrupt', seg.points);
-      seg.records = 0;
-      seg.points = 0;
-      seg.readOffset = seg.bytes;
-      this.recount();
     }
     return null;
   }
 
   /** Removes the batch `peek()` returned (it was written or refused for good). */
   ack(): void {
-    const seg = this.segments[0];
-    if (!seg || seg.records === 0) return;
-    const fd = this.readFdOf(seg);
-    const header = Buffer.alloc(HEADER);
-    readSync(fd, header, 0, HEADER, seg.readOffset);
-    seg.readOffset += HEADER + header.readUInt32BE(0);
-    seg.records--;
-    seg.points -= header.readUInt32BE(8);
-    // A drained segment is deleted (the write segment too: the next append starts a new one).
-    if (seg.records === 0) this.removeFirst();
-    this.recount();
+    const log = this.log;
+    if (!log) return;
+    // The batch peek() returned, even when appends arrived since; if the size bound dropped it
+    // meanwhile (counted then), there is nothing left to ack.
+    const id = this.peeked ?? log.first()?.id;
+    this.peeked = null;
+    if (id !== undefined) log.remove([id]);
   }
 
   /** Closes file descriptors (the files stay). */
   close(): void {
-    if (this.writeFd !== null) closeSync(this.writeFd);
-    if (this.readFd) closeSync(this.readFd.fd);
-    this.writeFd = null;
-    this.readFd = null;
+    this.log?.close();
   }
+}
 
-  private fileOf(seq: number): string {
-    return join(this.dir, `seg-${String(seq).padStart(12, '0')}.spool`);
+// ---- the spool format of servers before @gpupulse/node (read once, to migrate) ----
+
+const LEGACY_SEGMENT = /^seg-(\d{12})\.spool$/;
+const LEGACY_HEADER = 12;
+
+/**
+ * Reads a segment of the earlier server format — records [u32 BE length][u32 BE crc32(payload)]
+ * [u32 BE points][JSON of MetricPoint[]] — up to the first torn or corrupt record.
+ */
+export function scanLegacySegment(buf: Buffer): {
+  records: { points: number; payload: Buffer }[];
+  torn: boolean;
+} {
+  const records: { points: number; payload: Buffer }[] = [];
+  let off = 0;
+  while (off < buf.length) {
+    if (buf.length - off < LEGACY_HEADER) return { records, torn: true };
+    const len = buf.readUInt32BE(off);
+    if (off + LEGACY_HEADER + len > buf.length) return { records, torn: true };
+    const payload = buf.subarray(off + LEGACY_HEADER, off + LEGACY_HEADER + len);
+    if (crc32(payload) !== buf.readUInt32BE(off + 4)) return { records, torn: true };
+    records.push({ points: buf.readUInt32BE(off + 8), payload });
+    off += LEGACY_HEADER + len;
   }
+  return { records, torn: false };
+}
 
-  private startSegment(): Segment {
-    mkdirSync(this.dir, { recursive: true });
-    if (this.writeFd !== null) closeSync(this.writeFd);
-    const seq = this.nextSeq++;
-    const file = this.fileOf(seq);
-    this.writeFd = openSync(file, 'a');
-    const seg: Segment = { seq, file, bytes: 0, readOffset: 0, records: 0, points: 0 };
-    this.segments.push(seg);
-    return seg;
-  }
-
-  private readFdOf(seg: Segment): number {
-    if (this.readFd?.seq === seg.seq) return this.readFd.fd;
-    if (this.readFd) closeSync(this.readFd.fd);
-    this.readFd = { seq: seg.seq, fd: openSync(seg.file, 'r') };
-    return this.readFd.fd;
-  }
-
-  private removeFirst(): void {
-    const seg = this.segments.shift();
-    if (!seg) return;
-    if (this.readFd?.seq === seg.seq) {
-      closeSync(this.readFd.fd);
-      this.readFd = null;
+/**
+ * Moves the batches of an earlier server's spool in `dir` into `log` (in order), then deletes the
+ * old files. If appending fails (a full disk), the old files stay and are moved on a later start;
+ * what was moved already is then written twice, which InfluxDB absorbs (same series and time).
+ * Returns the torn records found.
+ */
+function migrateLegacySpool(dir: string, log: SegmentedLog, logger?: Logger): number {
+  const names = readdirSync(dir)
+    .filter((n) => LEGACY_SEGMENT.test(n))
+    .sort();
+  if (names.length === 0) return 0;
+  let torn = 0;
+  let points = 0;
+  for (const name of names) {
+    const file = join(dir, name);
+    const scan = scanLegacySegment(readFileSync(file));
+    if (scan.torn) {
+      torn++;
+      logger?.warn({ file }, 'torn or corrupt spool record (crash while writing?); skipped');
     }
-    if (this.segments.length === 0 && this.writeFd !== null) {
-      closeSync(this.writeFd);
-      this.writeFd = null;
-    }
-    this.unlink(seg.file);
-  }
-
-  private dropOldest(): void {
-    const seg = this.segments[0]!;
-    const lost = seg.points;
-    this.removeFirst();
-    this.st.pointsDroppedFull += lost;
-    this.recount();
-    if (lost > 0) {
-      this.onDrop?.('spool_full', lost);
-      this.logger?.error(
-        { maxBytes: this.maxBytes, points: lost },
-        'spool full: deleted the oldest segment (counted in /metrics)',
-      );
-    }
-  }
-
-  /** Reads a segment's records; cuts off a torn/corrupt tail. */
-  private scan(seq: number): Segment {
-    const file = this.fileOf(seq);
-    const seg: Segment = { seq, file, bytes: 0, readOffset: 0, records: 0, points: 0 };
-    const fd = openSync(file, 'r+');
     try {
-      const size = fstatSync(fd).size;
-      const header = Buffer.alloc(HEADER);
-      let off = 0;
-      while (off < size) {
-        const ok = (() => {
-          if (size - off < HEADER) return false;
-          readSync(fd, header, 0, HEADER, off);
-          const len = header.readUInt32BE(0);
-          if (len > MAX_RECORD || off + HEADER + len > size) return false;
-          const payload = Buffer.alloc(len);
-          readSync(fd, payload, 0, len, off + HEADER);
-          return crc32(payload) === header.readUInt32BE(4);
-        })();
-        if (!ok) {
-          this.st.tornRecords++;
-          this.logger?.warn(
-            { file, offset: off, size },
-            'torn or corrupt spool record (crash while writing?); skipped',
-          );
-          ftruncateSync(fd, off);
-          break;
-        }
-        const len = header.readUInt32BE(0);
-        seg.records++;
-        seg.points += header.readUInt32BE(8);
-        off += HEADER + len;
+      for (const r of scan.records) {
+        log.append(r.payload, { count: r.points });
+        points += r.points;
       }
-      seg.bytes = off;
-    } finally {
-      closeSync(fd);
+    } catch (err) {
+      logger?.error(
+        { err: err instanceof Error ? err.message : String(err), file },
+        'cannot move the earlier spool format into the current one; trying again on the next start',
+      );
+      return torn;
     }
-    return seg;
+    unlinkSync(file);
   }
-
-  private unlink(file: string): void {
-    try {
-      unlinkSync(file);
-    } catch {
-      // already gone
-    }
-  }
-
-  private recount(): void {
-    let bytes = 0;
-    let records = 0;
-    let points = 0;
-    for (const s of this.segments) {
-      bytes += s.bytes;
-      records += s.records;
-      points += s.points;
-    }
-    this.st.bytes = bytes;
-    this.st.segments = this.segments.length;
-    this.st.records = records;
-    this.st.points = points;
-  }
+  logger?.info(
+    { dir, points, segments: names.length },
+    'moved the spool of an earlier server version to the current format',
+  );
+  return torn;
 }

@@ -1,3 +1,4 @@
+import { backoffDelay } from '@gpupulse/node';
 import type { Logger } from 'pino';
 import { type MetricPoint, type MetricStore, StoreWriteError } from './metric-store.ts';
 import type { DiskSpool } from './spool.ts';
@@ -27,7 +28,7 @@ export interface WriteBufferOptions {
   spoolHighWater?: number;
   /** The retry hint `admit` gives with a refusal (default 5 s). */
   retryAfterMs?: number;
-  /** First retry delay (default 250 ms); doubles per failure up to `maxBackoffMs` (default 30 s), full jitter. */
+  /** First retry delay (default 250 ms); doubles per failure up to `maxBackoffMs` (default 30 s), ±25 % jitter (@gpupulse/node's backoffDelay). */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   logger?: Logger;
@@ -83,7 +84,7 @@ export interface WriteBufferStats {
 
 /**
  * Bounded write buffer in front of a `MetricStore`: batches by size and time, one write in flight,
- * retries only retryable failures (network, 5xx, 429) with exponential backoff and full jitter,
+ * retries only retryable failures (network, 5xx, 429) with exponential backoff and ±25 % jitter,
  * drops and counts what InfluxDB refuses (4xx) and what does not fit.
  */
 export class WriteBuffer {
@@ -432,11 +433,11 @@ export class WriteBuffer {
         this.stats.batchesRetried++;
         this.stats.consecutiveFailures++;
         this.observer.batch?.('retry', batch.length, seconds);
-        const exp = Math.min(
-          this.maxBackoffMs,
-          this.initialBackoffMs * 2 ** (this.stats.consecutiveFailures - 1),
-        );
-        const delay = Math.round(exp / 2 + (this.random() * exp) / 2);
+        const delay = backoffDelay(this.stats.consecutiveFailures - 1, {
+          initialMs: this.initialBackoffMs,
+          maxMs: this.maxBackoffMs,
+          random: this.random,
+        });
         this.retryAt = Date.now() + delay;
         if (this.stats.consecutiveFailures === 1) {
           this.logger?.warn(
