@@ -212,6 +212,13 @@ export const GpuProcessSchema = z.object({
   gpuUuid: name,
   pid: int('id32'),
   usedMemoryMiB: intMetric('mib'),
+  /**
+   * On a GPU in MIG mode: the GPU instance and compute instance the process runs in (from the
+   * default `nvidia-smi` table; `--query-compute-apps` names only the parent GPU). The server
+   * counts the process as its MIG instance's fraction of the GPU.
+   */
+  gpuInstanceId: z.number().int().min(0).max(1023).nullable().optional(),
+  computeInstanceId: z.number().int().min(0).max(1023).nullable().optional(),
   name: text,
   cmdline: text.nullable().optional(),
   uid: int('id32').nullable().optional(),

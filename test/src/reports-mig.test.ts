@@ -21,10 +21,18 @@ import {
   SampleSchema,
   UsageResponseSchema,
 } from '@gpupulse/protocol';
-import { createServer, type GpupulseServer, ManualClock, MemoryStore } from '@gpupulse/server';
+import {
+  attributeUnassigned,
+  attributionFromFn,
+  createServer,
+  type GpupulseServer,
+  ManualClock,
+  MemoryStore,
+  splitGpu,
+} from '@gpupulse/server';
+import type { Browser } from 'playwright-core';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser } from 'playwright-core';
 import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
 import { agentBin, artifactsDir, fakeNvidiaSmi } from './support/paths.ts';
 
@@ -96,16 +104,16 @@ carbon: { gridGramsPerKWh: 417.3, pue: 1.2 }
 `;
 
 /** One sample of `gpupulse-agent --once` on a capture with the given compute apps. */
-async function agentOnce(capture: string, apps: unknown[]): Promise<Sample> {
+async function agentOnce(capture: string, apps: unknown[] | null): Promise<Sample> {
   // `--once` sends what its collectors have after a bounded wait; on a loaded machine the process
   // list may come late, so the run is repeated (at most 5 times) until it carries every app.
   for (let attempt = 1; ; attempt++) {
     const s = await agentOnceRun(capture, apps);
-    if ((s.processes?.length ?? 0) === apps.length || attempt >= 5) return s;
+    if (apps === null || (s.processes?.length ?? 0) === apps.length || attempt >= 5) return s;
   }
 }
 
-async function agentOnceRun(capture: string, apps: unknown[]): Promise<Sample> {
+async function agentOnceRun(capture: string, apps: unknown[] | null): Promise<Sample> {
   const { stdout } = await run(
     process.execPath,
     [agentBin, '--once', '--node', 'x', '--nvidia-smi', fakeNvidiaSmi],
@@ -114,7 +122,7 @@ async function agentOnceRun(capture: string, apps: unknown[]): Promise<Sample> {
         ...process.env,
         FAKE_NVIDIA_SMI_CAPTURE: capture,
         FAKE_NVIDIA_SMI_STATE: 'load',
-        FAKE_NVIDIA_SMI_APPS: JSON.stringify(apps),
+        ...(apps ? { FAKE_NVIDIA_SMI_APPS: JSON.stringify(apps) } : {}),
       },
       timeout: 60_000,
       maxBuffer: 16 * 1024 * 1024,
@@ -201,6 +209,24 @@ describe('MIG-weighted accounting, share, CO2e and the report (real agent on the
       utilizationGpuPercent: 100,
     });
   });
+
+  it("the capture's own processes are placed by the default table's GI/CI: 2c.3g.71gb = 2/7 of the GPU", async () => {
+    // `--query-compute-apps` names the parent GPU; the default table says GI 2, CI 1 for all three
+    // (memhog 2194, memhog 1170, gpu_burn 13526 MiB) → the `2c.3g.71gb` compute instance, 2 slices.
+    const own = await agentOnce(H200_MIG, null);
+    expect(own.processes?.map((p) => [p.pid, p.gpuUuid, p.gpuInstanceId, p.computeInstanceId])).toEqual([
+      [12249, PARENT_UUID, 2, 1],
+      [12250, PARENT_UUID, 2, 1],
+      [12267, PARENT_UUID, 2, 1],
+    ]);
+    const shares = splitGpu(attributionFromFn(attributeUnassigned), 'n', own.gpus[0]!, own.processes!);
+    near(
+      shares.reduce((a, s) => a + s.weight, 0),
+      2 / 7,
+      9,
+    );
+    near(shares[2]!.weight, (2 / 7) * (13526 / (2194 + 1170 + 13526)), 9);
+  }, 120_000);
 
   it('live usage, GPU-hours, energy, CO2e and share match the hand calculation', async () => {
     const send = async (node: string, s: Sample) => {
@@ -404,11 +430,13 @@ describe('MIG-weighted accounting, share, CO2e and the report (real agent on the
       const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
       await page.goto(`${server.url}/reports/2026-11?lang=${lang}`);
       await page.locator('[data-testid="report"][data-state="ready"]').waitFor({ timeout: 20_000 });
-      const text = await page.locator('[data-testid="report"]').innerText();
+      const text = (await page.locator('[data-testid="report"]').textContent()) ?? '';
       expect(text).toContain(lang === 'ko' ? 'GPU 사용 보고서' : 'GPU usage report');
       expect(text).toContain(lang === 'ko' ? '알파 언어모델' : 'Alpha LLM');
       expect(
-        await page.locator('[data-testid="report-projects"] tr[data-project="alpha"]').getAttribute('data-over'),
+        await page
+          .locator('[data-testid="report-projects"] tr[data-project="alpha"]')
+          .getAttribute('data-over'),
       ).toBe('true');
       expect(await page.locator('[data-testid="report-pdf"]').getAttribute('href')).toBe(
         `/api/v1/reports/2026-11.pdf?lang=${lang}`,

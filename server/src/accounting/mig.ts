@@ -72,9 +72,6 @@ export interface MigGpu {
 
 const isMig = (g: MigGpu): boolean => g.migModeCurrent === true && (g.migDevices?.length ?? 0) > 0;
 
-/** Optional MIG placement a process may carry (agents that read nvidia-smi's process table). */
-type Placed = GpuProcess & { gpuInstanceId?: number | null; computeInstanceId?: number | null };
-
 /**
  * Each process's fraction of its (parent) GPU, given the processes' memory shares (summing to 1).
  * Not in MIG mode: the shares themselves.
@@ -89,7 +86,7 @@ export function migWeights(
   const total = totalSlices(gpu.name, devices);
   // Groups: a device (by index) or, for unplaced processes, the pool of held GPU instances.
   const placed: Array<number | null> = processes.map((p) => {
-    const q = p as Placed;
+    const q = p;
     const byUuid = devices.findIndex((d) => d.uuid !== null && d.uuid === p.gpuUuid);
     if (byUuid >= 0) return byUuid;
     if (q.gpuInstanceId !== undefined && q.gpuInstanceId !== null) {

@@ -15,6 +15,7 @@ import {
   parseGpuRow,
   parseHelpQuery,
   parseListGpus,
+  parseMigProcesses,
   parseMigTable,
   parseVersion,
   planGpuQuery,
@@ -134,6 +135,8 @@ export class NvidiaSmi {
   private starting: Promise<void> | null = null;
   version: NvidiaSmiVersion | null = null;
   private mig = new Map<number, MigDevice[]>();
+  /** `gpuIndex:pid` → the MIG instance the process runs in (the default table, refreshed with the devices). */
+  private migProcs = new Map<string, { gpuInstanceId: number; computeInstanceId: number }>();
   private migAt = 0;
   private migRefreshing = false;
   private readonly migRefreshMs: number;
@@ -291,6 +294,12 @@ export class NvidiaSmi {
         const before = [...this.mig.values()].reduce((n, d) => n + d.length, 0);
         if (count !== before) this.log.info({ migDevices: count }, 'MIG devices changed');
         this.mig = next;
+        this.migProcs = new Map(
+          parseMigProcesses(table.stdout).map((r) => [
+            `${r.gpu}:${r.pid}`,
+            { gpuInstanceId: r.gpuInstanceId, computeInstanceId: r.computeInstanceId },
+          ]),
+        );
       })
       .catch((err: Error) => this.log.debug({ err: err.message }, 'MIG refresh failed'))
       .finally(() => {
@@ -488,6 +497,22 @@ export class NvidiaSmi {
     return { gpuCollector: state, gpuError: text, gpus };
   }
 
+  /**
+   * Processes on GPUs in MIG mode get the GPU/compute instance they run in (as of the last MIG
+   * refresh); others are returned as they are.
+   */
+  placeMig(list: readonly GpuProcess[]): GpuProcess[] {
+    if (this.migProcs.size === 0) return [...list];
+    const indexOf = new Map(
+      this.lastRound.filter((g) => g.migModeCurrent === true).map((g) => [g.uuid, g.index]),
+    );
+    return list.map((p) => {
+      const index = indexOf.get(p.gpuUuid);
+      const at = index === undefined ? undefined : this.migProcs.get(`${index}:${p.pid}`);
+      return at ? { ...p, ...at } : p;
+    });
+  }
+
   /** `--query-compute-apps`, one shot with a timeout. */
   async computeApps(timeoutMs = this.commandTimeoutMs): Promise<GpuProcess[]> {
     const { stdout } = await runCommand(
@@ -589,7 +614,9 @@ export function createNvidiaSmiProcessCollector(
       }
       last = null;
       const apps = (await smi.computeApps(timeoutMs)).slice(0, LIMITS.maxProcessesPerSample);
-      const list = proc ? await proc.enrich(apps) : apps;
+      const enriched = proc ? await proc.enrich(apps) : apps;
+      // MIG placement (GPU/compute instance) where the source knows it (stand-ins in tests may not).
+      const list = typeof smi.placeMig === 'function' ? smi.placeMig(enriched) : enriched;
       last = { at: t, memory, list };
       return tracker.next(list, t);
     },

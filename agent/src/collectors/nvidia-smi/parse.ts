@@ -418,6 +418,30 @@ export function parseMigTable(text: string): MigTableRow[] {
   return out;
 }
 
+/**
+ * The `Processes:` table of the default `nvidia-smi` output on MIG GPUs: which GPU instance and
+ * compute instance each process runs in (`|    0    2    1     12249      C   /root/tools/memhog   2194MiB |`).
+ * Rows without GI/CI ids (`N/A`, GPUs not in MIG mode) are left out.
+ */
+export function parseMigProcesses(
+  text: string,
+): Array<{ gpu: number; gpuInstanceId: number; computeInstanceId: number; pid: number }> {
+  const start = text.indexOf('Processes:');
+  if (start < 0) return [];
+  const out: Array<{ gpu: number; gpuInstanceId: number; computeInstanceId: number; pid: number }> = [];
+  for (const line of text.slice(start).split('\n').slice(1)) {
+    const m = /^\|\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+\s+\S/.exec(line);
+    if (!m) continue;
+    out.push({
+      gpu: Number(m[1]),
+      gpuInstanceId: Number(m[2]),
+      computeInstanceId: Number(m[3]),
+      pid: Number(m[4]),
+    });
+  }
+  return out;
+}
+
 /** MIG devices per GPU index, joining `-L` (profile, uuid) with the table (GI/CI ids, memory). */
 export function migDevicesByGpu(
   list: readonly ListedGpu[],
