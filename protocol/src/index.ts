@@ -5,6 +5,6 @@ export * from './fleet.ts';
 export * from './metrics.ts';
 export * from './process-delta.ts';
 export * from './nudges.ts';
+export * from './reports.ts';
 export * from './schemas.ts';
 export * from './usage.ts';
-export * from './reports.ts';
