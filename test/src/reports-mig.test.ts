@@ -325,6 +325,16 @@ describe('MIG-weighted accounting, share, CO2e and the report (real agent on the
       await page.locator('[data-testid="share-table"] tr[data-project="beta"]').getAttribute('data-status'),
     ).toBe('within');
     await screenshot(page, 'share-projects-en');
+    // … and so does Trends, with CO2e and idle-held energy next to kWh.
+    await page.goto(`${server.url}/trends?lang=ko`);
+    await page
+      .locator('[data-testid="share-table"] tr[data-project="alpha"][data-status="over"]')
+      .waitFor({ timeout: 20_000 });
+    expect(await page.locator('[data-testid="trends-figures"] [data-key="co2e"] dt').textContent()).toBe(
+      '탄소배출 CO₂e (kg)',
+    );
+    await page.locator('[data-testid="trends-figures"] [data-key="idleEnergy"]').waitFor();
+    await screenshot(page, 'share-trends-ko');
     expect(errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
     await page.close();
     console.log(
