@@ -182,9 +182,7 @@ function withRp(p: MetricPoint, rp: string | undefined): MetricPoint {
   return p;
 }
 
-{
-  main().catch((err: unknown) => {
-    say(`failed: ${(err as Error).message}`);
-    process.exit(1);
-  });
-}
+main().catch((err: unknown) => {
+  say(`failed: ${(err as Error).message}`);
+  process.exit(1);
+});
