@@ -8,6 +8,8 @@ export interface ServerMetrics {
   registry: Registry;
   agentsConnected: Gauge;
   dashboardsConnected: Gauge;
+  /** Dashboards cut off because they stopped reading (their send queue passed its bound). */
+  dashboardsDropped: Counter;
   agentsRefused: Counter<'code'>;
   samplesReceived: Counter;
   sampleReports: Counter;
@@ -49,6 +51,11 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
   const agentsConnected = new Gauge({
     name: 'gpupulse_agents_connected',
     help: 'Agent connections on /agent',
+    registers,
+  });
+  const dashboardsDropped = new Counter({
+    name: 'gpupulse_dashboards_dropped_total',
+    help: 'Dashboards disconnected because they stopped reading (send queue over its bound)',
     registers,
   });
   const dashboardsConnected = new Gauge({
@@ -321,6 +328,7 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     registry,
     agentsConnected,
     dashboardsConnected,
+    dashboardsDropped,
     agentsRefused,
     samplesReceived,
     sampleReports,

@@ -62,6 +62,8 @@ export interface DashboardNamespaceDeps {
   authorize(src: CredentialSource): Resolution;
   /** Most dashboards at once (GPUPULSE_MAX_DASHBOARDS); more are refused at connect. */
   maxDashboards?: number;
+  /** Packets queued for one dashboard beyond which it is cut off as not reading (default 30). */
+  maxQueuedPackets?: number;
   /** Least time between two `fleet:resync` of one dashboard (default 5 s). */
   resyncMinIntervalMs?: number;
   /** `fleet:delta` cadence. */
@@ -228,8 +230,23 @@ export function setupDashboardNamespace(deps: DashboardNamespaceDeps): Dashboard
 
   const members = (room: string): number => nsp.adapter.rooms.get(room)?.size ?? 0;
 
+  // A dashboard that does not read makes Engine.IO queue every packet for it in memory, without
+  // bound. Past this many queued packets (~10 s of deltas and usage) it is cut off, the queue
+  // discarded, and counted; when it reads again it reconnects and gets a fresh snapshot.
+  const maxQueuedPackets = deps.maxQueuedPackets ?? 30;
+  const dropStalled = () => {
+    for (const s of nsp.sockets.values()) {
+      const queued = (s.conn as unknown as { writeBuffer?: unknown[] }).writeBuffer?.length ?? 0;
+      if (queued <= maxQueuedPackets) continue;
+      log.warn({ remote: s.handshake.address, queued }, 'dashboard stopped reading: disconnected');
+      metrics.dashboardsDropped.inc();
+      s.conn.close(true);
+    }
+  };
+
   const tick = () => {
     try {
+      dropStalled();
       const changes = fleet.takeChanges();
       const { nodes, patches } = encoder.encode(changes.nodes, changes.removed);
       const storage = deps.storageInfo();
