@@ -70,8 +70,8 @@ import { type DashboardNamespace, setupDashboardNamespace } from './socket/dashb
 import { createFrameParser } from './socket/frame-parser.ts';
 import { InfluxStore } from './storage/influx-store.ts';
 import { MemoryStore } from './storage/memory-store.ts';
-import { type MetricStore, StoreQueryError } from './storage/metric-store.ts';
-import { alertPoint } from './storage/schema.ts';
+import { type MetricPoint, type MetricStore, StoreQueryError } from './storage/metric-store.ts';
+import { alertPoint, samplePoints } from './storage/schema.ts';
 import { DiskSpool } from './storage/spool.ts';
 import { WriteBuffer } from './storage/write-buffer.ts';
 import { LiveUsage } from './usage/live-usage.ts';
@@ -280,6 +280,22 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
         registry: metrics.registry,
         onRemoteEvents: (node, events, gpus) => alerts.recordEvents(node, events, gpus),
         onRemoteAck: (id, ack) => alerts.applyAcknowledgement(id, ack),
+        // A dead process may have acked samples it had not stored yet (its write buffer holds up
+        // to a second): every survivor writes that process's last seconds again (same series and
+        // time: InfluxDB keeps one point).
+        onOwnerGone: (peer, recent) => {
+          const points: MetricPoint[] = [];
+          for (const b of recent)
+            for (const s of b.samples)
+              for (const p of samplePoints(b.node, s.sample, s.processes, fleet.attributeFn)) points.push(p);
+          if (points.length > 0) writeBuffer.enqueue(points);
+          logger
+            .child({ component: 'cluster' })
+            .info(
+              { peer, samples: recent.reduce((n, b) => n + b.samples.length, 0), points: points.length },
+              'cluster: wrote the gone process’s last seconds again',
+            );
+        },
       });
     } catch (err) {
       await closers.closeAll();

@@ -56,7 +56,12 @@ describe('ReplicatedFleet (replica of the other processes’ nodes)', () => {
     const { clock, a, b } = pair();
     a.connect('n1', 'sock-1', 1000);
     a.ingest('n1', [sample(1, clock.now())]);
+    // What arrived from A in its last seconds (A may have acked it without storing it yet).
+    const recent = b.takeRecent('A', Date.now() - 5000);
+    expect(recent.map((r) => [r.node, r.samples.map((x) => x.sample.seq)])).toEqual([['n1', [1]]]);
+    expect(b.takeRecent('A', Date.now() + 2000)).toEqual([]);
     expect(b.ownerGone('A')).toBe(1);
+    expect(b.takeRecent('A', 0)).toEqual([]);
     expect(b.view('n1')!.status).toBe('offline');
     expect(b.view('n1')!.connected).toBe(false);
     // The agent fails over to B.

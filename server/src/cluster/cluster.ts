@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { RedisLease } from './lease.ts';
 import { closeRedis, connectRedis, type RedisClient, redactUrl } from './redis.ts';
-import type { Envelope, FleetMessage, ReplicatedFleet } from './replicated-fleet.ts';
+import type { Envelope, FleetMessage, RecentBatch, ReplicatedFleet } from './replicated-fleet.ts';
 
 export const FLEET_CHANNEL = 'gpupulse:fleet';
 
@@ -35,6 +35,14 @@ export interface ClusterOptions {
   ): void;
   /** An alert acknowledged on another process. */
   onRemoteAck(id: string, ack: NonNullable<Alert['acknowledged']>): void;
+  /**
+   * A process went silent: the samples of its nodes that arrived here in its last seconds
+   * (`tailMs`), which it may have acked without storing — the app writes them again
+   * (idempotent in InfluxDB: same series and time).
+   */
+  onOwnerGone?(owner: string, recent: RecentBatch[]): void;
+  /** Default 5000 ms. */
+  tailMs?: number;
   /** Default 1000 ms. */
   heartbeatMs?: number;
   /** A process silent this long is gone (default 5000 ms). */
@@ -189,7 +197,13 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       for (const [peer, at] of lastHeard) {
         if (now - at < ownerDeadMs) continue;
         lastHeard.delete(peer);
+        const recent = fleet.takeRecent(peer, at - (opts.tailMs ?? 5000));
         const n = fleet.ownerGone(peer);
+        try {
+          opts.onOwnerGone?.(peer, recent);
+        } catch (err) {
+          log.error({ err, peer }, 'cluster: handling a gone peer failed');
+        }
         log.warn(
           { peer, nodes: n, silentMs: now - at },
           'cluster: a peer process went silent; its nodes are offline until their agents reconnect',

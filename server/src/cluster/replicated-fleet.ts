@@ -1,5 +1,10 @@
 import type { Alert, GpuEvent, GpuProcess, Inventory, Sample } from '@gpupulse/protocol';
-import { FleetState, type IngestOptions, type IngestResult } from '../fleet/fleet-state.ts';
+import {
+  FleetState,
+  type IngestedSample,
+  type IngestOptions,
+  type IngestResult,
+} from '../fleet/fleet-state.ts';
 
 /**
  * Messages of the fleet channel (`gpupulse:fleet`), server to server only: each process publishes
@@ -20,6 +25,15 @@ export type FleetMessage =
   | { t: 'ack'; id: string; ack: NonNullable<Alert['acknowledged']> }
   /** Full state of one node (answer to `hello`): newest sample with the full process list. */
   | { t: 'f'; n: string; i: number; last: Sample | null; inv: Inventory | null };
+
+/** Samples of another process's node as applied here (kept a few seconds, see `takeRecent`). */
+export interface RecentBatch {
+  node: string;
+  samples: readonly IngestedSample[];
+}
+
+/** How long applied remote samples are kept for `takeRecent` (by arrival, in whole seconds). */
+const KEEP_SECONDS = 10;
 
 export interface Envelope {
   /** Sender (process id). */
@@ -45,6 +59,8 @@ export class ReplicatedFleet extends FleetState {
   private readonly newest = new Map<string, Sample>();
   /** Node → the process whose agent it is (remote nodes only). */
   private readonly owners = new Map<string, string>();
+  /** Owner → arrival second → samples applied from it (the last KEEP_SECONDS seconds). */
+  private readonly recent = new Map<string, Map<number, RecentBatch[]>>();
   publish: (m: FleetMessage) => void = () => {};
 
   override connect(node: string, connectionId: string, intervalMs?: number): void {
@@ -131,10 +147,13 @@ export class ReplicatedFleet extends FleetState {
           super.disconnect(m.n, remoteId(from));
         }
         return;
-      case 's':
+      case 's': {
         if (!this.adopt(m.n, from, m.i, false)) return;
-        super.ingest(m.n, m.s, { replay: m.replay, record: m.record });
+        const r = super.ingest(m.n, m.s, { replay: m.replay, record: m.record });
+        // Acked by the owner: kept a few seconds in case the owner dies before storing them.
+        if (m.record) this.keep(from, { node: m.n, samples: r.samples });
         return;
+      }
       case 'inv':
         if (this.adopt(m.n, from, 0, false)) super.setInventory(m.n, m.inv);
         return;
@@ -149,8 +168,37 @@ export class ReplicatedFleet extends FleetState {
     }
   }
 
+  /**
+   * The samples of `owner`'s nodes applied here since `sinceMs` (wall clock of arrival, whole
+   * seconds) — what a process that died may have acked without storing yet.
+   */
+  takeRecent(owner: string, sinceMs: number): RecentBatch[] {
+    const out: RecentBatch[] = [];
+    const bySecond = this.recent.get(owner);
+    if (!bySecond) return out;
+    const from = Math.floor(sinceMs / 1000);
+    for (const [sec, list] of bySecond) if (sec >= from) out.push(...list);
+    return out;
+  }
+
+  private keep(owner: string, batch: RecentBatch): void {
+    const sec = Math.floor(Date.now() / 1000);
+    let bySecond = this.recent.get(owner);
+    if (!bySecond) {
+      bySecond = new Map();
+      this.recent.set(owner, bySecond);
+    }
+    const list = bySecond.get(sec);
+    if (list) list.push(batch);
+    else {
+      bySecond.set(sec, [batch]);
+      for (const old of bySecond.keys()) if (old <= sec - KEEP_SECONDS) bySecond.delete(old);
+    }
+  }
+
   /** Takes every node of `owner` offline (its heartbeat stopped); returns how many. */
   ownerGone(owner: string): number {
+    this.recent.delete(owner);
     let n = 0;
     for (const [node, o] of this.owners) {
       if (o !== owner) continue;
