@@ -13,7 +13,7 @@ import {
 import { stopAll } from './support/processes.ts';
 import { unexpectedErrors } from './support/views.ts';
 import { waitFor } from './support/wait.ts';
-import { startViewsFleet, type ViewsFleet, viewportShot } from './support/wall-views.ts';
+import { KOREAN_NODE, startViewsFleet, type ViewsFleet, viewportShot } from './support/wall-views.ts';
 
 // Issue 11: one truth on every view, and every route readable at 1080p and 4K, in English and
 // Korean. One server (memory store, the demo projects file, a simulated rack, hostile and Korean
@@ -166,6 +166,26 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
     for (const p of [wall, projects, gpuPage]) await p.context().close();
   }, 90_000);
 
+  it("an offline node's GPU rows are offline (greyed, last seen), not its last values as if live", async () => {
+    await fleet.agent.stop();
+    const page = await open(SIZES[0], 'en');
+    await page.goto(`${fleet.server.url}/node/${encodeURIComponent(KOREAN_NODE)}?lang=en`);
+    const rows = page.locator('[data-testid="node-gpu-row"]');
+    await waitFor(
+      'offline rows',
+      async () => (await rows.count()) > 0 && (await rows.first().getAttribute('data-offline')) === 'true',
+      20_000,
+      250,
+    );
+    for (const r of await rows.all()) {
+      expect(await r.getAttribute('data-offline')).toBe('true');
+      expect(((await r.locator('[data-field="util"]').textContent()) ?? '').trim()).toBe('—');
+      expect(await r.locator('[data-testid="gpu-offline"]').textContent()).toMatch(/offline · last seen/);
+    }
+    await screenshot(page, 'layout-node-offline-1080p-en');
+    await page.context().close();
+  }, 60_000);
+
   const routes = (): Route[] => [
     { name: 'wall', path: '/', ready: '[data-testid="headline"]' },
     { name: 'wall-kiosk', path: '/?kiosk=1', ready: '[data-testid="headline"]', kiosk: true },
@@ -178,6 +198,12 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
     { name: 'alerts', path: '/alerts', ready: '[data-testid="alerts-state"], [data-testid="alert-row"]' },
     { name: 'node', path: `/node/${NODE}`, ready: '[data-testid="node-gpu-row"]' },
     { name: 'gpu', path: `/node/${NODE}/gpu/0`, ready: '[data-testid="gpu-project"]' },
+    {
+      name: 'node-offline',
+      path: `/node/${encodeURIComponent(KOREAN_NODE)}`,
+      ready: '[data-testid="node-gpu-row"]',
+    },
+    { name: 'projects-kiosk', path: '/projects?kiosk=1', ready: '[data-testid="project-row"]', kiosk: true },
     { name: 'my-work', path: `/me?project=${encodeURIComponent(project)}`, ready: '[data-key="memory"]' },
   ];
 

@@ -88,15 +88,25 @@ export function legendReport(page: Page): Promise<LegendReport> {
   });
 }
 
-/** Whether the page scrolls (a kiosk view must fit its screen). */
+/**
+ * Whether the view needs more than its screen (a kiosk view must fit): the page scrolls, or a
+ * screen-high container (the kiosk's `#app` / `main`, `overflow: hidden`) cuts its content off.
+ */
 export function pageScrolls(page: Page): Promise<{ x: boolean; y: boolean; height: number }> {
   return page.evaluate(() => {
     const d = document.documentElement;
-    return {
-      x: d.scrollWidth > window.innerWidth + 1,
-      y: d.scrollHeight > window.innerHeight + 1,
-      height: d.scrollHeight,
-    };
+    let x = d.scrollWidth > window.innerWidth + 1;
+    let y = d.scrollHeight > window.innerHeight + 1;
+    let height = d.scrollHeight;
+    for (const el of [document.getElementById('app'), document.querySelector('main')]) {
+      if (!el) continue;
+      if (el.scrollWidth > el.clientWidth + 1) x = true;
+      if (el.scrollHeight > el.clientHeight + 1) {
+        y = true;
+        height = Math.max(height, el.scrollHeight);
+      }
+    }
+    return { x, y, height };
   });
 }
 
