@@ -163,9 +163,15 @@ describe('scale-out: two processes, redis-server, influxd, agents split across b
     await waitFor(
       'both dashboards see the whole fleet online',
       () => online(dashA, t0) && online(dashB, t0),
-      30_000,
+      45_000,
       100,
-    );
+    ).catch((err: Error) => {
+      const st = (d: typeof dashA) =>
+        [...d.nodes.values()].map((n) => `${n.node}:${n.status}:${n.lastSampleTs}`).join(' ');
+      throw new Error(
+        `${err.message}\nA ${dashA.url}: ${st(dashA)}\nB ${dashB.url}: ${st(dashB)}\n${a.output().slice(-1500)}`,
+      );
+    });
     const gpusOf = new Map(NODES.map((n) => [n, dashA.nodes.get(n)!.gpus.length]));
     expect(Math.min(...gpusOf.values())).toBeGreaterThan(0);
     expect((await health(a.url))?.agents).toBe(2);
@@ -221,6 +227,11 @@ describe('scale-out: two processes, redis-server, influxd, agents split across b
       produced[NODES[i]!] = line as unknown as { firstSeq: number; nextSeq: number; unsent: number };
     }
     const stored: Record<string, unknown> = {};
+    const clusterLog = survivor
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"component":"cluster"'))
+      .map((l) => l.slice(0, 300));
     for (const node of NODES) {
       const p = produced[node]!;
       const want = p.nextSeq - p.firstSeq;
@@ -246,8 +257,20 @@ describe('scale-out: two processes, redis-server, influxd, agents split across b
         15_000,
         500,
       ).catch(count);
-      stored[node] = { produced: want, host: c.host, perGpu: [...new Set(c.gpus)] };
-      expect(c.host, `${node}: host points vs samples produced`).toBe(want);
+      const times =
+        (
+          await influx.query(`SELECT "uptime_seconds" FROM "gpupulse_host" WHERE "host" = '${node}'`)
+        )[0]?.values.map((v) => Number(v[0])) ?? [];
+      const gaps = times
+        .slice(1)
+        .flatMap((t, k) =>
+          t - times[k]! > INTERVAL_MS * 1.5 ? [`${times[k]! - killedAt}..${t - killedAt}`] : [],
+        );
+      stored[node] = { produced: want, host: c.host, perGpu: [...new Set(c.gpus)], gapsMsFromKill: gaps };
+      expect(
+        c.host,
+        `${node}: host points vs samples produced; gaps (ms from the kill) ${gaps.join(', ')}\n${clusterLog.join('\n')}`,
+      ).toBe(want);
       expect(c.gpus.length).toBe(gpusOf.get(node));
       for (const g of c.gpus) expect(g, `${node}: GPU points vs samples produced`).toBe(want);
     }
