@@ -8,7 +8,8 @@
  * Env: BENCH_SECONDS (default 60) per scenario, BENCH_NODES (1000), BENCH_GPUS (8),
  * BENCH_SCENARIOS (default `wall-1080p,kiosk-4k`), BENCH_PROFILE (seconds of a Chromium CPU
  * profile per scenario after the measurement, default 0: none; prints the top functions by self
- * time and writes the `.cpuprofile` next to the other artifacts).
+ * time and writes the `.cpuprofile` next to the other artifacts), BENCH_WEB_DIR (serve another build
+ * of the web app, e.g. an older commit's `web/dist`, for a before/after comparison).
  *
  * Per scenario: main-thread time per update (the app's own `fleet-update` measure = store +
  * every watcher/component it triggers, incl. the canvas redraw; and `wall-update` = the canvas
@@ -28,6 +29,65 @@ const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const GPUS = Number(process.env.BENCH_GPUS ?? 8);
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'wall-1080p,kiosk-4k').split(',');
 const PROFILE_SECONDS = Number(process.env.BENCH_PROFILE ?? 0);
+/**
+ * BENCH_REPLAY=1: no simulator; the page feeds itself a synthetic NODES × GPUS fleet (snapshot, then
+ * one delta per second patching every GPU's utilization, temperature, power and memory) through the
+ * store's `applySnapshot` / `applyDelta` — what the socket feed calls — and times each update to
+ * the end of Vue's flush (as the feed's `fleet-update` measure does; paint is not included). For machines where the server and the simulator cannot keep 8,000 GPUs
+ * at 1 Hz (a shared 2-core box): the page's own cost without the server's.
+ */
+const REPLAY = process.env.BENCH_REPLAY === '1';
+
+/** Installed before the app loads in replay mode (see REPLAY). */
+const REPLAY_SCRIPT = `
+(() => {
+  window.__gpupulseBench = true;
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const projects = ['fu-video', 'fu-docai', 'ni-speech', 'ce-music', 'ce-3d', 'sh-medical', 'unassigned', null];
+  const r = { times: [], timer: 0, nodes: [] };
+  r.snapshot = (nodes, gpus) => {
+    const list = [];
+    for (let i = 0; i < nodes; i++) {
+      const rack = String.fromCharCode(97 + Math.floor(i / 40));
+      const name = 'rack-' + rack + '-' + String(i % 40 + 1).padStart(4, '0');
+      const g = [];
+      for (let j = 0; j < gpus; j++)
+        g.push({ index: j, uuid: 'GPU-' + i + '-' + j, name: 'NVIDIA H100 80GB HBM3', state: 'ok',
+          utilizationGpuPercent: Math.floor(rnd() * 100), utilizationMemoryPercent: 20, memoryUsedMiB: 1024,
+          memoryTotalMiB: 81559, temperatureCelsius: 40 + Math.floor(rnd() * 40), powerDrawWatts: 300,
+          powerLimitWatts: 700, fanSpeedPercent: null, pstate: 'P0', clocksSmMHz: 1980, clocksMemoryMHz: 2619,
+          project: projects[Math.floor(rnd() * projects.length)], processCount: 1 });
+      list.push({ node: name, status: 'online', connected: true, lastSeen: Date.now(), lastSampleTs: Date.now(),
+        gpuCollector: 'ok', gpuError: null, host: { cpuPercent: 12, memoryUsedBytes: 1, memoryTotalBytes: 2,
+        load1: 0, load5: 0, load15: 0, netRxBytesPerSec: 0, netTxBytesPerSec: 0, uptimeSeconds: 10 }, gpus: g });
+    }
+    r.nodes = list;
+    window.__gpupulseFleet.applySnapshot({ serverTime: Date.now(), intervalMs: 1000,
+      storage: { kind: 'memory', warning: 'bench', ok: true }, nodes: list });
+  };
+  r.start = (gpus) => {
+    r.timer = setInterval(async () => {
+      const t = Date.now();
+      const patches = r.nodes.map((n) => {
+        const g = [];
+        for (let j = 0; j < gpus; j++)
+          g.push({ index: j, utilizationGpuPercent: Math.floor(rnd() * 100), temperatureCelsius: 40 + Math.floor(rnd() * 40),
+            powerDrawWatts: Math.floor(rnd() * 700), memoryUsedMiB: Math.floor(rnd() * 80000) });
+        return { node: n.node, lastSeen: t, lastSampleTs: t, gpus: g };
+      });
+      const delta = { serverTime: t, nodes: [], patches, removed: [] };
+      const start = performance.now();
+      window.__gpupulseFleet.applyDelta(delta);
+      // Vue queued its flush (a microtask) during applyDelta: one await later it has run, watchers
+      // and the canvas redraw included — the end point of the app's own \`fleet-update\` measure.
+      await Promise.resolve();
+      r.times.push(performance.now() - start);
+    }, 1000);
+  };
+  window.__replay = r;
+})();
+`;
 
 interface ProfileNode {
   id: number;
@@ -154,10 +214,25 @@ async function scenario(browser: Browser, url: string, name: string) {
     viewport: k4 ? { width: 3840, height: 2160 } : { width: 1920, height: 1080 },
   });
   await page.addInitScript(PROBE);
+  if (REPLAY) await page.addInitScript(REPLAY_SCRIPT);
   await page.goto(name.startsWith('kiosk') ? `${url}/?kiosk=1` : url, {
     timeout: 120_000,
     waitUntil: 'commit',
   });
+  if (REPLAY) {
+    await page.locator('[data-testid="wall-page"]').waitFor({ timeout: 60_000 });
+    await sleep(3000); // the server's own (empty) snapshot first
+    await page.evaluate(
+      ([n, g]) => {
+        const r = (
+          window as unknown as { __replay: { snapshot(n: number, g: number): void; start(g: number): void } }
+        ).__replay;
+        r.snapshot(n, g);
+        r.start(g);
+      },
+      [NODES, GPUS] as const,
+    );
+  }
   await waitFor(
     'the wall to lay out every GPU',
     () =>
@@ -179,6 +254,8 @@ async function scenario(browser: Browser, url: string, name: string) {
       __gpupulsePerf: Record<string, { count: number }>;
     };
     w.__bench.reset();
+    const r = (window as unknown as { __replay?: { times: number[] } }).__replay;
+    if (r) r.times = [];
     return {
       fleet: w.__gpupulsePerf['fleet-update']?.count ?? 0,
       wall: w.__gpupulsePerf['wall-update']?.count ?? 0,
@@ -195,6 +272,15 @@ async function scenario(browser: Browser, url: string, name: string) {
     };
     const f = w.__gpupulsePerf['fleet-update'];
     const c = w.__gpupulsePerf['wall-update'];
+    const r = (window as unknown as { __replay?: { times: number[] } }).__replay;
+    if (r)
+      return {
+        fleet: { count: r.times.length, recent: [...r.times] },
+        wall: { count: c?.count ?? 0, recent: c?.recent.toArray() ?? [] },
+        tile: w.__gpupulseWall.tile,
+        lastTiles: w.__gpupulseWall.last?.tiles ?? 0,
+        replay: true,
+      };
     return {
       fleet: { count: f?.count ?? 0, recent: f?.recent.toArray() ?? [] },
       wall: { count: c?.count ?? 0, recent: c?.recent.toArray() ?? [] },
@@ -206,7 +292,7 @@ async function scenario(browser: Browser, url: string, name: string) {
   if (PROFILE_SECONDS > 0) await profile(cdp, name, PROFILE_SECONDS);
   const dom = await page.evaluate(() => document.getElementsByTagName('*').length);
   await page.close();
-  const updates = perf.fleet.count - before.fleet;
+  const updates = 'replay' in perf ? perf.fleet.count : perf.fleet.count - before.fleet;
   const fleetMs = perf.fleet.recent.slice(-updates);
   const wallMs = perf.wall.recent.slice(-(perf.wall.count - before.wall));
   const seconds = probe.elapsed / 1000;
@@ -237,17 +323,25 @@ async function scenario(browser: Browser, url: string, name: string) {
 
 async function main() {
   console.log(
-    `render-bench: ${NODES} nodes × ${GPUS} GPUs at 1 Hz, ${SECONDS} s per scenario, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`,
+    `render-bench${REPLAY ? ' (replay)' : ''}: ${NODES} nodes × ${GPUS} GPUs at 1 Hz, ${SECONDS} s per scenario, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'})`,
   );
-  const server = await startServer({ GPUPULSE_INFLUX_URL: '', GPUPULSE_INFLUX_BINARY: '/nonexistent' });
-  startSim(server.url, ['--nodes', String(NODES), '--gpus-per-node', String(GPUS), '--interval', '1000']);
-  await waitFor(
-    `${NODES * GPUS} GPUs at the server`,
-    async () =>
-      ((await (await fetch(`${server.url}/api/v1/health`)).json()) as { gpus: number }).gpus >= NODES * GPUS,
-    120_000,
-    1000,
-  );
+  const server = await startServer({
+    GPUPULSE_INFLUX_URL: '',
+    GPUPULSE_INFLUX_BINARY: '/nonexistent',
+    // Another build of the web app (e.g. an older commit's, for a before/after comparison).
+    ...(process.env.BENCH_WEB_DIR ? { GPUPULSE_WEB_DIR: process.env.BENCH_WEB_DIR } : {}),
+  });
+  if (!REPLAY)
+    startSim(server.url, ['--nodes', String(NODES), '--gpus-per-node', String(GPUS), '--interval', '1000']);
+  if (!REPLAY)
+    await waitFor(
+      `${NODES * GPUS} GPUs at the server`,
+      async () =>
+        ((await (await fetch(`${server.url}/api/v1/health`)).json()) as { gpus: number }).gpus >=
+        NODES * GPUS,
+      120_000,
+      1000,
+    );
   const browser = await launchBrowser();
   try {
     const base = await baseline(browser, 10);

@@ -82,6 +82,11 @@ export const useFleetStore = defineStore('fleet', () => {
     return computeHeadline(records.records.values());
   });
 
+  // The render benchmark (test/bench/render-bench.ts, BENCH_REPLAY) feeds a synthetic fleet
+  // through the same two functions the socket feed calls; only when it asked before the app loaded.
+  if (typeof window !== 'undefined' && (window as unknown as { __gpupulseBench?: boolean }).__gpupulseBench)
+    (window as unknown as { __gpupulseFleet?: unknown }).__gpupulseFleet = { applySnapshot, applyDelta };
+
   return {
     records,
     nodes,
