@@ -63,6 +63,8 @@ interface NodeState {
   pending: Map<number, Sample>;
   inflight: boolean;
   retryAt: number;
+  /** Refused or timed-out reports in a row (exponential backoff, as the agent's transport). */
+  failures: number;
   acked: number;
   ackedTs: number[];
   rejected: number;
@@ -114,6 +116,13 @@ export function startSimLoad(o: SimLoadOptions): SimLoad {
   const nodes: NodeState[] = [];
   const connectTimers: NodeJS.Timeout[] = [];
 
+  /** The agent's rule: the server's retry hint when it gave one, at least an exponential backoff. */
+  const backoff = (n: NodeState, retryAfterMs = 0) => {
+    n.failures++;
+    const exp = Math.min(30_000, 500 * 2 ** (n.failures - 1)) * (0.5 + Math.random() / 2);
+    n.retryAt = Date.now() + Math.max(exp, retryAfterMs);
+  };
+
   const flush = (n: NodeState) => {
     if (n.inflight || !n.socket.connected || n.pending.size === 0 || Date.now() < n.retryAt) return;
     const batch = [...n.pending.values()].slice(0, maxBatch);
@@ -123,7 +132,7 @@ export function startSimLoad(o: SimLoadOptions): SimLoad {
       n.inflight = false;
       if (err) {
         totals.ackTimeouts++;
-        n.retryAt = Date.now() + 1000;
+        backoff(n);
         return;
       }
       if (!ack.ok) {
@@ -133,7 +142,7 @@ export function startSimLoad(o: SimLoadOptions): SimLoad {
           ack.error.code === 'UNAVAILABLE' ||
           ack.error.code === 'INTERNAL'
         ) {
-          n.retryAt = Date.now() + (ack.error.retryAfterMs ?? 1000);
+          backoff(n, ack.error.retryAfterMs);
         } else {
           // refused for good (VALIDATION, TOO_LARGE …): an agent drops these
           for (const s of batch) if (n.pending.delete(s.seq)) n.rejected++;
@@ -151,8 +160,11 @@ export function startSimLoad(o: SimLoadOptions): SimLoad {
       const untaken = batch.filter((s) => n.pending.has(s.seq)).length;
       if (untaken > 0) {
         refuse('NOT_TAKEN', untaken);
-        n.retryAt = Date.now() + 1000;
-      } else if (n.pending.size > 0) setImmediate(() => flush(n));
+        backoff(n);
+      } else {
+        n.failures = 0;
+        if (n.pending.size > 0) setImmediate(() => flush(n));
+      }
     });
   };
 
@@ -179,6 +191,7 @@ export function startSimLoad(o: SimLoadOptions): SimLoad {
       pending: new Map(),
       inflight: false,
       retryAt: 0,
+      failures: 0,
       acked: 0,
       ackedTs: [],
       rejected: 0,
