@@ -207,9 +207,12 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
     { name: 'my-work', path: `/me?project=${encodeURIComponent(project)}`, ready: '[data-key="memory"]' },
   ];
 
+  // The four size × language cases run side by side (one browser, a context each).
   for (const size of SIZES)
     for (const lang of LANGS)
-      it(`${size.name} ${lang}: no clipped text, every legend entry shown, kiosk fits, ${lang === 'ko' ? 'Korean webfont' : 'no Korean webfont'}`, async () => {
+      it.concurrent(`${size.name} ${lang}: no clipped text, every legend entry shown, kiosk fits, ${lang === 'ko' ? 'Korean webfont' : 'no Korean webfont'}`, async ({
+        expect,
+      }) => {
         const page = await open(size, lang);
         const fontRequests: string[] = [];
         page.on('request', (r) => {
@@ -241,7 +244,7 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
           await page.goto(`${fleet.server.url}${route.path}${sep}lang=${lang}`);
           await page.locator(route.ready).first().waitFor({ timeout: 30_000 });
           // Charts draw at most once a second; fonts swap in.
-          await page.waitForTimeout(500);
+          await page.waitForTimeout(300);
           await page.evaluate(() => document.fonts.ready);
           expect(await page.evaluate(() => document.documentElement.lang)).toBe(lang);
           const overflows: Overflow[] = await textOverflows(page);
