@@ -927,6 +927,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       alerts.recordEvents(node, events, gpus);
       cluster?.publishEvents(node, events, gpus);
     },
+    // In a cluster an ack waits until the samples reached Redis (a survivor can store them).
+    ...(cluster ? { ackAfter: () => cluster?.published() ?? null } : {}),
   });
   const dash = setupDashboardNamespace({
     nsp: io.of(DASHBOARD_NAMESPACE) as unknown as DashboardNamespace,

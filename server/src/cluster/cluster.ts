@@ -68,6 +68,11 @@ export interface Cluster {
     events: GpuEvent[],
     gpus: readonly { uuid: string; pciBusId?: string | null }[],
   ): void;
+  /**
+   * Resolves once every fleet message queued so far was handed to Redis (or dropped); null when
+   * none is waiting. Agents' acks wait for it.
+   */
+  published(): Promise<void> | null;
   /** Tells the other processes about an acknowledgement made here. */
   publishAck(id: string, ack: NonNullable<Alert['acknowledged']>): void;
   /** Other live processes. */
@@ -111,6 +116,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
 
     // ---- publishing (batched) ----
     let pending: FleetMessage[] = [];
+    /** Settles when `pending` (as it is now) has been published. */
+    let waiting: { promise: Promise<void>; resolve: () => void } | null = null;
     let flushTimer: NodeJS.Timeout | null = null;
     let needFull = false;
     let closed = false;
@@ -132,9 +139,12 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       if (pending.length === 0) return;
       const batch = pending;
       pending = [];
+      const done = waiting;
+      waiting = null;
       const env: Envelope = { from: id, m: batch };
       pub.publish(FLEET_CHANNEL, JSON.stringify(env)).then(
         () => {
+          done?.resolve();
           published.inc(batch.length);
           if (needFull) {
             // Something of ours was lost: send every node's full state so the replicas converge.
@@ -143,6 +153,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           }
         },
         (err: unknown) => {
+          done?.resolve();
           dropped.inc({ reason: 'redis_error' }, batch.length);
           needFull = true;
           log.debug({ err: (err as Error).message }, 'fleet publish failed');
@@ -265,6 +276,17 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           gpus: gpus.map((g) => ({ uuid: g.uuid, pciBusId: g.pciBusId ?? null })),
         });
       },
+      published() {
+        if (pending.length === 0) return null;
+        if (!waiting) {
+          let resolve!: () => void;
+          const promise = new Promise<void>((r) => {
+            resolve = r;
+          });
+          waiting = { promise, resolve };
+        }
+        return waiting.promise;
+      },
       publishAck(alertId, ack) {
         enqueue({ t: 'ack', id: alertId, ack });
       },
@@ -273,6 +295,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         clearInterval(beat);
         if (flushTimer) clearTimeout(flushTimer);
         flush();
+        waiting?.resolve();
         closed = true;
         await lease.close();
         for (const c of clients.reverse()) await closeRedis(c);

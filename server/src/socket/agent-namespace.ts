@@ -73,6 +73,11 @@ export interface AgentNamespaceDeps {
   limits?: Partial<AgentRateLimits>;
   /** Driver events (XID …) of accepted samples, for the alert engine. */
   onGpuEvents?(node: string, events: GpuEvent[], gpus: readonly GpuMetrics[]): void;
+  /**
+   * Scale-out: resolves once what was just handed over reached the other processes (Redis); the
+   * ack waits for it, so an acked sample is stored here or held by a survivor. Null: ack now.
+   */
+  ackAfter?(): Promise<void> | null;
   /** How far a sample's `ts` may be from the server clock (default 24 h back, 5 min ahead). */
   sampleWindow?: SampleWindow;
 }
@@ -370,7 +375,16 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
         if (!replay && !socket.data.skewNoticeSent) noticeSkew(accepted, now);
         const acked = new Array<number>(accepted.length);
         for (let i = 0; i < accepted.length; i++) acked[i] = accepted[i]!.seq;
-        ack(ok(rejected.length > 0 ? { acked, rejected, serverTime: now } : { acked, serverTime: now }));
+        const answer = ok(
+          rejected.length > 0 ? { acked, rejected, serverTime: now } : { acked, serverTime: now },
+        );
+        const replicated = deps.ackAfter?.() ?? null;
+        if (replicated === null) ack(answer);
+        else
+          replicated.then(
+            () => ack(answer),
+            () => ack(answer),
+          );
       } catch (err) {
         slog.error({ err }, 'samples:report handler failed');
         metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'internal' });
