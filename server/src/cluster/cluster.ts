@@ -141,6 +141,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       pending = [];
       const done = waiting;
       waiting = null;
+      if (!pub.isReady) {
+        // Not queued for later (node-redis's offline queue is unbounded): dropped, counted, and
+        // every node's full state is sent once Redis is back.
+        dropped.inc({ reason: 'redis_down' }, batch.length);
+        needFull = true;
+        done?.resolve();
+        return;
+      }
       const env: Envelope = { from: id, m: batch };
       pub.publish(FLEET_CHANNEL, JSON.stringify(env)).then(
         () => {
@@ -277,7 +285,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         });
       },
       published() {
-        if (pending.length === 0) return null;
+        if (pending.length === 0 || !pub.isReady) return null;
         if (!waiting) {
           let resolve!: () => void;
           const promise = new Promise<void>((r) => {
