@@ -215,7 +215,10 @@ export function processPoints(
   processes: readonly GpuProcess[],
   projectOf: (p: GpuProcess) => string,
 ): MetricPoint[] {
-  const sorted = [...processes].sort((a, b) => a.pid - b.pid);
+  // Sorted by pid (slots follow pid order); most lists arrive sorted: no copy then.
+  let ordered = true;
+  for (let i = 1; ordered && i < processes.length; i++) ordered = processes[i - 1]!.pid <= processes[i]!.pid;
+  const sorted = ordered ? processes : [...processes].sort((a, b) => a.pid - b.pid);
   const slots = new Map<string, number>();
   const out: MetricPoint[] = [];
   for (const p of sorted) {
