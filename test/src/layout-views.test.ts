@@ -182,6 +182,7 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
       expect(((await r.locator('[data-field="util"]').textContent()) ?? '').trim()).toBe('—');
       expect(await r.locator('[data-testid="gpu-offline"]').textContent()).toMatch(/offline · last seen/);
     }
+    await page.locator('[data-testid="host-offline"]').waitFor();
     await screenshot(page, 'layout-node-offline-1080p-en');
     await page.context().close();
   }, 60_000);

@@ -36,6 +36,7 @@ export const enViews = {
     none: 'none',
   },
   node: {
+    hostOffline: '✕ Offline: the last figures received, not live.',
     offlineLastSeen: 'offline · last seen {ago}',
     title: 'Node {name}',
     back: 'All nodes',

@@ -37,6 +37,7 @@ export const koViews: Widen<typeof enViews> = {
     none: '없음',
   },
   node: {
+    hostOffline: '✕ 오프라인: 마지막으로 받은 값이며 실시간이 아닙니다.',
     offlineLastSeen: '오프라인 · 마지막 수신 {ago}',
     title: '노드 {name}',
     back: '전체 노드',
