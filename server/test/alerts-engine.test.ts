@@ -292,7 +292,11 @@ describe('alert engine: only what changed is judged', () => {
             r < 0.5
               ? { ...g, temperatureCelsius: 70 + Math.floor(random() * 25) }
               : r < 0.65
-                ? { ...g, eccErrorsUncorrectedAggregate: (g.eccErrorsUncorrectedAggregate ?? 0) + (random() < 0.5 ? 1 : 0) }
+                ? {
+                    ...g,
+                    eccErrorsUncorrectedAggregate:
+                      (g.eccErrorsUncorrectedAggregate ?? 0) + (random() < 0.5 ? 1 : 0),
+                  }
                 : r < 0.8
                   ? { ...g, idleHeldSince: g.idleHeldSince == null ? clock.now() : null }
                   : r < 0.9

@@ -229,6 +229,7 @@ try {
   const base: Baseline = BARE
     ? await baseline()
     : { cpu: Number.NaN, rss: Number.NaN, cpuMsPerReport: Number.NaN, readPerGpuSample: Number.NaN };
+  if (BARE) console.log(`baseline: ${JSON.stringify(base)}`);
   const g = await gpupulse();
   const drops = g.metrics.split('\n').filter((l) => /drop/i.test(l) && !l.startsWith('#'));
   console.log('');
