@@ -18,6 +18,7 @@ export const AGENT_BIN_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '
 export const SIM_BIN_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/gpupulse-sim.mjs');
 
 export { type Agent, type AgentOptions, createAgent } from './agent.ts';
+export { backoffDelay } from './backoff.ts';
 export { createHostCollector, sumNetworkRates } from './collectors/host/index.ts';
 export { type CollectorSet, type CollectorSetOptions, createCollectors } from './collectors/index.ts';
 export {
@@ -50,6 +51,13 @@ export { collectInventory } from './inventory.ts';
 export { createLogger, createSilentLogger, type Logger } from './logger.ts';
 export { DEFAULT_QUEUE_CAPACITY, MemoryQueue, type SampleQueue } from './queue.ts';
 export { Runner, type RunnerOptions } from './runner.ts';
+export {
+  type SimAgentStats,
+  type SimAgents,
+  type SimAgentsOptions,
+  startSimAgents,
+} from './sim/agents.ts';
+export { createSimCollectors } from './sim/collectors.ts';
 export { createSimFleet, type SimFleet, type SimFleetOptions } from './sim/fleet.ts';
 export { SocketTransport, type TransportOptions } from './transport.ts';
 export { AGENT_VERSION } from './version.ts';
