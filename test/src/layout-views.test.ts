@@ -79,6 +79,8 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
       localStorage.setItem('gpupulse.locale', l === 'ko' ? 'en' : 'ko');
     }, lang);
     const page = await context.newPage();
+    // Screenshots of a 4K page take seconds on a busy machine.
+    page.setDefaultTimeout(60_000);
     errorLists.push(watchErrors(page));
     return page;
   }
@@ -208,69 +210,71 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
     { name: 'my-work', path: `/me?project=${encodeURIComponent(project)}`, ready: '[data-key="memory"]' },
   ];
 
-  // The four size × language cases run side by side (one browser, a context each).
+  // Per size, the two languages run side by side (one browser, a context each).
   for (const size of SIZES)
-    for (const lang of LANGS)
-      it.concurrent(`${size.name} ${lang}: no clipped text, every legend entry shown, kiosk fits, ${lang === 'ko' ? 'Korean webfont' : 'no Korean webfont'}`, async ({
-        expect,
-      }) => {
-        const page = await open(size, lang);
-        const fontRequests: string[] = [];
-        page.on('request', (r) => {
-          if (/noto-sans-kr/i.test(r.url())) fontRequests.push(r.url());
-        });
-        const problems: string[] = [];
-        if (size.name === '1080p' && lang === 'en') {
-          // The checks can fail: a clipped label and a paged legend are found.
-          await page.goto(`${fleet.server.url}/alerts?lang=en`);
-          await page.locator('h1').first().waitFor();
-          await page.evaluate(() => {
-            const d = document.createElement('div');
-            d.id = 'probe';
-            d.style.width = '40px';
-            d.style.overflow = 'hidden';
-            d.style.whiteSpace = 'nowrap';
-            d.textContent = 'Embodied assistant agents';
-            document.body.append(d);
-            const c = document.createElement('div');
-            c.setAttribute('_echarts_instance_', 'probe');
-            c.id = 'probe-chart';
-            document.body.append(c);
+    describe(size.name, () => {
+      for (const lang of LANGS)
+        it.concurrent(`${size.name} ${lang}: no clipped text, every legend entry shown, kiosk fits, ${lang === 'ko' ? 'Korean webfont' : 'no Korean webfont'}`, async ({
+          expect,
+        }) => {
+          const page = await open(size, lang);
+          const fontRequests: string[] = [];
+          page.on('request', (r) => {
+            if (/noto-sans-kr/i.test(r.url())) fontRequests.push(r.url());
           });
-          expect((await textOverflows(page)).map((o) => o.text)).toContain('Embodied assistant agents');
-          expect((await legendReport(page)).canvasLegends).toBe(1);
-        }
-        for (const route of routes()) {
-          const sep = route.path.includes('?') ? '&' : '?';
-          await page.goto(`${fleet.server.url}${route.path}${sep}lang=${lang}`);
-          await page.locator(route.ready).first().waitFor({ timeout: 30_000 });
-          // Charts draw at most once a second; fonts swap in.
-          await page.waitForTimeout(300);
-          await page.evaluate(() => document.fonts.ready);
-          expect(await page.evaluate(() => document.documentElement.lang)).toBe(lang);
-          const overflows: Overflow[] = await textOverflows(page);
-          for (const o of overflows)
-            problems.push(
-              `${route.name}: text overflows its box (${o.scrollWidth} > ${o.clientWidth}) "${o.text}" at ${o.path}`,
-            );
-          const legends = await legendReport(page);
-          if (legends.canvasLegends > 0)
-            problems.push(`${route.name}: ${legends.canvasLegends} chart(s) draw their own legend`);
-          for (const e of legends.hiddenEntries) problems.push(`${route.name}: legend entry hidden "${e}"`);
-          if (route.kiosk) {
-            const s = await pageScrolls(page);
-            if (s.x || s.y)
-              problems.push(`${route.name}: kiosk view scrolls (height ${s.height} > ${size.height})`);
+          const problems: string[] = [];
+          if (size.name === '1080p' && lang === 'en') {
+            // The checks can fail: a clipped label and a paged legend are found.
+            await page.goto(`${fleet.server.url}/alerts?lang=en`);
+            await page.locator('h1').first().waitFor();
+            await page.evaluate(() => {
+              const d = document.createElement('div');
+              d.id = 'probe';
+              d.style.width = '40px';
+              d.style.overflow = 'hidden';
+              d.style.whiteSpace = 'nowrap';
+              d.textContent = 'Embodied assistant agents';
+              document.body.append(d);
+              const c = document.createElement('div');
+              c.setAttribute('_echarts_instance_', 'probe');
+              c.id = 'probe-chart';
+              document.body.append(c);
+            });
+            expect((await textOverflows(page)).map((o) => o.text)).toContain('Embodied assistant agents');
+            expect((await legendReport(page)).canvasLegends).toBe(1);
           }
-          const name = `layout-${route.name}-${size.name}-${lang}`;
-          if (size.name === '4k') await viewportShot(page, name);
-          else await screenshot(page, name);
-        }
-        if (lang === 'ko') expect(await koreanFontLoaded(page)).toBe(true);
-        else expect(fontRequests).toEqual([]);
-        expect(problems).toEqual([]);
-        await page.context().close();
-      }, 180_000);
+          for (const route of routes()) {
+            const sep = route.path.includes('?') ? '&' : '?';
+            await page.goto(`${fleet.server.url}${route.path}${sep}lang=${lang}`);
+            await page.locator(route.ready).first().waitFor({ timeout: 30_000 });
+            // Charts draw at most once a second; fonts swap in.
+            await page.waitForTimeout(300);
+            await page.evaluate(() => document.fonts.ready);
+            expect(await page.evaluate(() => document.documentElement.lang)).toBe(lang);
+            const overflows: Overflow[] = await textOverflows(page);
+            for (const o of overflows)
+              problems.push(
+                `${route.name}: text overflows its box (${o.scrollWidth} > ${o.clientWidth}) "${o.text}" at ${o.path}`,
+              );
+            const legends = await legendReport(page);
+            if (legends.canvasLegends > 0)
+              problems.push(`${route.name}: ${legends.canvasLegends} chart(s) draw their own legend`);
+            for (const e of legends.hiddenEntries) problems.push(`${route.name}: legend entry hidden "${e}"`);
+            if (route.kiosk) {
+              const s = await pageScrolls(page);
+              if (s.x || s.y)
+                problems.push(`${route.name}: kiosk view scrolls (height ${s.height} > ${size.height})`);
+            }
+            const name = `layout-${route.name}-${size.name}-${lang}`;
+            if (size.name === '4k') await viewportShot(page, name);
+            else await screenshot(page, name);
+          }
+          if (lang === 'ko') expect(await koreanFontLoaded(page)).toBe(true);
+          else expect(fontRequests).toEqual([]);
+          expect(problems).toEqual([]);
+          await page.context().close();
+        }, 180_000);
+    });
 
   it('logged no errors (CSP included)', () => {
     expect(unexpectedErrors(errorLists.flat())).toEqual([]);
