@@ -140,4 +140,18 @@ describe('Runner: the first samples', () => {
     await r.stop();
     expect(seqs.length).toBeGreaterThan(2);
   });
+
+  it('never gives two samples the same ts (ticks in one millisecond after a stall)', async () => {
+    const r = new Runner({
+      collectors: [okGpu],
+      intervalMs: 1000,
+      logger: createSilentLogger(),
+      now: () => 1_750_000_000_000.4,
+    });
+    const a = await r.collect();
+    const b = await r.collect();
+    expect(a.ts).toBe(1_750_000_000_000);
+    expect(b.ts).toBe(1_750_000_000_001);
+    expect(b.seq).toBe(a.seq + 1);
+  });
 });

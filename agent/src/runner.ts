@@ -38,6 +38,7 @@ export class Runner {
   private running = false;
   private startedAt = 0;
   private ticks = 0;
+  private lastTs = Number.NEGATIVE_INFINITY;
   private readonly states: CollectorState[];
   private readonly durations: Record<string, number> = {};
   private readonly errors: Record<string, number> = {};
@@ -122,11 +123,14 @@ export class Runner {
 
   /** One sample from every collector, now. */
   async collect(): Promise<Sample> {
-    const ts = this.now();
+    // Never the same ts twice (ticks catching up after a stall, or a starved simulator, can fall
+    // in one millisecond, and InfluxDB keeps one point per series and time).
+    const ts = Math.max(Math.round(this.now()), this.lastTs + 1);
+    this.lastTs = ts;
     const parts = await Promise.all(this.states.map((s) => this.runOne(s)));
     const sample: Sample = {
       seq: this.seq++,
-      ts: Math.round(ts),
+      ts,
       gpuCollector: 'absent',
       gpus: [],
       host: null,
