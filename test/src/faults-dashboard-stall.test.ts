@@ -16,7 +16,7 @@ import { sleep, waitFor } from './support/wait.ts';
 const NODES = 200;
 const GPUS = 8;
 const STALLED = 40;
-const WINDOW_MS = Number(process.env.GPUPULSE_FAULT_STALL_MS ?? 60_000);
+const WINDOW_MS = Number(process.env.GPUPULSE_FAULT_STALL_MS ?? 40_000);
 /** RSS the server may keep at the end over its level before the stalled ones (MiB): 40 snapshots in flight. */
 const GROWTH_BOUND_MIB = 160;
 
