@@ -13,16 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { ProjectsFileError, parseProjectsFile } from '../src/projects/projects-file.ts';
 import { ProjectsRegistry } from '../src/projects/projects-registry.ts';
 import { startServerWithAccess } from './access-helpers.ts';
-import {
-  connectAgent,
-  type DashboardClient,
-  gpu,
-  onCleanup,
-  sample,
-  startServer,
-  tempDir,
-  waitFor,
-} from './helpers.ts';
+import { connectAgent, type DashboardClient, gpu, onCleanup, sample, tempDir, waitFor } from './helpers.ts';
 
 const EXAMPLE = new URL('../../examples/projects.yaml', import.meta.url);
 

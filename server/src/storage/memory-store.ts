@@ -164,7 +164,6 @@ export class MemoryStore implements MetricStore {
 
   private expire(): void {
     const cutoff = this.now() - this.maxAgeMs;
-    const cap = this.ring.length;
     // Points arrive roughly in time order; forget expired ones at the old end.
     while (this.count > 0 && this.ring[this.head]!.ts < cutoff) this.evictHead();
   }

@@ -21,7 +21,12 @@ const rec = (kind: NudgeRecord['kind'], at: number, extra: Partial<NudgeRecord> 
   idleMsAfterNudge: null,
   ...extra,
 });
-const list = (nudges: NudgeRecord[]): NudgesList => ({ serverTime: 0, email: 'configured', nudges, snoozes: [] });
+const list = (nudges: NudgeRecord[]): NudgesList => ({
+  serverTime: 0,
+  email: 'configured',
+  nudges,
+  snoozes: [],
+});
 
 describe('nudge summary', () => {
   it('is the latest nudge with a snooze in effect after it', () => {
