@@ -57,7 +57,6 @@ export const enWall = {
       activeProjects: 'Active projects',
       firingAlerts: 'Firing alerts',
       notAvailable: 'not available yet',
-      fromFleet: 'computed in this browser',
       nodes: 'Nodes',
     },
     ticker: {

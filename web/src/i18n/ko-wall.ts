@@ -61,7 +61,6 @@ export const koWall: Widen<typeof enWall> = {
       activeProjects: '활성 프로젝트',
       firingAlerts: '발생 중인 알림',
       notAvailable: '아직 제공되지 않음',
-      fromFleet: '이 브라우저에서 계산',
       nodes: '노드',
     },
     ticker: {

@@ -1,6 +1,5 @@
 import type { Alert, ProjectUsage } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
-import { gpu, node } from '../test/fixtures.ts';
 import {
   alertLink,
   compareAlerts,
@@ -12,7 +11,7 @@ import {
 } from './alerts.ts';
 import { type ProjectRow, sortProjectRows } from './project-usage.ts';
 import { fillBin, projectColor, UNASSIGNED_COLOR } from './wall-colors.ts';
-import { headlineFromFleet, headlineFromTotals } from './wall-headline.ts';
+import { headlineFromTotals } from './wall-headline.ts';
 
 function alert(id: string, o: Partial<Alert> = {}): Alert {
   return {
@@ -115,36 +114,6 @@ describe('project usage', () => {
 });
 
 describe('wall headline', () => {
-  it('from the fleet: in use, idle-held, free, offline, unknown', () => {
-    const h = headlineFromFleet(
-      [
-        node('a', {
-          gpus: [
-            gpu(0, { project: 'p1', utilizationGpuPercent: 90, powerDrawWatts: 500 }),
-            gpu(1, { project: 'p1', idleHeld: true, utilizationGpuPercent: 0, powerDrawWatts: 100 }),
-            gpu(2, { utilizationGpuPercent: 0, powerDrawWatts: 100 }),
-            gpu(3, { utilizationGpuPercent: null }),
-          ],
-        }),
-        node('b', { status: 'offline', gpus: [gpu(0)] }),
-      ],
-      2,
-    );
-    expect(h).toMatchObject({
-      source: 'fleet',
-      gpusTotal: 5,
-      gpusBusy: 1,
-      gpusIdleHeld: 1,
-      gpusFree: 1,
-      gpusUnknown: 1,
-      gpusOffline: 1,
-      activeProjects: 1,
-      firingAlerts: 2,
-    });
-    expect(h.meanUtilizationPercent).toBe(30);
-    expect(h.powerKilowatts).toBeCloseTo(1.0); // 500 + 100 + 100 + 300 (unknown util, power known)
-  });
-
   it('from the server totals', () => {
     const h = headlineFromTotals(
       {
