@@ -424,10 +424,20 @@ export type NodeView = z.infer<typeof NodeViewSchema>;
 export const StorageKindSchema = z.enum(['influxdb', 'managed-influxdb', 'memory']);
 export type StorageKind = z.infer<typeof StorageKindSchema>;
 
+/**
+ * What a storage warning is about, for dashboards to say in their own language: `memory` (the
+ * in-memory store: 2 hours kept, nothing survives a restart), `memory-influxd-failed` (the same,
+ * because the managed influxd failed to start), `influx-unreachable` (InfluxDB does not answer).
+ */
+export const StorageWarningCodeSchema = z.enum(['memory', 'memory-influxd-failed', 'influx-unreachable']);
+export type StorageWarningCode = z.infer<typeof StorageWarningCodeSchema>;
+
 export const StorageInfoSchema = z.object({
   kind: StorageKindSchema,
-  /** Human-readable warning, e.g. "in-memory storage: no history survives a restart". */
+  /** Human-readable warning (English), e.g. "in-memory storage: no history survives a restart". */
   warning: z.string().nullable(),
+  /** What `warning` is about (absent when there is none, or from an older server): dashboards translate it. */
+  warningCode: StorageWarningCodeSchema.optional(),
   ok: z.boolean(),
 });
 export type StorageInfo = z.infer<typeof StorageInfoSchema>;

@@ -130,7 +130,10 @@ async function main(): Promise<void> {
         managed = null;
         const reason = (err as Error).message;
         storeLog.error({ err: reason }, 'could not start the managed influxd');
-        store = new MemoryStore({ warning: `${MEMORY_STORE_WARNING}; the managed influxd failed to start` });
+        store = new MemoryStore({
+          warning: `${MEMORY_STORE_WARNING}; the managed influxd failed to start`,
+          warningCode: 'memory-influxd-failed',
+        });
         storeLog.warn(`storage: ${store.info().warning}`);
       }
     } else {

@@ -49,6 +49,7 @@ describe('HTTP', () => {
       kind: 'memory',
       ok: true,
       warning: expect.stringMatching(/in-memory/),
+      warningCode: 'memory',
     });
   });
 

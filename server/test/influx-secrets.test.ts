@@ -95,6 +95,7 @@ describe('InfluxDB credentials are never echoed', () => {
     const info = store.info();
     expect(info.ok).toBe(false);
     expect(info.warning).toContain(`InfluxDB at ${rx.origin} is unreachable`);
+    expect(info.warningCode).toBe('influx-unreachable');
     for (const shown of [JSON.stringify(info), logs.text()]) {
       expect(shown).not.toContain('secret-path-token');
       expect(shown).not.toContain('hunter2');

@@ -202,6 +202,7 @@ export class InfluxStore implements MetricStore {
       warning: ok
         ? null
         : `InfluxDB at ${this.origin} is unreachable${this.lastError ? ` (${this.lastError})` : ''}`,
+      ...(ok ? {} : { warningCode: 'influx-unreachable' as const }),
     };
   }
 

@@ -1,4 +1,4 @@
-import type { StorageInfo } from '@gpupulse/protocol';
+import type { StorageInfo, StorageWarningCode } from '@gpupulse/protocol';
 import type { MetricPoint, MetricStore, QueryResult, QuerySeries } from './metric-store.ts';
 import { StoreQueryError } from './metric-store.ts';
 
@@ -15,6 +15,8 @@ export interface MemoryStoreOptions {
   now?: () => number;
   /** The warning shown in health and to dashboards (default MEMORY_STORE_WARNING). */
   warning?: string | null;
+  /** Its code for dashboards to translate (default `memory` with the default warning, else none). */
+  warningCode?: StorageWarningCode;
 }
 
 export interface SeriesQuery {
@@ -52,6 +54,7 @@ export class MemoryStore implements MetricStore {
   private readonly maxAgeMs: number;
   private readonly now: () => number;
   private readonly warning: string | null;
+  private readonly warningCode: StorageWarningCode | undefined;
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.ring = new Array(Math.max(1, opts.maxPoints ?? 200_000));
@@ -59,6 +62,7 @@ export class MemoryStore implements MetricStore {
     this.maxAgeMs = opts.maxAgeMs ?? 2 * 3600_000;
     this.now = opts.now ?? Date.now;
     this.warning = opts.warning === undefined ? MEMORY_STORE_WARNING : opts.warning;
+    this.warningCode = opts.warningCode ?? (opts.warning === undefined ? 'memory' : undefined);
   }
 
   get size(): number {
@@ -157,7 +161,12 @@ export class MemoryStore implements MetricStore {
   }
 
   info(): StorageInfo {
-    return { kind: 'memory', ok: true, warning: this.warning };
+    return {
+      kind: 'memory',
+      ok: true,
+      warning: this.warning,
+      ...(this.warning !== null && this.warningCode ? { warningCode: this.warningCode } : {}),
+    };
   }
 
   async close(): Promise<void> {}

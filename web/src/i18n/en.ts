@@ -42,6 +42,14 @@ export const en = {
     reconnecting: 'Reconnecting to the server… The figures below are not live.',
     storageMemory: 'In-memory storage: no history survives a server restart.',
     storageDown: 'Storage is not accepting writes: live view only, history may have gaps.',
+    /** The server's `storage.warningCode`, said here (the server's English text is the fallback). */
+    storageCodes: {
+      memory:
+        'Only the last 2 hours are kept. For lasting history, set GPUPULSE_INFLUX_URL or install influxd.',
+      'memory-influxd-failed':
+        'The managed InfluxDB (influxd) failed to start: only the last 2 hours are kept.',
+      'influx-unreachable': 'InfluxDB does not answer (the server log names its address and the error).',
+    },
   },
   empty: {
     connecting: 'Connecting to the server…',

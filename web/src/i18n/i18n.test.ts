@@ -1,3 +1,4 @@
+import { StorageWarningCodeSchema } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { en } from './en.ts';
 import { initialLocale, urlLocale } from './index.ts';
@@ -14,6 +15,13 @@ describe('messages', () => {
     expect(keys(ko).sort()).toEqual(keys(en).sort());
     for (const k of keys(ko))
       expect(k.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown>)[p], ko)).not.toBe('');
+  });
+
+  it("says every storage warning code of the server's in both languages", () => {
+    for (const code of StorageWarningCodeSchema.options) {
+      expect(en.banner.storageCodes[code]).toBeTruthy();
+      expect(ko.banner.storageCodes[code]).toMatch(/[가-힣]/);
+    }
   });
 
   it('ko is actually Korean where words are translated', () => {

@@ -43,6 +43,12 @@ export const ko: MessageSchema = {
     reconnecting: '서버에 재연결하는 중… 아래 수치는 실시간이 아닙니다.',
     storageMemory: '메모리 저장소 사용 중: 서버를 재시작하면 이력이 사라집니다.',
     storageDown: '저장소가 쓰기를 받지 않습니다. 실시간 보기만 가능하며 이력에 빈 구간이 생길 수 있습니다.',
+    storageCodes: {
+      memory:
+        '최근 2시간만 보관됩니다. 이력을 계속 남기려면 GPUPULSE_INFLUX_URL을 설정하거나 influxd를 설치하세요.',
+      'memory-influxd-failed': '관리형 InfluxDB(influxd)를 시작하지 못해 최근 2시간만 보관됩니다.',
+      'influx-unreachable': 'InfluxDB가 응답하지 않습니다(주소와 오류는 서버 로그에 있습니다).',
+    },
   },
   empty: {
     connecting: '서버에 연결하는 중…',
