@@ -11,6 +11,7 @@ import { ManualClock } from '../src/clock.ts';
 import { InfluxStore, quoteIdent, quoteString } from '../src/storage/influx-store.ts';
 import { storedName } from '../src/storage/line-protocol.ts';
 import { startManagedInfluxd } from '../src/storage/managed-influxd.ts';
+import { gpuRollupPoint, usageRollupPoint } from '../src/storage/schema.ts';
 import { accessYaml, writeAccessFile } from './access-helpers.ts';
 import { connectAgent, gpu, onCleanup, sample, startServer, tempDir, waitFor } from './helpers.ts';
 
@@ -186,7 +187,9 @@ describe('rollups, history and usage against a real influxd', () => {
       expect(r.status, r.text).toBe(200);
       return HistoryResponseSchema.parse(JSON.parse(r.text));
     };
-    // Raw tier (3 minutes), 1-minute tier (8 h), 1-hour tier (30 days).
+    // Raw tier (3 minutes); a range longer than the history is answered from the finest tier
+    // holding all of it (history-api.ts): 3 minutes of history → raw even for 8 h asked. The 1m and
+    // 1h tiers answer once the history is long enough (seeded below: 7 h of 1m, 20 days of 1h).
     const h1 = await history({
       scope: 'gpu',
       id: uuid0,
@@ -205,8 +208,57 @@ describe('rollups, history and usage against a real influxd', () => {
       from: String(T0 - 7 * HOUR),
       to: String(T0 + HOUR),
     });
-    expect(h2.tier).toBe('1m');
-    expect(h2.series[0]!.points.find((p) => p[0] === T0 + MIN)![1]).toBeCloseTo(raw[1] as number, 3);
+    expect(h2.tier).toBe('raw');
+    expect(h2.from).toBe(Math.floor((T0 - 7 * HOUR) / h2.stepMs) * h2.stepMs);
+    expect(h2.stepMs).toBeLessThan(MIN);
+    const h2pts = h2.series[0]!.points.filter((p) => p[1] !== null);
+    expect(h2pts[0]![0]).toBe(T0);
+    expect(h2pts.at(-1)![0]).toBeLessThan(T0 + 3 * MIN);
+    expect(h2pts.length).toBeGreaterThan(3);
+    // An older history: GPU 0's minute rollups reach back 7 h, alpha's hour rollups 20 days.
+    await store.write([
+      {
+        ...gpuRollupPoint('1m', T0 - 7 * HOUR, {
+          host: 'gpu-01',
+          uuid: uuid0,
+          index: 0,
+          name: gpu(0).name,
+          project: 'alpha',
+          samples: 60,
+          metrics: { utilizationGpuPercent: { mean: 42, max: 60 } },
+          gpuSecondsInUse: 60,
+          gpuSecondsIdleHeld: 0,
+          energyWh: 5,
+        }),
+        rp: 'rp_1m',
+      },
+      {
+        ...usageRollupPoint('1h', T0 - 20 * 24 * HOUR, {
+          kind: 'project',
+          project: 'alpha',
+          institution: 'univ',
+          gpuSecondsInUse: 7200,
+          gpuSecondsIdleHeld: 0,
+          energyWh: 600,
+          utilizationMean: 50,
+          gpusInUseMean: 2,
+          gpusIdleHeldMean: 0,
+          memoryUsedMean: 4000,
+          powerDrawMean: 300,
+        }),
+        rp: 'rp_1h',
+      },
+    ]);
+    const h2m = await history({
+      scope: 'gpu',
+      id: uuid0,
+      metrics: 'utilization',
+      from: String(T0 - 7 * HOUR),
+      to: String(T0 + HOUR),
+    });
+    expect(h2m).toMatchObject({ tier: '1m', stepMs: MIN });
+    expect(h2m.series[0]!.points.find((p) => p[0] === T0 - 7 * HOUR)![1]).toBe(42);
+    expect(h2m.series[0]!.points.find((p) => p[0] === T0 + MIN)![1]).toBeCloseTo(raw[1] as number, 3);
     const h3 = await history({
       scope: 'project',
       id: 'alpha',
@@ -214,8 +266,11 @@ describe('rollups, history and usage against a real influxd', () => {
       from: String(T0 - 30 * 24 * HOUR),
       to: String(T0 + HOUR),
     });
-    expect(h3.tier).toBe('1h');
-    expect(h3.series[0]!.points.filter((p) => p[1] !== null).map((p) => p[1])).toEqual([0.0375]);
+    expect(h3).toMatchObject({ tier: '1h', stepMs: HOUR });
+    expect(h3.series[0]!.points.filter((p) => p[1] !== null)).toEqual([
+      [T0 - 20 * 24 * HOUR, 2],
+      [T0, 0.0375],
+    ]);
     const h4 = await history({
       scope: 'cluster',
       metrics: 'utilization,temperature',
