@@ -115,6 +115,30 @@ describe('write buffer backpressure', () => {
     expect(spool.stats.pointsDroppedFull).toBe(0);
   });
 
+  it('a draining spool is judged by its points, not by the acked records its files still hold', async () => {
+    const store = new GatedStore();
+    const spool = new DiskSpool({ dir: await tempDir('gpupulse-spill-'), maxBytes: 64 * 1024 });
+    // One 16 KiB segment of 20-point batches, all but the newest written (acked): the file keeps
+    // the acked records' bytes until the whole segment is done.
+    for (let i = 0; i < 12; i++) spool.append(pts(i * 20, 20));
+    for (let i = 0; i < 11; i++) {
+      expect(spool.peek()).toHaveLength(20);
+      spool.ack();
+    }
+    expect(spool.stats).toMatchObject({ records: 1, points: 20, segments: 1 });
+    const fileBytesPerPoint = spool.stats.bytes / 20;
+    expect(spool.bytesPerPoint * 10).toBeLessThan(fileBytesPerPoint);
+    const { b } = makeBuffer(store, { maxPoints: 2000, spillPoints: 50, spool });
+    store.hold();
+    // 200 points take about 200 × bytesPerPoint (~15 KiB), far under 90 % of 64 KiB; counted at the
+    // file's bytes per live point they would "need" over 200 KiB.
+    expect(spool.stats.bytes + 200 * spool.bytesPerPoint).toBeLessThan(0.9 * 64 * 1024);
+    expect(spool.stats.bytes + 200 * fileBytesPerPoint).toBeGreaterThan(0.9 * 64 * 1024);
+    expect(b.admit(200).ok).toBe(true);
+    expect(b.stats.refused).toBe(0);
+    store.release();
+  });
+
   it('without a spool, refuses at 80 % of maxPoints instead of dropping', async () => {
     const store = new GatedStore();
     const { b, drops } = makeBuffer(store, { maxPoints: 1000 });

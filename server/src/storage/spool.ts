@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { type DropReason, SegmentedLog } from '@gpupulse/node';
+import { type DropReason, RECORD_HEADER_BYTES, SegmentedLog } from '@gpupulse/node';
 import type { Logger } from 'pino';
 import type { MetricPoint } from './metric-store.ts';
 
@@ -55,6 +55,9 @@ export class DiskSpool {
   private peeked: number | null = null;
   private pointsDroppedFull = 0;
   private tornRecords = 0;
+  /** Bytes and points appended since open (for `bytesPerPoint`). */
+  private appendedBytes = 0;
+  private appendedPoints = 0;
 
   constructor(opts: DiskSpoolOptions) {
     this.dir = opts.dir;
@@ -76,6 +79,18 @@ export class DiskSpool {
       pointsDroppedFull: this.pointsDroppedFull,
       tornRecords: this.tornRecords,
     };
+  }
+
+  /**
+   * Disk bytes a point takes in the spool (record header included), from what was appended since
+   * open; before the first append, the files' bytes per waiting point (or 512 when empty). Not
+   * `bytes / points`: a segment's file keeps its acked records' bytes until the whole segment is
+   * done, so near the end of a drain that ratio grows without bound.
+   */
+  get bytesPerPoint(): number {
+    if (this.appendedPoints > 0) return this.appendedBytes / this.appendedPoints;
+    const st = this.stats;
+    return st.points > 0 ? st.bytes / st.points : 512;
   }
 
   /** True when nothing waits. Opens (scans) the directory on first call if it exists. */
@@ -132,7 +147,10 @@ export class DiskSpool {
     if (points.length === 0) return;
     this.open();
     const log = this.openLog();
-    log.append(Buffer.from(JSON.stringify(points), 'utf8'), { count: points.length });
+    const payload = Buffer.from(JSON.stringify(points), 'utf8');
+    log.append(payload, { count: points.length });
+    this.appendedBytes += payload.length + RECORD_HEADER_BYTES;
+    this.appendedPoints += points.length;
   }
 
   /** The oldest waiting batch, or null. An unreadable record met here is dropped and counted. */

@@ -180,9 +180,9 @@ export class WriteBuffer {
     if (this.spool) {
       // What memory holds goes to the spool too when storage stays behind: count it in, at the
       // spool's own bytes per point, so the spool never has to delete a segment of acked points.
-      const st = this.spool.stats;
-      const perPoint = st.points > 0 ? st.bytes / st.points : 512;
-      if (st.bytes + (this.size + points) * perPoint >= this.spool.maxBytes * this.spoolHighWater) {
+      const bytes = this.spool.stats.bytes;
+      const perPoint = this.spool.bytesPerPoint;
+      if (bytes + (this.size + points) * perPoint >= this.spool.maxBytes * this.spoolHighWater) {
         return this.refuse(
           'spool_full',
           'storage is behind and the server spool is full; keep the samples and retry later',
