@@ -13,6 +13,7 @@ import {
   SamplesReportSchema,
   type ServerToAgentEvents,
 } from '@gpupulse/protocol';
+import { pino } from 'pino';
 import { Server } from 'socket.io';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSilentLogger } from '../logger.ts';
@@ -104,27 +105,46 @@ describe('simulated agents', () => {
   it('a node disconnected by the server reconnects and sends a full process list again', async () => {
     const server = await startServer();
     const fleet = createSimFleet({ nodes: 1, gpusPerNode: 2, prefix: 'r', intervalMs: 100, seed: 4 });
-    const sim = startSimAgents({
-      fleet,
-      server: server.url,
-      token: 't',
-      intervalMs: 100,
-      logger: createSilentLogger(),
-    });
+    // On each connection, the seq of the next sample the node produces: read when the transport
+    // logs 'connected to server', synchronously before it asks the collectors to resync. (The
+    // backlog replayed on a reconnect was produced before it, as deltas: it cannot show the resync.)
+    const connectSeqs: number[] = [];
+    const logger = pino(
+      { level: 'info' },
+      {
+        write(line: string) {
+          if ((JSON.parse(line) as { msg?: string }).msg === 'connected to server') {
+            connectSeqs.push(sim.agents[0]?.nextSeq ?? -1);
+          }
+        },
+      },
+    );
+    const sim = startSimAgents({ fleet, server: server.url, token: 't', intervalMs: 100, logger });
     cleanup.push(() => sim.stop(200));
-    const count = () => server.byNode.get('r-0001')?.length ?? 0;
-    const until = async (cond: () => boolean) => {
+    const samples = () => server.byNode.get('r-0001') ?? [];
+    const until = async (what: string, cond: () => boolean) => {
       const t0 = Date.now();
       while (!cond()) {
-        if (Date.now() - t0 > 15_000) throw new Error('timed out');
+        if (Date.now() - t0 > 15_000) throw new Error(`timed out waiting for ${what}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     };
-    await until(() => count() >= 5);
+    await until('5 samples', () => samples().length >= 5);
     for (const s of await server.io.of('/agent').fetchSockets()) s.disconnect(true);
-    const before = count();
-    await until(() => count() >= before + 5 && server.auths.length >= 2);
-    const after = (server.byNode.get('r-0001') ?? []).filter((s) => s.processesMode === 'full');
-    expect(after.length).toBeGreaterThanOrEqual(2);
+    await until('the reconnect', () => connectSeqs.length >= 2 && server.auths.length >= 2);
+    const resumeSeq = connectSeqs[1] as number;
+    // the first sample produced after the reconnect, and every sample before it (the backlog);
+    // a report the server took but whose ack the disconnect lost is resent: count each seq once
+    const bySeq = () => [...new Map(samples().map((s) => [s.seq, s])).values()].sort((a, b) => a.seq - b.seq);
+    await until(`seq ${resumeSeq}`, () => bySeq().filter((s) => s.seq <= resumeSeq).length === resumeSeq + 1);
+    const got = bySeq().slice(0, resumeSeq + 1);
+    expect(got.map((s) => s.seq)).toEqual([...Array(resumeSeq + 1).keys()]);
+    expect(got[0]?.processesMode).toBe('full');
+    const first = got[resumeSeq];
+    expect(first?.processesMode, `seq ${resumeSeq}, the first sample after the reconnect`).toBe('full');
+    // the full list matches the GPUs: a process on each GPU with memory in use, none on the others
+    for (const g of first?.gpus ?? []) {
+      expect(first?.processes?.some((p) => p.gpuUuid === g.uuid)).toBe((g.memoryUsedMiB ?? 0) > 0);
+    }
   });
 });
