@@ -1,28 +1,12 @@
 /// <reference types="vitest/config" />
 import vue from '@vitejs/plugin-vue';
-import { defineConfig, type Plugin } from 'vite';
-
-/**
- * `@gpupulse/protocol` also builds zod schemas at module top level; the browser uses only its
- * types and constants. Declaring its modules side-effect-free lets the bundler drop the unused
- * ones (and zod with them). Remove once protocol/package.json says `"sideEffects": false`.
- */
-function protocolWithoutSideEffects(): Plugin {
-  return {
-    name: 'gpupulse:protocol-side-effect-free',
-    transform(code, id) {
-      if (/[\\/]protocol[\\/]src[\\/][^\\/]+\.ts$/.test(id))
-        return { code, map: null, moduleSideEffects: false };
-      return null;
-    },
-  };
-}
+import { defineConfig } from 'vite';
 
 /** Where `pnpm dev` sends API and Socket.IO traffic (a running gpupulse-server). */
 const devServer = process.env.GPUPULSE_DEV_SERVER ?? 'http://127.0.0.1:8080';
 
 export default defineConfig({
-  plugins: [vue(), protocolWithoutSideEffects()],
+  plugins: [vue()],
   define: {
     // vue-i18n: composition API only, no devtools in production.
     __VUE_I18N_FULL_INSTALL__: true,

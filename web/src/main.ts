@@ -1,3 +1,5 @@
+// First import: zod must be jitless before any schema is built (see the module).
+import '@gpupulse/protocol/jitless';
 import { createPinia } from 'pinia';
 import { createApp, watch } from 'vue';
 import App from './App.vue';
