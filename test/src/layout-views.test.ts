@@ -4,6 +4,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
 import {
+  chartFontSizes,
   koreanFontLoaded,
   legendReport,
   type Overflow,
@@ -13,7 +14,13 @@ import {
 import { stopAll } from './support/processes.ts';
 import { unexpectedErrors } from './support/views.ts';
 import { waitFor } from './support/wait.ts';
-import { KOREAN_NODE, startViewsFleet, type ViewsFleet, viewportShot } from './support/wall-views.ts';
+import {
+  KOREAN_NODE,
+  startViewsFleet,
+  type ViewsFleet,
+  viewportShot,
+  WALL_MIN_TEXT_FRACTION,
+} from './support/wall-views.ts';
 
 // Issue 11: one truth on every view, and every route readable at 1080p and 4K, in English and
 // Korean. One server (memory store, the demo projects file, a simulated rack, hostile and Korean
@@ -198,6 +205,12 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
       path: '/trends',
       ready: '[data-chart="cluster-utilization"]:not([data-state="loading"])',
     },
+    {
+      name: 'trends-kiosk',
+      path: '/trends?kiosk=1',
+      ready: '[data-chart="cluster-utilization"]:not([data-state="loading"])',
+      kiosk: true,
+    },
     { name: 'alerts', path: '/alerts', ready: '[data-testid="alerts-state"], [data-testid="alert-row"]' },
     { name: 'node', path: `/node/${NODE}`, ready: '[data-testid="node-gpu-row"]' },
     { name: 'gpu', path: `/node/${NODE}/gpu/0`, ready: '[data-testid="gpu-project"]' },
@@ -260,6 +273,18 @@ describe('one truth and layout, every route, 1080p and 4K, en and ko', () => {
             if (legends.canvasLegends > 0)
               problems.push(`${route.name}: ${legends.canvasLegends} chart(s) draw their own legend`);
             for (const e of legends.hiddenEntries) problems.push(`${route.name}: legend entry hidden "${e}"`);
+            // Canvas text (axis labels and names) scales as the page's text does: at 4K, as
+            // large a share of the screen as the wall's smallest text (web/src/lib/echarts.ts).
+            const chartFonts = await chartFontSizes(page);
+            if (route.name.startsWith('trends') && chartFonts.length < 5)
+              problems.push(
+                `${route.name}: ${chartFonts.length} chart axes measured (the five charts have more)`,
+              );
+            for (const f of chartFonts)
+              if (f.px < WALL_MIN_TEXT_FRACTION * size.height)
+                problems.push(
+                  `${route.name}: chart ${f.chart} draws ${f.what} at ${f.px} px (< ${WALL_MIN_TEXT_FRACTION * 100} % of ${size.height})`,
+                );
             if (route.kiosk) {
               const s = await pageScrolls(page);
               if (s.x || s.y)

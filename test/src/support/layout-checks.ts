@@ -110,6 +110,34 @@ export function pageScrolls(page: Page): Promise<{ x: boolean; y: boolean; heigh
   });
 }
 
+/**
+ * The font sizes each chart on the page draws its axis labels and axis names with, as ECharts
+ * holds them (the instance is a property of its element: web/src/composables/use-echarts.ts).
+ */
+export function chartFontSizes(page: Page): Promise<{ chart: string; what: string; px: number }[]> {
+  return page.evaluate(() => {
+    type Axis = { axisLabel?: { fontSize?: number }; nameTextStyle?: { fontSize?: number }; name?: string };
+    type Chart = { getOption(): { xAxis?: Axis[]; yAxis?: Axis[] } };
+    const out: { chart: string; what: string; px: number }[] = [];
+    for (const el of document.querySelectorAll<HTMLElement>('[_echarts_instance_]')) {
+      const chart = (el as unknown as { __gpupulseChart?: Chart }).__gpupulseChart;
+      if (!chart) continue;
+      const name = el.closest('[data-chart]')?.getAttribute('data-chart') ?? el.className;
+      const o = chart.getOption();
+      for (const [kind, axes] of [
+        ['x', o.xAxis ?? []],
+        ['y', o.yAxis ?? []],
+      ] as const)
+        for (const a of axes) {
+          out.push({ chart: name, what: `${kind} axis labels`, px: a.axisLabel?.fontSize ?? 12 });
+          if (a.name)
+            out.push({ chart: name, what: `${kind} axis name`, px: a.nameTextStyle?.fontSize ?? 12 });
+        }
+    }
+    return out;
+  });
+}
+
 /** Noto Sans KR faces the page loaded (the self-hosted Korean webfont). */
 export function koreanFontLoaded(page: Page): Promise<boolean> {
   return page.evaluate(async () => {

@@ -1,5 +1,11 @@
 import { onMounted, onScopeDispose, type Ref, shallowRef } from 'vue';
-import { type ECharts, type EChartsCoreOption, init } from '../lib/echarts.ts';
+import {
+  chartTextScale,
+  type ECharts,
+  type EChartsCoreOption,
+  init,
+  scaleChartText,
+} from '../lib/echarts.ts';
 import { createThrottle } from '../lib/throttle.ts';
 
 export interface UseEchartsOptions {
@@ -11,16 +17,27 @@ export interface UseEchartsOptions {
   minIntervalMs?: number;
 }
 
+/** The instance, as a property of its element (the browser tests read its option from there). */
+export const CHART_PROPERTY = '__gpupulseChart';
+
 /**
  * An ECharts instance bound to the calling scope: created on mount, redrawn on `update()`
  * (throttled, merged with `lazyUpdate`), resized with its element, disposed with the scope.
+ * Canvas text scales as the page's text does (`chartTextScale`: 4K, kiosk), re-applied on resize.
  */
 export function useEcharts(options: UseEchartsOptions) {
   const chart = shallowRef<ECharts | null>(null);
   let observer: ResizeObserver | null = null;
+  let scale = 1;
 
   const render = () => {
-    chart.value?.setOption(options.build(), { notMerge: false, lazyUpdate: true, replaceMerge: ['series'] });
+    if (!chart.value) return;
+    scale = chartTextScale();
+    chart.value.setOption(scaleChartText(options.build(), scale), {
+      notMerge: false,
+      lazyUpdate: true,
+      replaceMerge: ['series'],
+    });
   };
   const throttle = createThrottle(render, { intervalMs: options.minIntervalMs ?? 1000 });
 
@@ -28,14 +45,21 @@ export function useEcharts(options: UseEchartsOptions) {
     const el = options.el.value;
     if (!el) return;
     chart.value = init(el, null, { renderer: 'canvas' });
+    (el as unknown as Record<string, unknown>)[CHART_PROPERTY] = chart.value;
     render();
-    observer = new ResizeObserver(() => chart.value?.resize());
+    observer = new ResizeObserver(() => {
+      // The viewport changed the page's text size: the chart's text follows.
+      if (chartTextScale() !== scale) render();
+      chart.value?.resize();
+    });
     observer.observe(el);
   });
 
   onScopeDispose(() => {
     throttle.cancel();
     observer?.disconnect();
+    const el = options.el.value;
+    if (el) delete (el as unknown as Record<string, unknown>)[CHART_PROPERTY];
     chart.value?.dispose();
     chart.value = null;
   });

@@ -282,7 +282,7 @@ export function buildBarOption(o: StackedBarOptions): EChartsCoreOption {
       left: 8,
       right: 16,
       top: o.valueName && !o.horizontal ? 28 : 14,
-      bottom: o.valueName && o.horizontal ? 30 : 8,
+      bottom: o.valueName && o.horizontal ? 42 : 8, // the axis name below the labels (nameGap + its text)
       containLabel: true,
     },
     // The legend is page text next to the chart (ChartLegend.vue): every entry, wrapped, never paged.
