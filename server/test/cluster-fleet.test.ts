@@ -92,6 +92,10 @@ describe('two server processes over one redis-server', () => {
     // The XID alert: evaluated on both, notified once, pushed to B's dashboard whoever holds the lease.
     await waitFor(() => hooks.length >= 1, 5000, 'the webhook');
     await waitFor(() => alertsOnB.includes('xid_error:firing'), 3000, 'alerts:changed on B');
+    // Each process evaluates the replicated event at its own tick (every second): the holder's
+    // push can reach B's dashboard before B's own evaluation, so wait up to two ticks for both.
+    const firing = (s: GpupulseServer) => s.alerts.list({ state: 'firing' }).alerts.length > 0;
+    await waitFor(() => firing(a) && firing(b), 2000, 'the XID alert evaluated on both processes');
     expect(a.alerts.list({ state: 'firing' }).alerts.map((x) => x.rule)).toEqual(['xid_error']);
     expect(b.alerts.list({ state: 'firing' }).alerts.map((x) => x.rule)).toEqual(['xid_error']);
     await new Promise((r) => setTimeout(r, 2500));
