@@ -262,6 +262,8 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     spillPoints: config.writeBuffer.spillPoints,
     initialBackoffMs: config.writeBuffer.initialBackoffMs,
     maxBackoffMs: config.writeBuffer.maxBackoffMs,
+    retryAfterMs: config.writeBuffer.retryAfterMs,
+    maxRetryAfterMs: config.writeBuffer.maxRetryAfterMs,
     logger: logger.child({ component: 'write-buffer' }),
     observer: metrics.writeObserver,
     spool: spool ?? undefined,
@@ -885,9 +887,13 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
 
   const io = new SocketIOServer(httpServer, {
     // Above the message limit: an oversized report reaches its handler and is answered TOO_LARGE;
-    // the parser measures each frame and turns undecodable ones into a VALIDATION answer.
+    // the parser measures each frame and turns undecodable ones into a VALIDATION answer; while
+    // storage would refuse them anyway, agents' replay batches are not even decoded (UNAVAILABLE).
     maxHttpBufferSize: LIMITS.maxTransportBytes,
-    parser: createFrameParser({ exactAbove: LIMITS.maxMessageBytes }),
+    parser: createFrameParser({
+      exactAbove: LIMITS.maxMessageBytes,
+      shedReplay: { nsp: AGENT_NAMESPACE, shed: (bytes) => agentsNs.shedReplay(bytes) },
+    }),
     serveClient: false,
     // Browsers send Origin: only our own pages (and GPUPULSE_ALLOWED_ORIGINS) may open a socket.
     // Agents are not browsers and send none.

@@ -33,6 +33,9 @@ export interface WriteBufferConfig {
   /** Retry backoff (defaults 250 ms → 30 s). */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Retry hint of a refused report: the backlog's drain time at the recent write rate, within these (defaults 5 s → 60 s). */
+  retryAfterMs?: number;
+  maxRetryAfterMs?: number;
 }
 
 export interface ServerConfig {

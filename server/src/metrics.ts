@@ -18,6 +18,10 @@ export interface ServerMetrics {
   samplesRejected: Counter<'code'>;
   /** Valid samples not taken because storage is behind (the agent keeps and resends them). */
   samplesRefused: Counter<'reason'>;
+  /** Samples run through validation (a report refused before it, under backpressure, costs none). */
+  samplesValidated: Counter;
+  /** Reports answered UNAVAILABLE before validation, by stage: `frame` (not even decoded), `envelope`. */
+  reportsShed: Counter<'stage'>;
   /** Frames that failed to decode (invalid JSON such as a bare NaN). */
   malformedFrames: Counter;
   deltasSent: Counter;
@@ -99,6 +103,20 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     labelNames: ['reason'] as const,
     registers,
   });
+  const samplesValidated = new Counter({
+    name: 'gpupulse_samples_validated_total',
+    help: 'Samples run through validation (schema and ts window); reports refused before it (backpressure) add none',
+    registers,
+  });
+  const reportsShed = new Counter({
+    name: 'gpupulse_sample_reports_shed_total',
+    help:
+      'samples:report answered UNAVAILABLE before validation because storage refuses anyway, by stage: frame ' +
+      '(a replay batch not even JSON-decoded), envelope (decoded, not validated); also in gpupulse_rejected_payloads_total',
+    labelNames: ['stage'] as const,
+    registers,
+  });
+  for (const stage of ['frame', 'envelope']) reportsShed.inc({ stage }, 0);
   const malformedFrames = new Counter({
     name: 'gpupulse_malformed_frames_total',
     help: 'Agent frames that failed to decode (invalid JSON, e.g. a bare NaN); answered VALIDATION',
@@ -335,6 +353,8 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
     rejectedPayloads,
     samplesRejected,
     samplesRefused,
+    samplesValidated,
+    reportsShed,
     malformedFrames,
     deltasSent,
     writeObserver,

@@ -2,8 +2,12 @@
  * The server's ingest pipeline for the accepted samples of one report of one node. Each stage is
  * a module with one input type:
  *
- * 1. validation — `ingest/validate.ts`: the raw report → `Sample[]` accepted + refused ones
- *    (done by the socket handler, which then hands the accepted samples over here and acks);
+ * 0. early refusal — the socket handler (and, for replays, the frame parser) refuses a report
+ *    before it is parsed or validated while `admit` would refuse it anyway (`refuseEarly`), so a
+ *    resend under sustained overload costs next to nothing;
+ * 1. validation — `ingest/validate.ts`: the raw report → `Sample[]` accepted + refused ones, a
+ *    slice at a time (done by the socket handler, which then hands the accepted samples over
+ *    here and acks);
  * 2. admission — `storage/write-buffer.ts` `admit()`: refuse the report (UNAVAILABLE, nothing
  *    recorded, the agent keeps and resends it) when storage is too far behind;
  * 3. fleet state — `fleet/fleet-state.ts` `ingest()`: `Sample[]` → `IngestedSample[]` (ts order,
@@ -38,10 +42,19 @@ export type IngestOutcome =
       retryAfterMs: number;
     };
 
-/** Points a sample will make, roughly (GPUs + host + processes), for admission. */
-function estimatePoints(samples: readonly Sample[]): number {
+/**
+ * Points samples will make, roughly (GPUs + host + processes), for admission. Also of samples not
+ * validated yet (admission before validation): whatever is not an array counts as none.
+ */
+export function estimatePoints(samples: readonly unknown[]): number {
   let n = 0;
-  for (const s of samples) n += s.gpus.length + 1 + (s.processes?.length ?? 0);
+  for (const s of samples) {
+    const { gpus, processes } = (typeof s === 'object' && s !== null ? s : {}) as {
+      gpus?: unknown;
+      processes?: unknown;
+    };
+    n += 1 + (Array.isArray(gpus) ? gpus.length : 0) + (Array.isArray(processes) ? processes.length : 0);
+  }
   return n;
 }
 

@@ -50,6 +50,20 @@ export function checkReport(
   now: number,
   window: SampleWindow = DEFAULT_SAMPLE_WINDOW,
 ): CheckedReport | RefusedReport {
+  const check = startCheck(raw, frameBytes, now, window);
+  return check instanceof ReportCheck ? check.step(Number.POSITIVE_INFINITY)! : check;
+}
+
+/**
+ * Starts checking a report: the frame size and the envelope now (cheap), the samples by `step`.
+ * A report refused as a whole is answered at once.
+ */
+export function startCheck(
+  raw: unknown,
+  frameBytes: number | null,
+  now: number,
+  window: SampleWindow = DEFAULT_SAMPLE_WINDOW,
+): ReportCheck | RefusedReport {
   if (frameBytes !== null && frameBytes > LIMITS.maxMessageBytes) {
     return {
       ok: false,
@@ -59,40 +73,80 @@ export function checkReport(
   }
   const envelope = SamplesReportEnvelopeSchema.safeParse(raw);
   if (!envelope.success) return { ok: false, code: 'VALIDATION', message: describeZodError(envelope.error) };
-  const accepted: Sample[] = [];
-  const rejected: RejectedSample[] = [];
-  const oldest = now - window.maxAgeMs;
-  const newest = now + window.maxAheadMs;
-  const items = envelope.data.samples;
-  for (let index = 0; index < items.length; index++) {
-    const item = items[index];
+  return new ReportCheck(envelope.data.samples, envelope.data.replay ?? false, now, window);
+}
+
+/**
+ * The samples of a report, checked a few at a time: `step(budgetMs)` checks until it is done or
+ * the budget is spent, so the caller can let other work (HTTP, acks, storage writes) run between
+ * the steps of a 500-sample replay batch instead of holding the event loop for all of it.
+ */
+export class ReportCheck {
+  private index = 0;
+  private readonly accepted: Sample[] = [];
+  private readonly rejected: RejectedSample[] = [];
+  private readonly oldest: number;
+  private readonly newest: number;
+
+  constructor(
+    private readonly items: readonly unknown[],
+    private readonly replay: boolean,
+    private readonly now: number,
+    private readonly window: SampleWindow,
+  ) {
+    this.oldest = now - window.maxAgeMs;
+    this.newest = now + window.maxAheadMs;
+  }
+
+  /** Samples in the report (each goes through the schema once). */
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** Samples checked so far. */
+  get checked(): number {
+    return this.index;
+  }
+
+  /** Checks samples for up to `budgetMs` (at least one); the result once all are checked, else null. */
+  step(budgetMs: number): CheckedReport | null {
+    const { items, now, window } = this;
+    const until = performance.now() + budgetMs;
+    while (this.index < items.length) {
+      const index = this.index++;
+      this.checkOne(items[index], index, now, window);
+      if (this.index < items.length && performance.now() >= until) return null;
+    }
+    return { ok: true, accepted: this.accepted, rejected: this.rejected, replay: this.replay };
+  }
+
+  private checkOne(item: unknown, index: number, now: number, window: SampleWindow): void {
     const parsed = SampleSchema.safeParse(item);
     if (!parsed.success) {
       const rawSeq = (item as { seq?: unknown } | null)?.seq;
       const seq = Number.isSafeInteger(rawSeq) ? (rawSeq as number) : null;
-      rejected.push({ seq, index, code: 'VALIDATION', message: describeZodError(parsed.error, 3) });
-      continue;
+      this.rejected.push({ seq, index, code: 'VALIDATION', message: describeZodError(parsed.error, 3) });
+      return;
     }
     const s = parsed.data;
-    if (s.ts < oldest) {
-      rejected.push({
+    if (s.ts < this.oldest) {
+      this.rejected.push({
         seq: s.seq,
         index,
         code: 'TOO_OLD',
         message: `ts ${s.ts} is ${now - s.ts} ms before the server clock (${now}); samples older than ${ms(window.maxAgeMs)} are not taken`,
       });
-      continue;
+      return;
     }
-    if (s.ts > newest) {
-      rejected.push({
+    if (s.ts > this.newest) {
+      this.rejected.push({
         seq: s.seq,
         index,
         code: 'TOO_NEW',
         message: `ts ${s.ts} is ${s.ts - now} ms ahead of the server clock (${now}); at most ${ms(window.maxAheadMs)} ahead is taken: check the node's clock (NTP)`,
       });
-      continue;
+      return;
     }
-    accepted.push(s);
+    this.accepted.push(s);
   }
-  return { ok: true, accepted, rejected, replay: envelope.data.replay ?? false };
 }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import {
+  type Ack,
   AgentAuthSchema,
   type AgentToServerEvents,
   type ConnectErrorData,
@@ -9,18 +10,26 @@ import {
   type GpuEvent,
   type GpuMetrics,
   InventorySchema,
+  LIMITS,
   ok,
   PROTOCOL_VERSION,
+  type SamplesAckData,
   type ServerToAgentEvents,
 } from '@gpupulse/protocol';
 import type { Logger } from 'pino';
 import type { Namespace, Socket } from 'socket.io';
 import type { Clock } from '../clock.ts';
 import type { FleetState } from '../fleet/fleet-state.ts';
-import { IngestPipeline } from '../ingest/pipeline.ts';
-import { checkReport, DEFAULT_SAMPLE_WINDOW, type SampleWindow } from '../ingest/validate.ts';
+import { estimatePoints, IngestPipeline } from '../ingest/pipeline.ts';
+import {
+  type CheckedReport,
+  DEFAULT_SAMPLE_WINDOW,
+  ReportCheck,
+  type SampleWindow,
+  startCheck,
+} from '../ingest/validate.ts';
 import type { ServerMetrics } from '../metrics.ts';
-import type { WriteBuffer } from '../storage/write-buffer.ts';
+import type { Refusal, WriteBuffer } from '../storage/write-buffer.ts';
 import {
   type AgentAccessSource,
   AgentAuthority,
@@ -32,7 +41,7 @@ import {
   TokenBuckets,
   tokenDigest,
 } from './agent-auth.ts';
-import { frameBytesOf, MALFORMED_FRAME_EVENT, type MalformedFrame } from './frame-parser.ts';
+import { frameBytesOf, MALFORMED_FRAME_EVENT, type MalformedFrame, shedReportOf } from './frame-parser.ts';
 
 export interface AgentSocketData {
   node: string;
@@ -95,11 +104,28 @@ function remoteAddress(socket: { handshake: { address: string; headers: Record<s
 /** Retry hint of a rate-limited report: a second refills a good part of the node's bucket. */
 const REPORT_RETRY_AFTER_MS = 1000;
 
+/**
+ * Validation runs in slices of about this long: a 500-sample replay batch (tens of ms of zod on a
+ * busy machine) never holds the event loop for all of it, so /metrics, health and acks get a turn.
+ */
+const VALIDATION_SLICE_MS = 4;
+
 const anotherTokenMessage = (node: string) =>
   `node ${node} is connected with another token; refused (only a connection with the same token may replace it)`;
 
+export interface AgentNamespaceHandle {
+  connected(): number;
+  /**
+   * For the frame parser: whether a replay report of `frameBytes` would be refused by storage
+   * anyway, so it need not be decoded. Its points are estimated low from the size (bytes per point
+   * of the reports decoded so far, a slowly decaying high mark); before any: only when not even
+   * one point would be taken.
+   */
+  shedReplay(frameBytes: number): boolean;
+}
+
 /** Wires `/agent`: auth middleware, replacement of duplicate nodes, `samples:report`, `inventory:report`. */
-export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): number } {
+export function setupAgentNamespace(deps: AgentNamespaceDeps): AgentNamespaceHandle {
   const { nsp, fleet, buffer, clock, metrics } = deps;
   const log = deps.logger;
   const authority = new AgentAuthority(deps.agentTokens, deps.access ?? null);
@@ -150,6 +176,39 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     return false;
   };
   const reportLimitMessage = `more than ${limits.reportsPerNode.perSecond} reports per second from this node; retry later`;
+
+  /**
+   * While storage refuses anyway (the backlog is at its bound), the refusal of a report before it
+   * is validated — a resend then costs next to nothing, and the server's CPU goes to draining, not
+   * to refusing. A replay the frame parser did not even decode (`shedReportOf`) is refused here;
+   * else the estimate of its points decides, from the raw samples. A live report of one sample is
+   * not refused here: it is validated and, refused by the pipeline, still updates the live view
+   * (so the wall stays fresh). Null: go on and validate.
+   */
+  let bytesPerPoint = 0;
+  const refuseUnchecked = (report: unknown): Refusal | null => {
+    if (shedReportOf(report)) {
+      metrics.reportsShed.inc({ stage: 'frame' });
+      return (
+        buffer.refuseEarly(1) ?? {
+          ok: false,
+          reason: buffer.spool ? 'spool_full' : 'backlog_full',
+          message: 'storage is behind; keep the samples and retry later',
+          retryAfterMs: buffer.retryHint(),
+        }
+      );
+    }
+    if (typeof report !== 'object' || report === null) return null;
+    const { samples, replay } = report as { samples?: unknown; replay?: unknown };
+    if (!Array.isArray(samples) || samples.length > LIMITS.maxSamplesPerBatch) return null;
+    const points = estimatePoints(samples);
+    const bytes = frameBytesOf(report);
+    if (bytes !== null && points > 0) bytesPerPoint = Math.max(bytes / points, bytesPerPoint * 0.999);
+    if (replay !== true && samples.length <= 1) return null;
+    const refusal = buffer.refuseEarly(points);
+    if (refusal) metrics.reportsShed.inc({ stage: 'envelope' });
+    return refusal;
+  };
 
   nsp.use((socket, next) => {
     const auth: unknown = socket.handshake.auth;
@@ -326,7 +385,64 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
       });
     };
 
-    // Validate, hand over to the ingest pipeline, ack: nothing else happens here.
+    /** Answers a report that failed for an unexpected reason (INTERNAL: the agent resends). */
+    const failInternal = (ack: (a: Ack<never>) => void, err: unknown) => {
+      slog.error({ err }, 'samples:report handler failed');
+      metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'internal' });
+      try {
+        ack(fail('INTERNAL', 'internal server error'));
+      } catch {
+        // the ack itself failed: nothing more to do
+      }
+    };
+
+    /** The samples of a checked report go to the ingest pipeline; the ack says what was taken. */
+    const take = (checked: CheckedReport, ack: (a: Ack<SamplesAckData>) => void) => {
+      const now = clock.now();
+      const { accepted, rejected, replay } = checked;
+      for (const r of rejected) metrics.samplesRejected.inc({ code: r.code });
+      if (rejected.length > 0 && !socket.data.rejectLogged) {
+        socket.data.rejectLogged = true;
+        slog.warn(
+          { rejected: rejected.length, first: rejected[0] },
+          'samples refused (invalid, or ts outside the window); the others of the report are taken (logged once per connection, counted in /metrics)',
+        );
+      }
+      if (accepted.length === 0) {
+        // Nothing to take: one VALIDATION ack, which agents of every version drop.
+        metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'validation' });
+        const first = rejected[0]!;
+        const more = rejected.length > 1 ? ` (and ${rejected.length - 1} more)` : '';
+        const where = first.code !== 'VALIDATION' || first.message.startsWith('(root)') ? ': ' : '.';
+        ack(fail('VALIDATION', `samples.${first.index}${where}${first.message}${more}`));
+        return;
+      }
+      const outcome = pipeline.ingest(node, accepted, replay);
+      if (!outcome.ok) {
+        // Acking would lose data: the agent keeps the samples in its spool and resends them.
+        metrics.rejectedPayloads.inc({ event: 'samples:report', reason: outcome.reason });
+        metrics.samplesRefused.inc({ reason: outcome.reason }, accepted.length);
+        ack(fail(outcome.code, outcome.message, outcome.retryAfterMs));
+        return;
+      }
+      metrics.samplesReceived.inc(accepted.length);
+      if (!replay && !socket.data.skewNoticeSent) noticeSkew(accepted, now);
+      const acked = new Array<number>(accepted.length);
+      for (let i = 0; i < accepted.length; i++) acked[i] = accepted[i]!.seq;
+      const answer = ok(
+        rejected.length > 0 ? { acked, rejected, serverTime: now } : { acked, serverTime: now },
+      );
+      const replicated = deps.ackAfter?.() ?? null;
+      if (replicated === null) ack(answer);
+      else
+        replicated.then(
+          () => ack(answer),
+          () => ack(answer),
+        );
+    };
+
+    // Refuse early when storage refuses anyway, else validate (in slices), hand over to the ingest
+    // pipeline, ack: nothing else happens here.
     socket.on('samples:report', (report, ack) => {
       metrics.sampleReports.inc();
       if (typeof ack !== 'function') {
@@ -336,63 +452,36 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
       }
       if (!allowReport(socket)) return ack(fail('RATE_LIMITED', reportLimitMessage, REPORT_RETRY_AFTER_MS));
       try {
-        const now = clock.now();
-        const checked = checkReport(report, frameBytesOf(report), now, sampleWindow);
-        if (!checked.ok) {
-          const reason = checked.code === 'TOO_LARGE' ? 'too_large' : 'validation';
+        const early = refuseUnchecked(report);
+        if (early) {
+          metrics.rejectedPayloads.inc({ event: 'samples:report', reason: early.reason });
+          ack(fail('UNAVAILABLE', early.message, early.retryAfterMs));
+          return;
+        }
+        const check = startCheck(report, frameBytesOf(report), clock.now(), sampleWindow);
+        if (!(check instanceof ReportCheck)) {
+          const reason = check.code === 'TOO_LARGE' ? 'too_large' : 'validation';
           metrics.rejectedPayloads.inc({ event: 'samples:report', reason });
-          slog.debug({ code: checked.code, err: checked.message }, 'samples:report refused');
-          ack(fail(checked.code, checked.message));
+          slog.debug({ code: check.code, err: check.message }, 'samples:report refused');
+          ack(fail(check.code, check.message));
           return;
         }
-        const { accepted, rejected, replay } = checked;
-        for (const r of rejected) metrics.samplesRejected.inc({ code: r.code });
-        if (rejected.length > 0 && !socket.data.rejectLogged) {
-          socket.data.rejectLogged = true;
-          slog.warn(
-            { rejected: rejected.length, first: rejected[0] },
-            'samples refused (invalid, or ts outside the window); the others of the report are taken (logged once per connection, counted in /metrics)',
-          );
-        }
-        if (accepted.length === 0) {
-          // Nothing to take: one VALIDATION ack, which agents of every version drop.
-          metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'validation' });
-          const first = rejected[0]!;
-          const more = rejected.length > 1 ? ` (and ${rejected.length - 1} more)` : '';
-          const where = first.code !== 'VALIDATION' || first.message.startsWith('(root)') ? ': ' : '.';
-          ack(fail('VALIDATION', `samples.${first.index}${where}${first.message}${more}`));
-          return;
-        }
-        const outcome = pipeline.ingest(node, accepted, replay);
-        if (!outcome.ok) {
-          // Acking would lose data: the agent keeps the samples in its spool and resends them.
-          metrics.rejectedPayloads.inc({ event: 'samples:report', reason: outcome.reason });
-          metrics.samplesRefused.inc({ reason: outcome.reason }, accepted.length);
-          ack(fail(outcome.code, outcome.message, outcome.retryAfterMs));
-          return;
-        }
-        metrics.samplesReceived.inc(accepted.length);
-        if (!replay && !socket.data.skewNoticeSent) noticeSkew(accepted, now);
-        const acked = new Array<number>(accepted.length);
-        for (let i = 0; i < accepted.length; i++) acked[i] = accepted[i]!.seq;
-        const answer = ok(
-          rejected.length > 0 ? { acked, rejected, serverTime: now } : { acked, serverTime: now },
-        );
-        const replicated = deps.ackAfter?.() ?? null;
-        if (replicated === null) ack(answer);
-        else
-          replicated.then(
-            () => ack(answer),
-            () => ack(answer),
-          );
+        // A slice at a time, other work (HTTP, acks, storage writes) between the slices.
+        const step = () => {
+          try {
+            const before = check.checked;
+            const checked = check.step(VALIDATION_SLICE_MS);
+            metrics.samplesValidated.inc(check.checked - before);
+            if (checked !== null) take(checked, ack);
+            // Gone meanwhile: nobody to ack; the agent resends on its next connection.
+            else if (socket.connected) setImmediate(step);
+          } catch (err) {
+            failInternal(ack, err);
+          }
+        };
+        step();
       } catch (err) {
-        slog.error({ err }, 'samples:report handler failed');
-        metrics.rejectedPayloads.inc({ event: 'samples:report', reason: 'internal' });
-        try {
-          ack(fail('INTERNAL', 'internal server error'));
-        } catch {
-          // the ack itself failed: nothing more to do
-        }
+        failInternal(ack, err);
       }
     });
 
@@ -443,5 +532,9 @@ export function setupAgentNamespace(deps: AgentNamespaceDeps): { connected(): nu
     });
   });
 
-  return { connected: () => connections };
+  return {
+    connected: () => connections,
+    shedReplay: (frameBytes) =>
+      buffer.wouldRefuse(bytesPerPoint > 0 ? Math.max(1, Math.floor(frameBytes / bytesPerPoint)) : 1),
+  };
 }

@@ -26,8 +26,13 @@ export interface WriteBufferOptions {
    * 0.9), so the spool never has to delete acked points to make room.
    */
   spoolHighWater?: number;
-  /** The retry hint `admit` gives with a refusal (default 5 s). */
+  /**
+   * The retry hint `admit` gives with a refusal: the time storage needs to write the backlog at
+   * its recent write rate (the last one measured, also while writes fail), at least this (default
+   * 5 s) and at most `maxRetryAfterMs` (default 60 s), ±25 % jitter.
+   */
   retryAfterMs?: number;
+  maxRetryAfterMs?: number;
   /** First retry delay (default 250 ms); doubles per failure up to `maxBackoffMs` (default 30 s), ±25 % jitter (@gpupulse/node's backoffDelay). */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -64,6 +69,9 @@ export interface WriteBufferObserver {
 export type Admission =
   | { ok: true }
   | { ok: false; reason: 'backlog_full' | 'spool_full'; message: string; retryAfterMs: number };
+export type Refusal = Extract<Admission, { ok: false }>;
+
+type RefusalKind = 'backlog_full' | 'spool_full' | 'stopped';
 
 export interface WriteBufferStats {
   buffered: number;
@@ -97,6 +105,9 @@ export class WriteBuffer {
   readonly spillPoints: number;
   private readonly spoolHighWater: number;
   private readonly retryAfterMs: number;
+  private readonly maxRetryAfterMs: number;
+  /** Points per second storage took in recent writes (moving average); null before the first. */
+  private writeRate: number | null = null;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly logger: Logger | undefined;
@@ -140,7 +151,8 @@ export class WriteBuffer {
       Math.min(this.acceptPoints, opts.spillPoints ?? Math.floor(this.maxPoints / 4)),
     );
     this.spoolHighWater = Math.min(1, Math.max(0.1, opts.spoolHighWater ?? 0.9));
-    this.retryAfterMs = opts.retryAfterMs ?? 5000;
+    this.retryAfterMs = Math.max(1, opts.retryAfterMs ?? 5000);
+    this.maxRetryAfterMs = Math.max(this.retryAfterMs, opts.maxRetryAfterMs ?? 60_000);
     this.initialBackoffMs = opts.initialBackoffMs ?? 250;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
     this.logger = opts.logger;
@@ -176,24 +188,8 @@ export class WriteBuffer {
    * keeps its samples and resends them; nothing is lost.
    */
   admit(points: number): Admission {
-    if (this.stopped) return this.refuse('backlog_full', 'the server is shutting down; retry later');
-    if (this.spool) {
-      // What memory holds goes to the spool too when storage stays behind: count it in, at the
-      // spool's own bytes per point, so the spool never has to delete a segment of acked points.
-      const bytes = this.spool.stats.bytes;
-      const perPoint = this.spool.bytesPerPoint;
-      if (bytes + (this.size + points) * perPoint >= this.spool.maxBytes * this.spoolHighWater) {
-        return this.refuse(
-          'spool_full',
-          'storage is behind and the server spool is full; keep the samples and retry later',
-        );
-      }
-    }
-    // Without a spool the memory backlog is the bound; with one it only fills when the spool
-    // cannot be written (disk full …).
-    if (this.size > 0 && this.size + points > this.acceptPoints) {
-      return this.refuse('backlog_full', 'storage backlog is full; keep the samples and retry later');
-    }
+    const over = this.overBound(points);
+    if (over) return this.refuse(over);
     if (this.refusing) {
       this.logger?.info(
         {
@@ -207,7 +203,66 @@ export class WriteBuffer {
     return { ok: true };
   }
 
-  private refuse(reason: 'backlog_full' | 'spool_full', message: string): Admission {
+  /**
+   * `admit`'s refusal when a report of `points` points would be refused now, else null — without
+   * ending a refusal episode. For refusing a report before it is parsed or validated (`points`:
+   * an estimate, or 1 for "any report"); one that passes goes through `admit` after validation.
+   */
+  refuseEarly(points: number): Refusal | null {
+    const over = this.overBound(points);
+    return over ? this.refuse(over) : null;
+  }
+
+  /** True when `admit` would refuse a report of `points` points now (nothing is counted). */
+  wouldRefuse(points: number): boolean {
+    return this.overBound(points) !== null;
+  }
+
+  /** True when `admit` would refuse even a one-point report now. */
+  get full(): boolean {
+    return this.wouldRefuse(1);
+  }
+
+  private overBound(points: number): RefusalKind | null {
+    if (this.stopped) return 'stopped';
+    if (this.spool) {
+      // What memory holds goes to the spool too when storage stays behind: count it in, at the
+      // spool's own bytes per point, so the spool never has to delete a segment of acked points.
+      const bytes = this.spool.stats.bytes;
+      const perPoint = this.spool.bytesPerPoint;
+      if (bytes + (this.size + points) * perPoint >= this.spool.maxBytes * this.spoolHighWater) {
+        return 'spool_full';
+      }
+    }
+    // Without a spool the memory backlog is the bound; with one it only fills when the spool
+    // cannot be written (disk full …).
+    if (this.size > 0 && this.size + points > this.acceptPoints) return 'backlog_full';
+    return null;
+  }
+
+  /**
+   * The retry hint of a refusal: how long storage needs for the backlog (memory + spool) at its
+   * recent write rate (the last one measured while writes fail; none measured yet: the shortest),
+   * between `retryAfterMs` and `maxRetryAfterMs`, ±25 % jitter — the longer the backlog, the later
+   * agents come back.
+   */
+  retryHint(): number {
+    let ms = this.retryAfterMs;
+    if (!this.stopped && this.writeRate !== null && this.writeRate > 0) {
+      const drainMs = ((this.size + this.spooled) / this.writeRate) * 1000;
+      ms = Math.min(this.maxRetryAfterMs, Math.max(this.retryAfterMs, drainMs));
+    }
+    return Math.round(ms * (0.75 + this.random() * 0.5));
+  }
+
+  private refuse(kind: RefusalKind): Refusal {
+    const reason = kind === 'stopped' ? 'backlog_full' : kind;
+    const message =
+      kind === 'stopped'
+        ? 'the server is shutting down; retry later'
+        : kind === 'spool_full'
+          ? 'storage is behind and the server spool is full; keep the samples and retry later'
+          : 'storage backlog is full; keep the samples and retry later';
     this.stats.refused++;
     this.observer.refused?.(reason);
     if (!this.refusing) {
@@ -218,12 +273,7 @@ export class WriteBuffer {
         'storage is behind: refusing reports with UNAVAILABLE until it catches up (agents keep their samples)',
       );
     }
-    return {
-      ok: false,
-      reason,
-      message,
-      retryAfterMs: Math.round(this.retryAfterMs * (0.75 + this.random() * 0.5)),
-    };
+    return { ok: false, reason, message, retryAfterMs: this.retryHint() };
   }
 
   /** Starts the periodic flush. */
@@ -406,6 +456,8 @@ export class WriteBuffer {
     try {
       await this.store.write(batch);
       const seconds = (performance.now() - started) / 1000;
+      const rate = batch.length / Math.max(seconds, 0.001);
+      this.writeRate = this.writeRate === null ? rate : 0.8 * this.writeRate + 0.2 * rate;
       if (fromSpool) this.spool!.ack();
       else this.size -= batch.length;
       this.stats.buffered = this.size;
