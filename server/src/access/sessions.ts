@@ -5,12 +5,11 @@
  * token and never expires: its role is re-read from the access file on every request, so removing
  * the token from the file signs the wall out. `via: 'oidc'` sessions expire.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { join } from 'node:path';
 import { RoleSchema } from '@gpupulse/protocol';
 import { z } from 'zod';
+import { openKeyFile } from './key-file.ts';
 import type { Role } from './roles.ts';
 
 export const SESSION_COOKIE = 'gpupulse_session';
@@ -47,29 +46,7 @@ export class SessionSigner {
 
   /** Reads `<dataDir>/session.key`, creating it (0600, 32 random bytes) when missing. */
   static open(dataDir: string): SessionSigner {
-    const path = join(dataDir, SESSION_KEY_FILE);
-    mkdirSync(dataDir, { recursive: true });
-    let key: Buffer;
-    try {
-      key = readFileSync(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      try {
-        writeFileSync(path, randomBytes(32), { mode: 0o600, flag: 'wx' });
-      } catch (e) {
-        // Another process created it first: use theirs.
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      key = readFileSync(path);
-    }
-    if (key.length < 32)
-      throw new Error(`${path}: the session key is shorter than 32 bytes; delete the file`);
-    try {
-      chmodSync(path, 0o600);
-    } catch {
-      // read-only data dir: keep going
-    }
-    return new SessionSigner(key);
+    return new SessionSigner(openKeyFile(dataDir, SESSION_KEY_FILE));
   }
 
   /** A signer with a given key (tests). */

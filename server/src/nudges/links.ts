@@ -6,9 +6,8 @@
  * once (the ids used are kept with the snooze records, so a restart does not revive a link).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { z } from 'zod';
+import { openKeyFile } from '../access/key-file.ts';
 
 export const NUDGE_KEY_FILE = 'nudge.key';
 
@@ -33,31 +32,6 @@ const ClaimSchema = z.object({
 export type LinkCheck =
   | { ok: true; claim: SnoozeClaim }
   | { ok: false; reason: 'invalid' | 'expired'; claim: SnoozeClaim | null };
-
-/** Reads `<dataDir>/<file>`, creating it (0600, 32 random bytes) when missing. */
-export function openKeyFile(dataDir: string, file: string): Buffer {
-  const path = join(dataDir, file);
-  mkdirSync(dataDir, { recursive: true });
-  let key: Buffer;
-  try {
-    key = readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    try {
-      writeFileSync(path, randomBytes(32), { mode: 0o600, flag: 'wx' });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    key = readFileSync(path);
-  }
-  if (key.length < 32) throw new Error(`${path}: the key is shorter than 32 bytes; delete the file`);
-  try {
-    chmodSync(path, 0o600);
-  } catch {
-    // read-only data dir: keep going
-  }
-  return key;
-}
 
 export class SnoozeLinks {
   constructor(private readonly key: Buffer) {}
