@@ -42,7 +42,9 @@ describe('dashboard in headless Chromium', () => {
       await page.locator(`[data-testid="node-row"][data-node="${node}"]`).waitFor({ timeout: 30_000 });
     }
     for (const node of simNodes) {
+      // A node's row appears when its agent connects; its GPU cells with its first sample.
       const cells = page.locator(`[data-testid="node-row"][data-node="${node}"] [data-testid="gpu-cell"]`);
+      await cells.nth(7).waitFor({ timeout: 30_000 });
       expect(await cells.count()).toBe(8);
     }
     expect(
