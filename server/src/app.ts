@@ -69,6 +69,7 @@ import { type AgentNamespace, setupAgentNamespace } from './socket/agent-namespa
 import { type DashboardNamespace, setupDashboardNamespace } from './socket/dashboard-namespace.ts';
 import { createFrameParser } from './socket/frame-parser.ts';
 import { InfluxStore } from './storage/influx-store.ts';
+import { WriteJournal } from './storage/journal.ts';
 import { MemoryStore } from './storage/memory-store.ts';
 import { type MetricPoint, type MetricStore, StoreQueryError } from './storage/metric-store.ts';
 import { alertPoint, samplePoints } from './storage/schema.ts';
@@ -245,6 +246,7 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
       : null;
   const metrics = createServerMetrics({
     spool: () => (spool ? spool.stats : null),
+    journal: () => writeBuffer.journal?.stats ?? null,
     alertsFiring: () => alerts.engine.firingByRule(),
     bufferSize: () => writeBuffer.buffered,
     storageUp: () => store.info().ok,
@@ -267,6 +269,13 @@ export async function createServer(opts: CreateServerOptions = {}): Promise<Gpup
     logger: logger.child({ component: 'write-buffer' }),
     observer: metrics.writeObserver,
     spool: spool ?? undefined,
+    // With the spool: acked points are on disk before the ack (survive a killed server).
+    journal: spool
+      ? new WriteJournal({
+          dir: join(config.dataDir, 'journal'),
+          logger: logger.child({ component: 'journal' }),
+        })
+      : undefined,
   });
   writeBuffer.start();
   let listening = false;

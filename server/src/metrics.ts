@@ -42,6 +42,8 @@ export interface MetricsSources {
   rollupLate?(): { merged: number; dropped: number };
   /** The write buffer's disk spool, null when there is none. */
   spool?(): { bytes: number; segments: number; points: number; tornRecords: number } | null;
+  /** The write buffer's write-ahead journal, null when there is none. */
+  journal?(): { pointsJournaled: number; pointsNotJournaled: number; pointsRecovered: number } | null;
   /** Firing alerts per rule id. */
   alertsFiring?(): Record<string, number>;
 }
@@ -275,6 +277,28 @@ export function createServerMetrics(sources: MetricsSources): ServerMetrics {
       if (now > tornSeen) {
         this.inc(now - tornSeen);
         tornSeen = now;
+      }
+    },
+  });
+  const journalSeen = { journaled: 0, not_journaled: 0, recovered: 0 };
+  new Counter({
+    name: 'gpupulse_journal_points_total',
+    help:
+      'Acked points by write-journal outcome: journaled (on disk before the ack), not_journaled (the ' +
+      'journal could not be written: in memory only until stored), recovered (left by a killed run, written at start)',
+    labelNames: ['result'] as const,
+    registers,
+    collect() {
+      const j = sources.journal?.();
+      if (!j) return;
+      const now = {
+        journaled: j.pointsJournaled,
+        not_journaled: j.pointsNotJournaled,
+        recovered: j.pointsRecovered,
+      };
+      for (const result of ['journaled', 'not_journaled', 'recovered'] as const) {
+        if (now[result] > journalSeen[result]) this.inc({ result }, now[result] - journalSeen[result]);
+        journalSeen[result] = now[result];
       }
     },
   });

@@ -182,6 +182,13 @@ describe('fault: server SIGKILLed and restarted while agents keep sampling (real
         INTERVAL_MS * 1.5,
       );
     }
+    // Points the killed server had acked but not yet written (its write buffer flushes once a
+    // second), handed on by the write journal at the restart — the gap-free result above counts
+    // them; this says how many there were in this run.
+    const metricsText = await (await fetch(`${server.url}/metrics`)).text();
+    report.journalRecovered = Number(
+      /gpupulse_journal_points_total\{result="recovered"\} (\d+)/.exec(metricsText)?.[1] ?? 0,
+    );
     console.info(`faults-server-kill: ${JSON.stringify(report)}`);
     dash.close();
   }, 180_000);

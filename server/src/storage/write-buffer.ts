@@ -1,5 +1,6 @@
 import { backoffDelay } from '@gpupulse/node';
 import type { Logger } from 'pino';
+import type { WriteJournal } from './journal.ts';
 import { type MetricPoint, type MetricStore, StoreWriteError } from './metric-store.ts';
 import type { DiskSpool } from './spool.ts';
 
@@ -46,6 +47,12 @@ export interface WriteBufferOptions {
    * Without one, failed batches wait in memory (bounded by `maxPoints`).
    */
   spool?: DiskSpool;
+  /**
+   * Write-ahead journal (with the spool): `enqueue` puts each batch on disk before the caller acks
+   * it, and a batch leaves the journal when it leaves memory, so a killed server loses no acked
+   * point (`WriteJournal.recover` at the next start).
+   */
+  journal?: WriteJournal;
 }
 
 export type DropReason = 'overflow' | 'rejected' | 'shutdown' | 'spool_full' | 'spool_corrupt';
@@ -114,8 +121,13 @@ export class WriteBuffer {
   private readonly observer: WriteBufferObserver;
   private readonly random: () => number;
   readonly spool: DiskSpool | null;
+  readonly journal: WriteJournal | null;
   /** Chunks of at most batchSize points, oldest first. */
   private chunks: MetricPoint[][] = [];
+  /** The oldest batch while it is in flight or was put back after a failed write (for the journal). */
+  private held: MetricPoint[] | null = null;
+  /** Points that left memory behind `held` (released to the journal with it). */
+  private releasedBehindHeld = 0;
   private size = 0;
   private inFlight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -159,6 +171,13 @@ export class WriteBuffer {
     this.observer = opts.observer ?? {};
     this.random = opts.random ?? Math.random;
     this.spool = opts.spool ?? null;
+    this.journal = opts.journal ?? null;
+    // A crashed run's acked points come first: to the disk spool (drained before new points), or
+    // into memory without a spool.
+    this.journal?.recover((batch) => {
+      if (this.spool) this.spool.append(batch);
+      else this.pushChunks(batch);
+    });
   }
 
   /** Points waiting in the disk spool. */
@@ -286,15 +305,8 @@ export class WriteBuffer {
 
   enqueue(points: readonly MetricPoint[]): void {
     if (this.stopped || points.length === 0) return;
-    for (const p of points) {
-      let last = this.chunks[this.chunks.length - 1];
-      if (!last || last.length >= this.batchSize) {
-        last = [];
-        this.chunks.push(last);
-      }
-      last.push(p);
-    }
-    this.size += points.length;
+    this.journal?.append(points);
+    this.pushChunks(points);
     if (this.spool && this.size > this.spillPoints) {
       // Storage is slower than the input: the backlog goes to disk, new points queue behind it
       // (also while a write is in flight, which may hang for the store's timeout).
@@ -312,6 +324,35 @@ export class WriteBuffer {
     if (over > 0) this.dropOldest(over);
     this.stats.buffered = this.size;
     if (this.chunks.length > 1 || (this.chunks[0]?.length ?? 0) >= this.batchSize) this.kick(false);
+  }
+
+  private pushChunks(points: readonly MetricPoint[]): void {
+    for (const p of points) {
+      let last = this.chunks[this.chunks.length - 1];
+      if (!last || last.length >= this.batchSize) {
+        last = [];
+        this.chunks.push(last);
+      }
+      last.push(p);
+    }
+    this.size += points.length;
+  }
+
+  /**
+   * `n` points left memory (written, spooled, refused or dropped), oldest first — except while a
+   * batch is held (in flight to storage, or put back after a failed write): it is the oldest, so
+   * what leaves behind it is released to the journal only together with it (`chunk`: the chunk
+   * that left, to recognise the held one).
+   */
+  private left(n: number, chunk?: readonly MetricPoint[]): void {
+    this.size -= n;
+    if (!this.journal) return;
+    if (this.held === null) this.journal.release(n);
+    else if (chunk === this.held) {
+      this.journal.release(n + this.releasedBehindHeld);
+      this.held = null;
+      this.releasedBehindHeld = 0;
+    } else this.releasedBehindHeld += n;
   }
 
   /**
@@ -341,7 +382,9 @@ export class WriteBuffer {
     if (this.size > 0) {
       const n = this.size;
       this.chunks = [];
-      this.size = 0;
+      this.held = null;
+      this.releasedBehindHeld = 0;
+      this.left(n);
       this.stats.buffered = 0;
       this.stats.pointsDroppedShutdown += n;
       this.observer.dropped?.('shutdown', n);
@@ -354,6 +397,7 @@ export class WriteBuffer {
     await this.flush(timeoutMs);
     this.stopped = true;
     this.spool?.close();
+    this.journal?.close();
   }
 
   private stopTimers(): void {
@@ -370,13 +414,14 @@ export class WriteBuffer {
       if (first.length <= left) {
         this.chunks.shift();
         left -= first.length;
+        this.left(first.length, first);
       } else {
         first.splice(0, left);
+        this.left(left);
         left = 0;
       }
     }
     const dropped = n - left;
-    this.size -= dropped;
     this.stats.pointsDroppedOverflow += dropped;
     this.observer.dropped?.('overflow', dropped);
     if (!this.loggedReasons.has('overflow')) {
@@ -415,7 +460,7 @@ export class WriteBuffer {
       const chunk = this.chunks[0]!;
       if (chunk.length > 0 && !this.toSpool(chunk)) break;
       this.chunks.shift();
-      this.size -= chunk.length;
+      this.left(chunk.length, chunk);
     }
     this.stats.buffered = this.size;
   }
@@ -450,6 +495,7 @@ export class WriteBuffer {
       batch = this.spool!.peek() ?? undefined;
     } else {
       batch = this.chunks.shift();
+      if (batch && batch.length > 0) this.held = batch;
     }
     if (!batch || batch.length === 0) return true;
     const started = performance.now();
@@ -459,7 +505,7 @@ export class WriteBuffer {
       const rate = batch.length / Math.max(seconds, 0.001);
       this.writeRate = this.writeRate === null ? rate : 0.8 * this.writeRate + 0.2 * rate;
       if (fromSpool) this.spool!.ack();
-      else this.size -= batch.length;
+      else this.left(batch.length, batch);
       this.stats.buffered = this.size;
       this.stats.batchesOk++;
       this.stats.pointsWritten += batch.length;
@@ -478,7 +524,7 @@ export class WriteBuffer {
         if (!fromSpool) {
           // To the spool when there is one (new batches then queue behind it); else back to the
           // front of memory (the overflow bound may have shrunk the buffer meanwhile).
-          if (this.spool && this.toSpool(batch)) this.size -= batch.length;
+          if (this.spool && this.toSpool(batch)) this.left(batch.length, batch);
           else this.chunks.unshift(batch);
           this.stats.buffered = this.size;
         }
@@ -516,7 +562,7 @@ export class WriteBuffer {
       }
       // Not retryable: InfluxDB refused the batch (or part of it). Drop and count, never loop.
       if (fromSpool) this.spool!.ack();
-      else this.size -= batch.length;
+      else this.left(batch.length, batch);
       this.stats.buffered = this.size;
       this.stats.batchesRejected++;
       const rejected = err instanceof StoreWriteError && err.dropped !== null ? err.dropped : batch.length;
