@@ -13,6 +13,7 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failedPackages = [];
+const failedTests = [];
 
 for (const pkg of packages) {
   if (only.length > 0 && !only.includes(pkg)) continue;
@@ -40,6 +41,17 @@ for (const pkg of packages) {
     skipped += report.numPendingTests + report.numTodoTests;
     counted = true;
     if (report.numTotalTests === 0) failedPackages.push(`${pkg} (ran no test)`);
+    for (const file of report.testResults ?? []) {
+      for (const t of file.assertionResults ?? []) {
+        if (t.status !== 'failed') continue;
+        const where = file.name.slice(file.name.indexOf(`/${pkg}/`) + 1);
+        const why = String(t.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300);
+        failedTests.push(`  ${where} > ${t.fullName}\n      ${why}`);
+      }
+      if ((file.assertionResults ?? []).length === 0 && file.status === 'failed') {
+        failedTests.push(`  ${file.name}: ${String(file.message ?? '').split('\n')[0].slice(0, 300)}`);
+      }
+    }
   } catch {
     // no report: the run itself broke (compile error, crash)
   }
@@ -51,6 +63,7 @@ for (const pkg of packages) {
 rmSync(dir, { recursive: true, force: true });
 
 console.log('');
+if (failedTests.length > 0) console.log(`failed tests:\n${failedTests.join('\n')}`);
 if (failedPackages.length > 0) console.log(`failing: ${[...new Set(failedPackages)].join(', ')}`);
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failedPackages.length > 0 || failed > 0 ? 1 : 0);
