@@ -1,4 +1,4 @@
-// A copy of test/src/support/redis.ts (the server package does not import from test/).
+// A real redis-server on a free port with a temp data dir, for tests (server/test and, through test/src/support/redis.ts, the cross-package tests).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
