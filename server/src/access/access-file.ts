@@ -8,12 +8,12 @@
  * constant time (no early exit). Tokens are never logged.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { isMap, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { FileWatch } from '../file-watch.ts';
 import type { GroupRoles, Role } from './roles.ts';
 
 // ---- addresses ----
@@ -326,9 +326,7 @@ export class AccessRegistry {
   private failedHash: string | null = null;
   private lastError: string | null = null;
   private loadedAt: number | null = null;
-  private watcher: FSWatcher | null = null;
-  private poller: NodeJS.Timeout | null = null;
-  private debounce: NodeJS.Timeout | null = null;
+  private watch: FileWatch | null = null;
   private readonly listeners = new Set<(c: AccessConfig) => void>();
   private readonly log: Logger | undefined;
 
@@ -413,34 +411,19 @@ export class AccessRegistry {
   start(): void {
     if (!this.file) return;
     if (this.hash === null) this.reload();
-    const name = basename(this.file);
-    try {
-      this.watcher = watch(dirname(this.file), { persistent: false }, (_event, changed) => {
-        if (changed === null || changed.toString() === name) this.schedule();
-      });
-      this.watcher.on('error', (err) =>
-        this.log?.warn({ err: err.message }, 'access file watch failed; polling only'),
-      );
-    } catch (err) {
-      this.log?.warn(
-        { err: (err as Error).message, file: this.file },
-        'cannot watch the access file; polling only',
-      );
-    }
-    const pollMs = this.opts.pollMs ?? 10_000;
-    if (pollMs > 0) {
-      this.poller = setInterval(() => this.reload(), pollMs);
-      this.poller.unref();
-    }
+    this.watch?.close();
+    this.watch = new FileWatch(this.file, {
+      what: 'access file',
+      reload: () => this.reload(),
+      pollMs: this.opts.pollMs,
+      debounceMs: this.opts.debounceMs,
+      log: this.log,
+    });
   }
 
   close(): void {
-    this.watcher?.close();
-    this.watcher = null;
-    if (this.poller) clearInterval(this.poller);
-    if (this.debounce) clearTimeout(this.debounce);
-    this.poller = null;
-    this.debounce = null;
+    this.watch?.close();
+    this.watch = null;
   }
 
   private failed(message: string, hash?: string): false {
@@ -453,14 +436,5 @@ export class AccessRegistry {
     this.failedHash = hash ?? null;
     this.lastError = message;
     return false;
-  }
-
-  private schedule(): void {
-    if (this.debounce) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => {
-      this.debounce = null;
-      this.reload();
-    }, this.opts.debounceMs ?? 250);
-    this.debounce.unref();
   }
 }

@@ -5,9 +5,9 @@
  * last good config and records why.
  */
 import { createHash } from 'node:crypto';
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { FileWatch } from '../file-watch.ts';
 import {
   EMPTY_PROJECTS,
   type ProjectsConfig,
@@ -43,9 +43,7 @@ export class ProjectsRegistry {
   private hash: string | null = null;
   private loadedAt: number | null = null;
   private lastError: string | null = null;
-  private watcher: FSWatcher | null = null;
-  private poller: NodeJS.Timeout | null = null;
-  private debounce: NodeJS.Timeout | null = null;
+  private watch: FileWatch | null = null;
   private readonly listeners = new Set<(c: ProjectsConfig) => void>();
   private readonly log: Logger | undefined;
   private readonly readGroups: () => GroupDb;
@@ -130,34 +128,19 @@ export class ProjectsRegistry {
   start(): void {
     if (!this.file) return;
     this.reload();
-    const name = basename(this.file);
-    try {
-      this.watcher = watch(dirname(this.file), { persistent: false }, (_event, changed) => {
-        if (changed === null || changed.toString() === name) this.schedule();
-      });
-      this.watcher.on('error', (err) =>
-        this.log?.warn({ err: err.message }, 'projects file watch failed; polling only'),
-      );
-    } catch (err) {
-      this.log?.warn(
-        { err: (err as Error).message, file: this.file },
-        'cannot watch the projects file; polling only',
-      );
-    }
-    const pollMs = this.opts.pollMs ?? 10_000;
-    if (pollMs > 0) {
-      this.poller = setInterval(() => this.reload(), pollMs);
-      this.poller.unref();
-    }
+    this.watch?.close();
+    this.watch = new FileWatch(this.file, {
+      what: 'projects file',
+      reload: () => this.reload(),
+      pollMs: this.opts.pollMs,
+      debounceMs: this.opts.debounceMs,
+      log: this.log,
+    });
   }
 
   close(): void {
-    this.watcher?.close();
-    this.watcher = null;
-    if (this.poller) clearInterval(this.poller);
-    if (this.debounce) clearTimeout(this.debounce);
-    this.poller = null;
-    this.debounce = null;
+    this.watch?.close();
+    this.watch = null;
   }
 
   private failedHash: string | null = null;
@@ -177,15 +160,6 @@ export class ProjectsRegistry {
     this.lastError = message;
     if (changed) this.emit();
     return false;
-  }
-
-  private schedule(): void {
-    if (this.debounce) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => {
-      this.debounce = null;
-      this.reload();
-    }, this.opts.debounceMs ?? 250);
-    this.debounce.unref();
   }
 
   private emit(): void {
