@@ -11,8 +11,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
-import { isMap, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { parseConfigDocument } from '../config-document.ts';
 import { FileWatch } from '../file-watch.ts';
 import type { GroupRoles, Role } from './roles.ts';
 
@@ -219,54 +219,23 @@ export class AccessFileError extends Error {
   }
 }
 
-type PathKey = string | number;
-const formatPath = (path: readonly PathKey[]): string => {
-  let out = '';
-  for (const k of path) out += typeof k === 'number' ? `[${k}]` : out ? `.${k}` : k;
-  return out || '(top level)';
-};
-
 /**
  * Parses and validates an access file. Throws `AccessFileError` naming the file, the line and the
  * key path, e.g. `access.yaml:7: tokens[1].sha256: must be the 64 hex digits …`. Never puts a
  * value from the file in the message (it may be a secret).
  */
 export function parseAccessFile(text: string, file = 'access file'): AccessConfig {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const lineAt = (offset: number | undefined): number | null =>
-    offset === undefined ? null : lc.linePos(offset).line;
-  const fail = (message: string, line: number | null): never => {
-    throw new AccessFileError(`${file}${line !== null ? `:${line}` : ''}: ${message}`, line);
-  };
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    fail(`invalid YAML/JSON: ${e.message.split('\n')[0]}`, lineAt(e.pos[0]));
-  }
-  const lineOf = (path: readonly PathKey[]): number | null => {
-    for (let n = path.length; n >= 0; n--) {
-      const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
-      if (node && typeof node === 'object' && 'range' in node && node.range) return lineAt(node.range[0]);
-    }
-    return null;
-  };
-  if (!isMap(doc.contents) && doc.contents !== null) fail('the top level must be a map', lineOf([]));
-  const raw = doc.contents === null ? {} : doc.toJS();
-  const parsed = AccessFileSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.path.filter((k): k is PathKey => typeof k !== 'symbol');
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') {
-      message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-      path.push(issue.keys[0]!);
-    } else if (issue.code === 'invalid_value' || issue.code === 'invalid_type') {
-      // zod's own text, without echoing the value.
-      message = issue.message.replace(/, received .*$/, '');
-    }
-    fail(`${formatPath(path)}: ${message}`, lineOf(path));
-  }
-  const f = parsed.data!;
+  const {
+    data: f,
+    lineOf,
+    fail,
+  } = parseConfigDocument(
+    text,
+    file,
+    AccessFileSchema,
+    (message, line) => new AccessFileError(message, line),
+    { hideValues: true },
+  );
   const names = new Set<string>();
   const digests = new Set<string>();
   for (const kind of ['tokens', 'agents'] as const) {

@@ -3,8 +3,8 @@
  * so errors carry a line number either way). Pure: text in, config or a located error out.
  */
 import type { ProjectInfo, ProjectsMeta } from '@gpupulse/protocol';
-import { isMap, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { parseConfigDocument } from '../config-document.ts';
 
 export const UNASSIGNED_PROJECT = 'unassigned';
 /** Environment variables read (in this order) when a project file does not say otherwise. */
@@ -323,55 +323,21 @@ export class ProjectsFileError extends Error {
   }
 }
 
-type PathKey = string | number;
-
-function formatPath(path: readonly PathKey[]): string {
-  let out = '';
-  for (const k of path) out += typeof k === 'number' ? `[${k}]` : out ? `.${k}` : k;
-  return out || '(top level)';
-}
-
 /**
  * Parses and validates a projects file. Throws `ProjectsFileError` whose message names the file,
  * the line and the key path, e.g. `projects.yaml:14: projects[2].match.users[0]: must not be empty`.
  */
 export function parseProjectsFile(text: string, file = 'projects file'): ProjectsConfig {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const lineAt = (offset: number | undefined): number | null =>
-    offset === undefined ? null : lc.linePos(offset).line;
-  const fail = (message: string, line: number | null): never => {
-    throw new ProjectsFileError(`${file}${line !== null ? `:${line}` : ''}: ${message}`, line);
-  };
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    fail(`invalid YAML/JSON: ${e.message.split('\n')[0]}`, lineAt(e.pos[0]));
-  }
-  /** The line of the deepest node that exists along `path`. */
-  const lineOf = (path: readonly PathKey[]): number | null => {
-    for (let n = path.length; n >= 0; n--) {
-      const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
-      if (node && typeof node === 'object' && 'range' in node && node.range) {
-        // For a key that exists, point at its value; for a missing key, at the enclosing map.
-        return lineAt(node.range[0]);
-      }
-    }
-    return null;
-  };
-  const raw = doc.contents === null ? {} : doc.toJS();
-  if (!isMap(doc.contents) && doc.contents !== null) fail('the top level must be a map', lineOf([]));
-  const parsed = ProjectsFileSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.path.filter((k): k is PathKey => typeof k !== 'symbol');
-    let message = issue.message;
-    if (issue.code === 'unrecognized_keys') {
-      message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-      path.push(issue.keys[0]!);
-    }
-    fail(`${formatPath(path)}: ${message}`, lineOf(path));
-  }
-  const f = parsed.data!;
+  const {
+    data: f,
+    lineOf,
+    fail,
+  } = parseConfigDocument(
+    text,
+    file,
+    ProjectsFileSchema,
+    (message, line) => new ProjectsFileError(message, line),
+  );
   const seen = (kind: string, list: Array<{ id: string }>) => {
     const ids = new Set<string>();
     list.forEach((item, i) => {
