@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -74,6 +75,38 @@ async function deadUrl(): Promise<string> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return `http://127.0.0.1:${port}`;
+}
+
+interface DownServer {
+  url: string;
+  port: number;
+  /** When each connection attempt arrived. */
+  attempts: number[];
+  onAttempt: (n: number) => void;
+  close(): Promise<void>;
+}
+
+/** A server that is down but sees each attempt: it accepts every TCP connection and resets it at once. */
+async function downServer(): Promise<DownServer> {
+  const d: DownServer = { url: '', port: 0, attempts: [], onAttempt: () => {}, close: async () => {} };
+  const srv = createNetServer((sock) => {
+    d.attempts.push(Date.now());
+    sock.destroy();
+    d.onAttempt(d.attempts.length);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  d.port = (srv.address() as AddressInfo).port;
+  d.url = `http://127.0.0.1:${d.port}`;
+  let closed = false;
+  d.close = () =>
+    closed
+      ? Promise.resolve()
+      : new Promise<void>((r) => {
+          closed = true;
+          srv.close(() => r());
+        });
+  cleanup.push(() => d.close());
+  return d;
 }
 
 const sample = (seq: number): Sample => ({
@@ -155,6 +188,45 @@ describe('FailoverList', () => {
     expect(delays.size).toBeGreaterThan(10);
   });
 
+  it('one schedule: hops within a round stay quick, each failed round backs off once, never above the cap', () => {
+    const r = 1; // the top of every jitter range
+    const list = new FailoverList(['a', 'b', 'c'], { initialMs: 100, maxMs: 1000, random: () => r });
+    const seen = Array.from({ length: 24 }, () => list.next('unreachable'));
+    expect(seen.slice(0, 6).map((s) => s.url)).toEqual(['b', 'c', 'a', 'b', 'c', 'a']);
+    for (const [i, s] of seen.entries()) {
+      const hop = i + 1;
+      if (hop % 3 === 0) {
+        // a full round failed: round k waits initialMs · 2^(k−1) +25 %, capped
+        const k = hop / 3;
+        expect(s.delayMs, `round ${k}`).toBe(
+          Math.min(1000, Math.round(Math.min(1000, 100 * 2 ** (k - 1)) * 1.25)),
+        );
+      } else {
+        // within a round, also in late rounds: a quick hop, not a second backoff
+        expect(s.delayMs, `hop ${hop}`).toBeLessThanOrEqual(100);
+      }
+    }
+    // with one server every failure is a round: the same backoff, capped
+    const one = new FailoverList(['a'], { initialMs: 100, maxMs: 1000, random: () => r });
+    expect(Array.from({ length: 7 }, () => one.next('unreachable').delayMs)).toEqual([
+      125, 250, 500, 1000, 1000, 1000, 1000,
+    ]);
+    expect(one.current).toBe('a');
+  });
+
+  it('a refusal or a lost connection retries the same server; the schedule restarts after a connection', () => {
+    const list = new FailoverList(['a', 'b'], { initialMs: 1000, maxMs: 30_000, random: () => 0.5 });
+    // refused by a (it answered): a again after the backoff, not the next server
+    expect(list.next('refused')).toEqual({ url: 'a', delayMs: 1000 });
+    expect(list.next('refused')).toEqual({ url: 'a', delayMs: 2000 });
+    list.connected();
+    // a dropped an established connection: a again after initialMs ±25 %
+    expect(list.next('lost')).toEqual({ url: 'a', delayMs: 1000 });
+    // then unreachable: the next server, quickly
+    expect(list.next('unreachable')).toEqual({ url: 'b', delayMs: 500 });
+    expect(list.next('unreachable')).toEqual({ url: 'a', delayMs: 1000 });
+  });
+
   it('splits comma-separated lists and lists of lists', () => {
     expect(splitServerList(' http://a:1/, http://b:2 ,,')).toEqual(['http://a:1', 'http://b:2']);
     expect(splitServerList(['http://a:1', 'http://b:2,http://c:3'])).toEqual([
@@ -228,6 +300,69 @@ describe('failover between servers', () => {
     const back = await startServer(undefined, Number(new URL(dead2).port));
     await until(() => back.received.length === 1, 10_000, 'the sample on the server that came back');
     expect(queue.size).toBe(0);
+  });
+});
+
+describe('one reconnect backoff: a server back after a long outage is reached within one capped delay', () => {
+  const INITIAL = 100;
+  const MAX = 1000;
+  // event-loop and connect time on a loaded 2-core machine; the old stacked delays were ≥ 1.5 × MAX
+  const MARGIN = 300;
+
+  async function outage(servers: number) {
+    const downs = await Promise.all(Array.from({ length: servers }, () => downServer()));
+    const first = downs[0]!;
+    const { t } = transport({
+      url: first.url,
+      urls: downs.map((d) => d.url),
+      reconnectInitialMs: INITIAL,
+      reconnectMaxMs: MAX,
+    });
+    // The first server comes back right after an attempt on it failed, once the backoff has
+    // reached its cap (initial 100 → 200, 400, 800, 1000): the worst moment for stacked delays.
+    let backAt = 0;
+    let back: Promise<unknown> | null = null;
+    first.onAttempt = (n) => {
+      if (n !== 7 || back) return;
+      back = first.close().then(async () => {
+        await startServer(undefined, first.port);
+        backAt = Date.now();
+      });
+    };
+    t.start();
+    await until(() => backAt > 0, 15_000, 'the seventh attempt on the first server');
+    await until(() => t.connected, 5_000, 'the agent connected to the server that came back');
+    const connectedAt = Date.now();
+    const gapMs = connectedAt - backAt;
+    const sameServerGaps = first.attempts.slice(1).map((a, i) => a - first.attempts[i]!);
+    const all = downs.flatMap((d, s) => d.attempts.map((at) => ({ at, s }))).sort((a, b) => a.at - b.at);
+    const waits = all.slice(1).map((a, i) => a.at - all[i]!.at);
+    return { t, gapMs, sameServerGaps, waits, order: all.map((a) => a.s) };
+  }
+
+  it('one server: every wait ≤ the cap, back within the cap', async () => {
+    const r = await outage(1);
+    console.log('reconnect gap, one server:', JSON.stringify({ gapMs: r.gapMs, waits: r.waits }));
+    expect(r.waits.length).toBeGreaterThanOrEqual(6);
+    for (const w of r.waits) expect(w).toBeLessThanOrEqual(MAX + MARGIN);
+    expect(r.gapMs).toBeLessThanOrEqual(MAX + MARGIN);
+    expect(r.t.servers.current).toBe(r.t.servers.urls[0]);
+  });
+
+  it('two servers: failover order kept, one backoff per round, back within the cap and one quick hop', async () => {
+    const r = await outage(2);
+    console.log(
+      'reconnect gap, two servers:',
+      JSON.stringify({ gapMs: r.gapMs, sameServerGaps: r.sameServerGaps, waits: r.waits }),
+    );
+    // in order: first, second, first, second …
+    expect(r.order).toEqual(r.order.map((_, i) => i % 2));
+    // each wait is one delay of the schedule (a quick hop or one round's backoff) …
+    for (const w of r.waits) expect(w).toBeLessThanOrEqual(MAX + MARGIN);
+    // … and the same server is retried within one backoff and one quick hop, never two backoffs
+    for (const g of r.sameServerGaps) expect(g).toBeLessThanOrEqual(MAX + INITIAL + MARGIN);
+    expect(r.gapMs).toBeLessThanOrEqual(MAX + INITIAL + MARGIN);
+    expect(r.t.servers.current).toBe(r.t.servers.urls[0]);
   });
 });
 

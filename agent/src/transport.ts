@@ -15,7 +15,7 @@ import {
 } from '@gpupulse/protocol';
 import { io, type Socket } from 'socket.io-client';
 import { backoffDelay } from './backoff.ts';
-import { FailoverList } from './failover.ts';
+import { type AttemptEnd, FailoverList } from './failover.ts';
 import type { Logger } from './logger.ts';
 import type { SampleQueue } from './queue.ts';
 
@@ -38,7 +38,12 @@ export interface TransportOptions {
   inventory: () => Promise<Inventory>;
   /** How long to wait for an ack before resending. Default 10 s. */
   ackTimeoutMs?: number;
+  /**
+   * The one reconnect schedule (see FailoverList): the first retry after a lost connection waits
+   * this ±25 %, a hop to the next server a random 0…this; each failed round doubles it. Default 1 s.
+   */
   reconnectInitialMs?: number;
+  /** Cap of every reconnect delay, jitter included. Default 30 s. */
   reconnectMaxMs?: number;
   /** Backlog replay: at most this many samples per batch (default 500) … */
   replayBatchSize?: number;
@@ -66,7 +71,8 @@ export class SocketTransport {
   /** The connection to the current server (replaced when failing over to the next). */
   socket: AgentSocket;
   readonly servers: FailoverList;
-  private failoverTimer: NodeJS.Timeout | null = null;
+  /** The one pending reconnect (socket.io-client's own reconnection is off: no second schedule). */
+  private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly auth: AgentAuth;
   private readonly log: Logger;
   private readonly ackTimeoutMs: number;
@@ -78,8 +84,6 @@ export class SocketTransport {
   private batchLimit: number = LIMITS.maxSamplesPerBatch;
   private failures = 0;
   private retryTimer: NodeJS.Timeout | null = null;
-  private manualReconnectTimer: NodeJS.Timeout | null = null;
-  private connectErrors = 0;
   private lastConnectError: string | null = null;
   private wasConnected = false;
   private idleWaiters: Array<() => void> = [];
@@ -133,21 +137,22 @@ export class SocketTransport {
       autoConnect: false,
       forceNew: true,
       transports: ['websocket'],
-      reconnection: true,
-      reconnectionDelay: this.reconnectInitialMs,
-      reconnectionDelayMax: this.reconnectMaxMs,
-      randomizationFactor: 0.5,
+      // Reconnects follow the transport's one schedule (scheduleReconnect): socket.io-client's own
+      // backoff would run beside it and the delays would add up after a long outage.
+      reconnection: false,
       timeout: 20_000,
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
     });
     socket.on('connect', () => this.onConnect());
     socket.on('disconnect', (reason) => {
-      if (this.wasConnected) this.log.warn({ reason, url: base }, 'disconnected from server');
+      const was = this.wasConnected;
+      if (was) this.log.warn({ reason, url: base }, 'disconnected from server');
       this.wasConnected = false;
-      if (reason === 'io server disconnect' && !this.closed) this.reconnectLater();
+      // Dropped after connecting: the same server first (it may be restarting); dropped during the
+      // handshake: an unreachable server.
+      this.scheduleReconnect(was ? 'lost' : 'unreachable');
     });
     socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => {
-      this.connectErrors++;
       const code = err.data?.code ?? null;
       const message = err.data?.message ?? err.message;
       const text = `${code ?? 'CONNECT_ERROR'}: ${message} (${base})`;
@@ -157,13 +162,9 @@ export class SocketTransport {
       } else {
         this.log.debug({ code, reason: message }, 'connect failed again');
       }
-      // Unreachable (no refusal code) with other servers configured: try the next one in order.
-      if (code === null && this.servers.size > 1) {
-        this.failover();
-        return;
-      }
-      // A refusal by the server's middleware stops socket.io-client's own retries: retry ourselves.
-      if (!socket.active) this.reconnectLater();
+      // Unreachable (no refusal code): the next server in order (with one server: the same one);
+      // refused by the server's middleware (a code): the same server, after the backoff.
+      this.scheduleReconnect(code === null ? 'unreachable' : 'refused');
     });
     socket.on('server:notice', (n) => {
       if (n.code === 'CLOCK_SKEW') {
@@ -176,19 +177,30 @@ export class SocketTransport {
     return socket;
   }
 
-  /** The current server is unreachable: close its socket and connect to the next one after a jittered delay. */
-  private failover(): void {
-    if (this.closed || this.failoverTimer) return;
+  /**
+   * The only place a reconnect is scheduled: the delay comes from the one schedule in
+   * FailoverList (quick jittered hops within a round, one capped backoff per failed round). A
+   * second trigger for the same failure (connect_error and disconnect) finds the timer set.
+   */
+  private scheduleReconnect(end: AttemptEnd): void {
+    if (this.closed || this.reconnectTimer) return;
     const from = this.servers.current;
-    const { url, delayMs } = this.servers.next();
-    this.log.warn({ from, to: url, delayMs }, 'server unreachable; failing over to the next server');
-    const old = this.socket;
-    old.removeAllListeners();
-    old.disconnect();
-    this.socket = this.openSocket(url);
-    this.failoverTimer = setTimeout(() => {
-      this.failoverTimer = null;
-      if (!this.closed) this.socket.connect();
+    const { url, delayMs } = this.servers.next(end);
+    if (url !== from) {
+      this.log.warn({ from, to: url, delayMs }, 'server unreachable; failing over to the next server');
+      const old = this.socket;
+      old.removeAllListeners();
+      old.disconnect();
+      this.socket = this.openSocket(url);
+    } else {
+      this.log.debug(
+        { url, delayMs, failedRounds: this.servers.failedRounds, end },
+        'reconnecting after a delay',
+      );
+    }
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.closed && !this.socket.connected) this.socket.connect();
     }, delayMs);
   }
 
@@ -200,25 +212,11 @@ export class SocketTransport {
     return this.socket.connected;
   }
 
-  private reconnectLater(): void {
-    if (this.closed || this.manualReconnectTimer) return;
-    const delay = backoffDelay(
-      Math.max(0, this.connectErrors - 1),
-      this.reconnectInitialMs,
-      this.reconnectMaxMs,
-    );
-    this.manualReconnectTimer = setTimeout(() => {
-      this.manualReconnectTimer = null;
-      if (!this.closed && !this.socket.connected) this.socket.connect();
-    }, delay);
-  }
-
   private onConnect(): void {
     this.wasConnected = true;
     this.servers.connected();
     this.skewWarned = false;
     this.nextReplayAt = 0;
-    this.connectErrors = 0;
     this.lastConnectError = null;
     this.log.info({ queued: this.opts.queue.size, url: this.servers.current }, 'connected to server');
     this.opts.onConnect?.();
@@ -280,6 +278,13 @@ export class SocketTransport {
           this.replayBatches++;
         }
         const progressed = await this.sendBatch(batch, replay);
+        if (!progressed && !this.socket.connected) {
+          // The connection dropped under the send: the reconnect (onConnect) sends again; no send
+          // backoff on top of the reconnect's.
+          this.retryAfterMs = 0;
+          this.backpressured = false;
+          break;
+        }
         if (!progressed) {
           this.failures++;
           // The server's retry hint (backpressure) when it gave one, else exponential backoff.
@@ -457,9 +462,8 @@ export class SocketTransport {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.replayTimer) clearTimeout(this.replayTimer);
     this.replayTimer = null;
-    if (this.manualReconnectTimer) clearTimeout(this.manualReconnectTimer);
-    if (this.failoverTimer) clearTimeout(this.failoverTimer);
-    this.retryTimer = this.manualReconnectTimer = this.failoverTimer = null;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.retryTimer = this.reconnectTimer = null;
     this.socket.removeAllListeners();
     this.socket.disconnect();
     this.wakeIdle();
