@@ -5,8 +5,11 @@
 //
 //   pnpm --filter @gpupulse/test exec tsx bench/server-bench.ts      (env: NODES=1000 GPUS=8 SECONDS=60)
 //
+// The server runs as in production: the bundle, built first (BENCH_SERVER=tsx: server/bin through tsx).
+//
 // More env: BENCH_BARE=0 skips the baseline; BENCH_CPU_PROF=<dir> / BENCH_HEAP_PROF=<dir> record a
 // CPU profile / sampling heap profile of the server (bench/profile-preload.mjs), written there when it stops.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -123,17 +126,29 @@ async function gpupulse() {
   const influx = await startInfluxd();
   // Profiles through the inspector (bench/profile-preload.mjs): `--cpu-prof` is refused in NODE_OPTIONS.
   const profiling = CPU_PROF !== null || HEAP_PROF !== null;
-  const server = await startServer({
-    GPUPULSE_INFLUX_URL: influx.url,
-    GPUPULSE_LOG_LEVEL: 'warn',
-    ...(profiling
-      ? {
-          NODE_OPTIONS: `--import ${pathToFileURL(resolve(repoRoot, 'test/bench/profile-preload.mjs')).href}`,
-          ...(CPU_PROF ? { BENCH_CPU_PROF: CPU_PROF } : {}),
-          ...(HEAP_PROF ? { BENCH_HEAP_PROF: HEAP_PROF } : {}),
-        }
-      : {}),
-  });
+  // What production runs: the bundle (`pnpm --filter @gpupulse/server build`), built here first;
+  // BENCH_SERVER=tsx measures the development entry (server/bin, TypeScript through tsx) instead.
+  const mode = process.env.BENCH_SERVER === 'tsx' ? 'tsx' : 'bundle';
+  if (mode === 'bundle') {
+    execFileSync(process.execPath, [resolve(repoRoot, 'server/scripts/build.mjs')], { stdio: 'inherit' });
+  }
+  console.log(
+    `gpupulse-server: ${mode === 'bundle' ? 'bundle (server/dist/gpupulse-server.mjs)' : 'tsx (server/bin)'}`,
+  );
+  const server = await startServer(
+    {
+      GPUPULSE_INFLUX_URL: influx.url,
+      GPUPULSE_LOG_LEVEL: 'warn',
+      ...(profiling
+        ? {
+            NODE_OPTIONS: `--import ${pathToFileURL(resolve(repoRoot, 'test/bench/profile-preload.mjs')).href}`,
+            ...(CPU_PROF ? { BENCH_CPU_PROF: CPU_PROF } : {}),
+            ...(HEAP_PROF ? { BENCH_HEAP_PROF: HEAP_PROF } : {}),
+          }
+        : {}),
+    },
+    mode === 'bundle' ? { entry: resolve(repoRoot, 'server/dist/gpupulse-server.mjs') } : {},
+  );
   const sim = startSim(server.url, [
     '--nodes',
     String(NODES),

@@ -64,11 +64,12 @@ export const AGENT_TOKEN = 'test-token-1';
  * Starts `gpupulse-server` as a user would (env contract of DESIGN.md) and waits for
  * /api/v1/health. `port`: a chosen port (default a free one) — e.g. the port of a server that was
  * stopped, so clients reconnect to the same URL. `dataDir`: kept by the caller across restarts;
- * otherwise a temp dir removed by `stop()`.
+ * otherwise a temp dir removed by `stop()`. `entry`: the script node runs (default the development
+ * entry server/bin, TypeScript through tsx; e.g. the production bundle server/dist/gpupulse-server.mjs).
  */
 export async function startServer(
   env: Record<string, string> = {},
-  options: { port?: number; dataDir?: string } = {},
+  options: { port?: number; dataDir?: string; entry?: string } = {},
 ): Promise<ServerProc> {
   const port = options.port ?? (await freePort());
   const ownDir = options.dataDir === undefined;
@@ -78,7 +79,7 @@ export async function startServer(
   // the server's own default (anonymous display).
   const defaultAccess = join(dataDir, 'access-test-default.yaml');
   if (!('GPUPULSE_ACCESS_FILE' in env)) await writeFile(defaultAccess, 'anonymous: viewer\n');
-  const proc = startProcess(process.execPath, [serverBin], {
+  const proc = startProcess(process.execPath, [options.entry ?? serverBin], {
     GPUPULSE_AGENT_TOKENS: `${AGENT_TOKEN},second-token`,
     GPUPULSE_DATA_DIR: dataDir,
     ...('GPUPULSE_ACCESS_FILE' in env ? {} : { GPUPULSE_ACCESS_FILE: defaultAccess }),
