@@ -25,9 +25,14 @@ function run(args: string[], env: Record<string, string> = {}) {
 
 describe('gpupulse-agent CLI', () => {
   it('--once --nvidia-smi <fake>: one sample as JSON on stdout', async () => {
-    const { code, stdout } = await run(['--once', '--nvidia-smi', FAKE_NVIDIA_SMI_PATH], {
-      FAKE_NVIDIA_SMI_GPUS: '2',
-    });
+    // --interval 5000: the compute-apps query times out after min(interval, 5 s); the fake
+    // nvidia-smi is a Node script (~0.45 s to spawn here, more on a loaded machine), not the binary.
+    const { code, stdout } = await run(
+      ['--once', '--nvidia-smi', FAKE_NVIDIA_SMI_PATH, '--interval', '5000'],
+      {
+        FAKE_NVIDIA_SMI_GPUS: '2',
+      },
+    );
     expect(code).toBe(0);
     const sample = SampleSchema.parse(JSON.parse(stdout));
     expect(sample.gpuCollector).toBe('ok');
@@ -77,9 +82,11 @@ describe('gpupulse-agent CLI', () => {
   });
 
   it('--check without a server: collectors, nvidia-smi version and GPUs listed, exit 0', async () => {
-    const { code, stdout } = await run(['--check', '--nvidia-smi', FAKE_NVIDIA_SMI_PATH, '--kmsg', 'off'], {
-      FAKE_NVIDIA_SMI_GPUS: '2',
-    });
+    // --interval 5000: as in --once above, room for the fake nvidia-smi's compute-apps query
+    const { code, stdout } = await run(
+      ['--check', '--nvidia-smi', FAKE_NVIDIA_SMI_PATH, '--kmsg', 'off', '--interval', '5000'],
+      { FAKE_NVIDIA_SMI_GPUS: '2' },
+    );
     expect(stdout).toMatch(/^ok {4}nvidia-smi: version 590\.48\.01, driver 590\.48\.01, CUDA 13\.1$/m);
     expect(stdout).toMatch(/^ok {4}GPUs: 2 found/m);
     // the one-off inventory through systeminformation: OS, kernel, CPU, memory of this machine

@@ -196,7 +196,10 @@ describe('nvidia-smi collector with the fake nvidia-smi', () => {
     });
     await smi.start();
     await smi.ready(5_000);
-    const { processes } = await createNvidiaSmiProcessCollector(smi).collect();
+    // The fake nvidia-smi is a Node script: each --query-compute-apps spawns a Node process, which
+    // on a loaded 2-core machine can take longer than the default timeout (min(interval, 5 s), at
+    // least 500 ms, sized for the real binary). This test is about the /proc enrichment, not that.
+    const { processes } = await createNvidiaSmiProcessCollector(smi, { timeoutMs: 10_000 }).collect();
     expect(processes).toHaveLength(2);
     for (const p of processes ?? []) GpuProcessSchema.parse(p);
     const me = processes?.[0];
