@@ -7,7 +7,7 @@
 //
 // The server runs as in production: the bundle, built first (BENCH_SERVER=tsx: server/bin through tsx).
 //
-// More env: BENCH_BARE=0 skips the baseline; BENCH_CPU_PROF=<dir> / BENCH_HEAP_PROF=<dir> record a
+// More env: BENCH_NODE_OPTIONS='--max-old-space-size=256' passes V8 flags to the server; BENCH_BARE=0 skips the baseline; BENCH_CPU_PROF=<dir> / BENCH_HEAP_PROF=<dir> record a
 // CPU profile / sampling heap profile of the server (bench/profile-preload.mjs), written there when it stops.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -132,20 +132,23 @@ async function gpupulse() {
   if (mode === 'bundle') {
     execFileSync(process.execPath, [resolve(repoRoot, 'server/scripts/build.mjs')], { stdio: 'inherit' });
   }
+  // BENCH_NODE_OPTIONS: V8 flags for the server (e.g. the unit's --max-old-space-size).
+  const nodeOptions = [
+    profiling ? `--import ${pathToFileURL(resolve(repoRoot, 'test/bench/profile-preload.mjs')).href}` : '',
+    process.env.BENCH_NODE_OPTIONS ?? '',
+  ]
+    .filter((o) => o !== '')
+    .join(' ');
   console.log(
-    `gpupulse-server: ${mode === 'bundle' ? 'bundle (server/dist/gpupulse-server.mjs)' : 'tsx (server/bin)'}`,
+    `gpupulse-server: ${mode === 'bundle' ? 'bundle (server/dist/gpupulse-server.mjs)' : 'tsx (server/bin)'}${nodeOptions ? ` (NODE_OPTIONS: ${nodeOptions})` : ''}`,
   );
   const server = await startServer(
     {
       GPUPULSE_INFLUX_URL: influx.url,
       GPUPULSE_LOG_LEVEL: 'warn',
-      ...(profiling
-        ? {
-            NODE_OPTIONS: `--import ${pathToFileURL(resolve(repoRoot, 'test/bench/profile-preload.mjs')).href}`,
-            ...(CPU_PROF ? { BENCH_CPU_PROF: CPU_PROF } : {}),
-            ...(HEAP_PROF ? { BENCH_HEAP_PROF: HEAP_PROF } : {}),
-          }
-        : {}),
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+      ...(CPU_PROF ? { BENCH_CPU_PROF: CPU_PROF } : {}),
+      ...(HEAP_PROF ? { BENCH_HEAP_PROF: HEAP_PROF } : {}),
     },
     mode === 'bundle' ? { entry: resolve(repoRoot, 'server/dist/gpupulse-server.mjs') } : {},
   );
