@@ -45,11 +45,17 @@ for (const pkg of packages) {
       for (const t of file.assertionResults ?? []) {
         if (t.status !== 'failed') continue;
         const where = file.name.slice(file.name.indexOf(`/${pkg}/`) + 1);
-        const why = String(t.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300);
+        const why = String(t.failureMessages?.[0] ?? '')
+          .split('\n')[0]
+          .slice(0, 300);
         failedTests.push(`  ${where} > ${t.fullName}\n      ${why}`);
       }
       if ((file.assertionResults ?? []).length === 0 && file.status === 'failed') {
-        failedTests.push(`  ${file.name}: ${String(file.message ?? '').split('\n')[0].slice(0, 300)}`);
+        failedTests.push(
+          `  ${file.name}: ${String(file.message ?? '')
+            .split('\n')[0]
+            .slice(0, 300)}`,
+        );
       }
     }
   } catch {
