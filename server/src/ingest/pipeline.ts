@@ -14,8 +14,9 @@
  *    sorted only when out of order; process deltas applied once); updates the live view and
  *    hands the same `IngestedSample[]` to the rollups (`onSamples`);
  * 4. points — `ingest/points.ts`: `IngestedSample[]` → `MetricPoint[]`;
- * 5. write buffer — `storage/write-buffer.ts` `enqueue()`: `MetricPoint[]` → batches → InfluxDB
- *    (or the disk spool when storage is slow or down);
+ * 5. write buffer — `storage/write-buffer.ts` `enqueue()`: `MetricPoint[]` → the write journal on
+ *    disk (before the ack: `storage/journal.ts`) → batches → InfluxDB (or the disk spool when
+ *    storage is slow or down);
  * 6. driver events — `GpuEvent[]` → the alert engine (`onGpuEvents`); alert rules themselves run
  *    on the live view once a second (`alerts/engine.ts`, only for what changed).
  */
