@@ -11,22 +11,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { bundleNodeProgram } from '../../scripts/bundle-node.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-await build({
-  entryPoints: [resolve(root, 'src/main.ts')],
-  outfile: resolve(root, 'dist/gpupulse-server.mjs'),
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'esm',
-  minify: false,
-  sourcemap: false,
-  legalComments: 'none',
-  // CommonJS dependencies (pino, socket.io, prom-client …) call require(): give the bundle one.
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __gpupulseCreateRequire } from 'node:module';\nconst require = __gpupulseCreateRequire(import.meta.url);",
-  },
-  logLevel: 'warning',
-});
-console.log('built dist/gpupulse-server.mjs');
+await bundleNodeProgram(build, { root, entry: 'src/main.ts', outfile: 'dist/gpupulse-server.mjs' });
