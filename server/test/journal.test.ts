@@ -134,6 +134,29 @@ describe('write journal', () => {
     await b.buffer.close(1000);
   });
 
+  it('without a spool, recovered points go to memory and stay journaled until written', async () => {
+    const dir = await tempDir();
+    const first = new RecordingStore();
+    first.mode = 'hung';
+    const journalOf = () => new WriteJournal({ dir: join(dir, 'journal'), segmentBytes: 4096 });
+    const slow = { flushIntervalMs: 600_000, initialBackoffMs: 600_000, maxBackoffMs: 600_000 };
+    const a = new WriteBuffer({ store: first, batchSize: 10, journal: journalOf(), ...slow });
+    a.enqueue(batch(0, 4));
+    a.enqueue(batch(4, 4));
+    // Killed; the next run's storage is down too, and it is killed again before writing anything.
+    const b = new WriteBuffer({ store: first, batchSize: 10, journal: journalOf(), ...slow });
+    expect(b.buffered).toBe(8);
+    b.enqueue(batch(8, 3));
+    const second = new RecordingStore();
+    const c = new WriteBuffer({ store: second, batchSize: 10, flushIntervalMs: 20, journal: journalOf() });
+    expect(c.journal?.stats.pointsRecovered).toBe(11);
+    c.start();
+    await waitFor(() => second.written.length >= 11, 3000, 'recovered points written');
+    expect(times(second.written)).toEqual(Array.from({ length: 11 }, (_, i) => i));
+    await waitFor(() => c.journal?.records === 0, 3000, 'journal empty once written');
+    await c.close(1000);
+  });
+
   it('a clean shutdown leaves an empty journal (what was not written is in the spool)', async () => {
     const dir = await tempDir();
     const store = new RecordingStore();

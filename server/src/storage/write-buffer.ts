@@ -173,11 +173,17 @@ export class WriteBuffer {
     this.spool = opts.spool ?? null;
     this.journal = opts.journal ?? null;
     // A crashed run's acked points come first: to the disk spool (drained before new points), or
-    // into memory without a spool.
+    // without a spool into memory — journaled again, so the journal's count of what memory holds
+    // stays exact.
+    const recovered: MetricPoint[][] = [];
     this.journal?.recover((batch) => {
       if (this.spool) this.spool.append(batch);
-      else this.pushChunks(batch);
+      else recovered.push(batch);
     });
+    for (const batch of recovered) {
+      this.journal?.append(batch);
+      this.pushChunks(batch);
+    }
   }
 
   /** Points waiting in the disk spool. */
