@@ -26,6 +26,7 @@ import {
   readFileSync,
   readSync,
   renameSync,
+  statfsSync,
   unlinkSync,
   writeFileSync,
   writeSync,
@@ -173,6 +174,8 @@ export class SegmentedLog {
   private readonly segments: Segment[] = [];
   private readonly index = new Map<number, { seg: Segment; entry: Entry }>();
   private active: Segment | null = null;
+  /** Size at which the active segment is closed (`segmentLimit()` when it was started). */
+  private activeLimit = 0;
   private writeFd: number | null = null;
   private readFd: { seg: Segment; fd: number } | null = null;
   private liveRecords = 0;
@@ -361,7 +364,7 @@ export class SegmentedLog {
   }
 
   private write(rec: Buffer, meta: RecordMeta, payloadBytes: number): void {
-    if (!this.active || this.writeFd === null || this.active.bytes + rec.length > this.segmentBytes)
+    if (!this.active || this.writeFd === null || this.active.bytes + rec.length > this.activeLimit)
       this.rotate(meta.id);
     const seg = this.active as Segment;
     const fd = this.writeFd as number;
@@ -409,8 +412,25 @@ export class SegmentedLog {
     }
   }
 
+  /**
+   * The size of the segment being started: `segmentBytes`, but at most an eighth of what the file
+   * system has room for (the log's own bytes + the space left). Space comes back only by deleting
+   * whole segments, so on a small or nearly full file system one large segment would make the
+   * first ENOSPC drop everything the log holds; with eighths it drops the oldest eighth.
+   */
+  private segmentLimit(): number {
+    try {
+      const fs = statfsSync(this.dir);
+      const room = this.totalBytes + fs.bavail * fs.bsize;
+      return Math.min(this.segmentBytes, Math.max(4096, Math.floor(room / 8)));
+    } catch {
+      return this.segmentBytes;
+    }
+  }
+
   private rotate(firstId: number): void {
     this.closeWriteFd();
+    this.activeLimit = this.segmentLimit();
     const name = `log-${String(firstId).padStart(16, '0')}.seg`;
     const path = join(this.dir, name);
     const seg = this.newSegment(name, path, path.replace(/\.seg$/, '.ack'));
