@@ -1,4 +1,6 @@
 // The segmented log on a real file system: order, removal, restart, torn records, bounds.
+
+import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
   mkdtempSync,
@@ -29,6 +31,20 @@ const segs = (dir: string) =>
 const text = (b: Buffer | null) => b?.toString('utf8');
 const payload = (i: number, pad = 0) => Buffer.from(`record ${i}${'.'.repeat(pad)}`);
 const T0 = 1_750_000_000_000;
+/** Root with the right to mount (CI runs as root): a real tiny tmpfs to fill. */
+const canMountTmpfs = (() => {
+  if (process.getuid?.() !== 0) return false;
+  const d = mkdtempSync(join(tmpdir(), 'gpupulse-log-probe-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', d], { stdio: 'pipe' });
+    execFileSync('umount', [d]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+})();
 
 describe('SegmentedLog', () => {
   it('appends in order, reads by id, removes, deletes a segment once nothing in it is live', () => {
@@ -159,4 +175,50 @@ describe('SegmentedLog', () => {
     expect(later.records).toBe(0);
     expect(segs(dir)).toEqual([]);
   });
+
+  // A full file system: tmpfs counts in 4 KiB pages, so a record that crosses into a page there is
+  // no room for is written in part (a short write), not refused. Where the disk ends inside a
+  // segment depends on what else is on it: a few sizes of another file. Needs root for the mount.
+  it.runIf(canMountTmpfs)(
+    'a full disk with short writes: every record kept reads back exactly; the oldest dropped and counted',
+    () => {
+      for (const otherPages of [0, 1, 2, 3]) {
+        const dir = tmp();
+        // 256 KiB: segments of an eighth hold ~10 records, so the disk ends inside a segment
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir]);
+        try {
+          if (otherPages > 0) writeFileSync(join(dir, 'other'), Buffer.alloc(otherPages * 4096 - 100, 1));
+          const drops: [string, number][] = [];
+          const log = new SegmentedLog({
+            dir,
+            maxBytes: 64 << 20, // the disk fills, not this bound
+            onDrop: (reason, records) => drops.push([reason, records]),
+          });
+          const sent = new Map<number, string>();
+          // 3,001-byte payloads: records do not line up with pages
+          for (let i = 0; i < 300; i++) {
+            const body = `${i}:`.padEnd(3001, String.fromCharCode(97 + (i % 26)));
+            const id = log.append(Buffer.from(body));
+            if (id !== null) sent.set(id, body);
+          }
+          const where = `another file of ${otherPages} pages`;
+          expect(drops.length, where).toBeGreaterThan(0);
+          expect(drops.every(([reason]) => reason === 'disk full')).toBe(true);
+          const live = [...log.live()].map((r) => r.id);
+          expect(live.length).toBeGreaterThan(5);
+          for (const id of live) expect(text(log.read(id)), `${where}: record ${id}`).toBe(sent.get(id));
+          expect(log.dropped.records + live.length).toBe(sent.size);
+          expect(live.at(-1)).toBe(299); // the newest kept, the oldest gone
+          log.close();
+          // and after a restart: the same records, none torn
+          const again = new SegmentedLog({ dir, maxBytes: 64 << 20 });
+          expect([...again.live()].map((r) => r.id)).toEqual(live);
+          for (const id of live) expect(text(again.read(id))).toBe(sent.get(id));
+          again.close();
+        } finally {
+          execFileSync('umount', [dir]);
+        }
+      }
+    },
+  );
 });

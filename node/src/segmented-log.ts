@@ -370,7 +370,10 @@ export class SegmentedLog {
     const fd = this.writeFd as number;
     let written = 0;
     try {
-      written = writeSync(fd, rec);
+      // At the record's own offset, not the file position: a short write (full disk) moves the
+      // position past the torn bytes cut off below, and the next record must start where this
+      // one would have.
+      written = writeSync(fd, rec, 0, rec.length, seg.bytes);
     } catch (err) {
       if (seg.entries.length === 0) this.discardEmpty(seg);
       throw err;
