@@ -16,6 +16,11 @@ export interface SampleQueue {
   remove(seqs: Iterable<number>): number;
   /** Counts samples dropped outside the queue (e.g. rejected by the server). */
   countDropped(n: number): void;
+  /**
+   * Samples dropped for room while a report carrying them was in flight, which the server then
+   * acknowledged: stored after all, so no longer counted as dropped.
+   */
+  countDelivered(n: number): void;
   readonly size: number;
   /** Bytes held, when the implementation knows (a disk spool); null otherwise. */
   readonly bytes: number | null;
@@ -74,6 +79,10 @@ export class MemoryQueue implements SampleQueue {
 
   countDropped(n: number): void {
     this.droppedCount += n;
+  }
+
+  countDelivered(n: number): void {
+    this.droppedCount -= n;
   }
 
   get size(): number {

@@ -152,6 +152,10 @@ export class DiskSpool implements SampleQueue {
     this.extraDropped += n;
   }
 
+  countDelivered(n: number): void {
+    this.extraDropped -= n;
+  }
+
   get size(): number {
     return this.log.records;
   }

@@ -309,6 +309,29 @@ describe('SocketTransport: per-sample acks, backpressure, TOO_LARGE', () => {
     expect(h.reports.flatMap((r) => r.seqs).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it('samples dropped for room while their report was in flight, then acked: stored, not counted as dropped', async () => {
+    const h = await startServer();
+    const q = new MemoryQueue(3);
+    for (let i = 0; i < 3; i++) q.push(sample(i));
+    let overflowed = false;
+    h.reply = (samples) => {
+      // while the backlog report [0, 1] is at the server, new samples push 0 and 1 out of the queue
+      if (!overflowed && samples.some((s) => s.seq === 0)) {
+        overflowed = true;
+        for (let k = 10; k < 13; k++) q.push(sample(k));
+        expect(q.has(0) || q.has(1)).toBe(false);
+        expect(q.dropped).toBe(2);
+      }
+      return { ok: true, data: { acked: samples.map((s) => s.seq), serverTime: Date.now() } };
+    };
+    const t = connect(h.url, q);
+    t.start();
+    await until(() => overflowed && q.size === 0);
+    expect(h.received.map((s) => s.seq).sort((a, b) => a - b)).toEqual([0, 1, 2, 10, 11, 12]);
+    expect(q.dropped).toBe(0);
+    expect(t.acked).toBe(6);
+  });
+
   it('UNAVAILABLE: keeps the samples, waits at least the retry hint, then delivers everything', async () => {
     const h = await startServer();
     let refusals = 2;

@@ -374,8 +374,20 @@ export class SocketTransport {
     }
     if (ack.ok) {
       this.checkSkew(ack.data.serverTime, sentAt);
+      // Acked samples of this batch no longer queued were dropped for room while in flight (only
+      // drops take samples out while a batch is out): the server has them, they are not lost.
+      const inBatch = new Set(batch.map((s) => s.seq));
+      let delivered = 0;
+      for (const seq of new Set(ack.data.acked)) if (inBatch.has(seq) && !q.has(seq)) delivered++;
       const removed = q.remove(ack.data.acked);
-      this.acked += removed;
+      if (delivered > 0) {
+        q.countDelivered(delivered);
+        this.log.info(
+          { delivered },
+          'samples dropped for room while in flight were acknowledged: stored after all, not counted as dropped',
+        );
+      }
+      this.acked += removed + delivered;
       // Samples refused for good (invalid, or ts outside the server's window): resending them
       // cannot succeed — drop, count, log the reason (once per code; the rest at debug).
       const rejected = ack.data.rejected ?? [];
@@ -399,7 +411,7 @@ export class SocketTransport {
         }
       }
       this.refusedStreak = 0;
-      return removed + dropped > 0;
+      return removed + delivered + dropped > 0;
     }
     const { code, message } = ack.error;
     if (code === 'VALIDATION' || (code === 'TOO_LARGE' && batch.length === 1)) {

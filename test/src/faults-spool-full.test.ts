@@ -6,16 +6,25 @@
 // that was not counted as dropped — the newest ones — exactly once.
 // GPUPULSE_FAULT_SPOOL_NO_TMPFS=1 takes the size-bound path as root too.
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentLogLines } from './support/agent-support.ts';
 import { startInfluxd, type TestInfluxd } from './support/influxd.ts';
+import { artifactsDir } from './support/paths.ts';
 import { type ServerProc, startAgent, startServer, stopAll } from './support/processes.ts';
 import { sleep, waitFor } from './support/wait.ts';
 
 const INTERVAL_MS = 200;
+const DELIVERED_MESSAGE =
+  'samples dropped for room while in flight were acknowledged: stored after all, not counted as dropped';
+const DROP_MESSAGES = [
+  'spool full: dropped the oldest samples',
+  'spool full: dropped a sample (nothing older to free)',
+  'spool record unreadable; dropped it',
+];
 
 /** A 1 MiB tmpfs when we may mount one (root), else null. */
 function mountTinyTmpfs(dir: string): boolean {
@@ -73,6 +82,7 @@ describe('fault: the agent spool directory is full (real agent, real server, rea
 
     const port = server.port;
     await server.stop();
+    const firstServerOutput = server.output();
     const outageStart = Date.now();
     await waitFor(
       'the spool full and the oldest samples dropped',
@@ -106,10 +116,15 @@ describe('fault: the agent spool directory is full (real agent, real server, rea
       | { firstSeq: number; nextSeq: number; unsent: number; dropped: number }
       | undefined;
     if (!stopped) throw new Error(`agent did not log "stopped":\n${agent.output().slice(-3000)}`);
-    const droppedLogged = agentLogLines(agent.output(), 'spool full: dropped the oldest samples').reduce(
-      (n, l) => n + Number(l.dropped ?? 0),
+    // Every drop is logged with its count: the oldest samples for room (the normal case here), a
+    // new sample when nothing older was left to free, an unreadable record.
+    const dropLines = DROP_MESSAGES.flatMap((msg) => agentLogLines(agent.output(), msg));
+    // ... less those the server acknowledged after all (dropped while their report was in flight)
+    const deliveredLogged = agentLogLines(agent.output(), DELIVERED_MESSAGE).reduce(
+      (n, l) => n + Number(l.delivered),
       0,
     );
+    const droppedLogged = dropLines.reduce((n, l) => n + Number(l.dropped ?? 1), 0) - deliveredLogged;
     const produced = stopped.nextSeq - stopped.firstSeq;
     const times = await waitFor(
       'every kept sample stored',
@@ -130,14 +145,30 @@ describe('fault: the agent spool directory is full (real agent, real server, rea
       produced,
       dropped: stopped.dropped,
       droppedLogged,
+      deliveredLogged,
       stored: times.length,
       unsent: stopped.unsent,
+      dropLogs: Object.fromEntries(DROP_MESSAGES.map((m) => [m, agentLogLines(agent.output(), m).length])),
+      agentOutputBytes: agent.output().length,
       outageMs: outageEnd - outageStart,
       gaps: gaps.map((g) => ({ fromMsAfterOutageStart: g.from - outageStart, lengthMs: g.to - g.from })),
     };
     console.info(`faults-spool-full: ${JSON.stringify(report)}`);
+    mkdirSync(artifactsDir, { recursive: true });
+    writeFileSync(join(artifactsDir, 'faults-spool-full-agent.log'), agent.output());
+    writeFileSync(
+      join(artifactsDir, 'faults-spool-full-server.log'),
+      `${firstServerOutput}\n---\n${server.output()}`,
+    );
     expect(stopped.dropped).toBeGreaterThan(0);
-    expect(droppedLogged).toBe(stopped.dropped);
+    expect(
+      droppedLogged,
+      `drops logged vs counted; the agent's log lines about drops and refusals:\n${agent
+        .output()
+        .split('\n')
+        .filter((l) => /drop|refus|reject|unreadable|delivered/i.test(l))
+        .join('\n')}`,
+    ).toBe(stopped.dropped);
     expect(stopped.unsent).toBe(0);
     expect(new Set(times).size).toBe(times.length);
     expect(times.length + stopped.dropped).toBe(produced); // every sample stored or counted, once
