@@ -207,9 +207,33 @@ describe('dashboard under the Content-Security-Policy', () => {
 
     const hovered = await visitAll(page, { hoverCharts: true });
     expect(hovered).toEqual(['/projects', '/node/sim-0001', '/node/sim-0001/gpu/0']);
-    // The admin sees processes with command lines.
-    await page.goto(`${server.url}/node/sim-0001`);
-    await page.locator('[data-testid="process-row"]').first().waitFor({ timeout: 20_000 });
+    // The admin sees processes with command lines, on a node that has some now (the simulator's
+    // jobs come and go at random: a node whose GPUs are all free has no process rows to show).
+    const busy = await waitFor(
+      'a simulated node with processes',
+      async () => {
+        const r = await fetch(`${server.url}/api/v1/fleet`, {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        });
+        const body = (await r.json()) as { nodes: { node: string; gpus: { processCount?: number }[] }[] };
+        return body.nodes.find((n) => n.gpus.some((g) => (g.processCount ?? 0) > 0))?.node;
+      },
+      60_000,
+      500,
+    );
+    await page.goto(`${server.url}/node/${busy}`);
+    await page
+      .locator('[data-testid="process-row"]')
+      .first()
+      .waitFor({ timeout: 20_000 })
+      .catch(async (err: Error) => {
+        const table = await page
+          .getByTestId('process-table')
+          .first()
+          .textContent()
+          .catch(() => '(no table)');
+        throw new Error(`${err.message}\nthe process table of ${busy} showed: ${table}`);
+      });
     expect(await page.getByTestId('people-hidden').count()).toBe(0);
     expect(await page.getByTestId('session-identity').textContent()).toBe('ops-admin (admin)');
     await screenshot(page, 'access-admin-node');

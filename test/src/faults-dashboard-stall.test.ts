@@ -73,8 +73,17 @@ describe('fault: dashboards that never read (real server, real influxd)', () => 
       for (let i = 1; i < arrivals.length; i++) maxGap = Math.max(maxGap, arrivals[i]! - arrivals[i - 1]!);
       return { perSecond: arrivals.length / (ms / 1000), p99Ms: percentile(lateness, 99), maxGapMs: maxGap };
     };
-    // The same machine without stalled dashboards: what "on time" means here.
-    const control = await measure(20_000);
+    // The same machine without stalled dashboards: what "on time" means here, and how much the
+    // server's RSS moves by itself under this load (allocator and GC swings: ±15 MiB seen at
+    // 200 × 8 on a CI machine), which is the noise a plateau is judged against.
+    const controlRss: number[] = [];
+    const control = await measure(20_000, async () => {
+      for (let i = 0; i < 10; i++) {
+        controlRss.push(await rssMiB(pid));
+        await sleep(1800);
+      }
+    });
+    const rssNoise = Math.max(...controlRss) - Math.min(...controlRss);
     const rssStart = await rssMiB(pid);
     const rss: number[] = [];
     // The stalled ones connect (each costs the server one snapshot, like any dashboard), then the
@@ -110,6 +119,7 @@ describe('fault: dashboards that never read (real server, real influxd)', () => 
       rssStartMiB: Math.round(rssStart),
       rssMiB: rss,
       rssEndMiB: Math.round(rssEnd),
+      controlRssMiB: controlRss.map(Math.round),
       stalledTcpClosedSeenByClient: stalled.filter((s) => s.closed()).length,
       dashboardsDropped: metricLines(m, 'gpupulse_dashboards_dropped_total'),
     };
@@ -121,9 +131,13 @@ describe('fault: dashboards that never read (real server, real influxd)', () => 
     expect(d.socket.connected).toBe(true);
     // Bounded: a plateau, not a slope. (Freed memory is not always handed back to the OS, so the
     // level stays above the start; without the cut-off it grew ~3 MiB/s here and kept growing.)
-    const trace = `server RSS ${Math.round(rssStart)} → ${rss.join(' → ')} → ${Math.round(rssEnd)} MiB`;
+    // The level at the end (median of the last readings) may exceed the first half's peak by the
+    // control's own swing, at least 24 MiB; without the cut-off it was ~90 MiB higher by then.
+    const tolerance = Math.max(24, 1.5 * rssNoise);
+    const trace = `server RSS ${Math.round(rssStart)} → ${rss.join(' → ')} → ${Math.round(rssEnd)} MiB (control swing ${Math.round(rssNoise)} MiB, tolerance ${Math.round(tolerance)} MiB)`;
     const firstHalfMax = Math.max(...rss.slice(0, Math.ceil(rss.length / 2)));
-    expect(Math.max(...rss.slice(-3), rssEnd), trace).toBeLessThanOrEqual(firstHalfMax + 16);
+    const endLevel = percentile([...rss.slice(-3), rssEnd], 50);
+    expect(endLevel, trace).toBeLessThanOrEqual(firstHalfMax + tolerance);
     expect(rssEnd - rssStart, trace).toBeLessThan(GROWTH_BOUND_MIB);
     // on time: the normal dashboard fares as it did without the stalled ones
     expect(withStalled.perSecond).toBeGreaterThanOrEqual(control.perSecond * 0.75);
