@@ -17,8 +17,11 @@ const NODES = 200;
 const GPUS = 8;
 const STALLED = 40;
 const WINDOW_MS = Number(process.env.GPUPULSE_FAULT_STALL_MS ?? 60_000);
-/** RSS the server may keep at the end over its level before the stalled ones (MiB): 40 snapshots in flight. */
-const GROWTH_BOUND_MIB = 160;
+/**
+ * RSS the server may keep at the end over its level before the stalled ones (MiB): 40 snapshots in
+ * flight, what the allocator keeps of them, GC swings.
+ */
+const GROWTH_BOUND_MIB = 110;
 
 describe('fault: dashboards that never read (real server, real influxd)', () => {
   let influx: TestInfluxd;
@@ -73,17 +76,8 @@ describe('fault: dashboards that never read (real server, real influxd)', () => 
       for (let i = 1; i < arrivals.length; i++) maxGap = Math.max(maxGap, arrivals[i]! - arrivals[i - 1]!);
       return { perSecond: arrivals.length / (ms / 1000), p99Ms: percentile(lateness, 99), maxGapMs: maxGap };
     };
-    // The same machine without stalled dashboards: what "on time" means here, and how much the
-    // server's RSS moves by itself under this load (allocator and GC swings: ±15 MiB seen at
-    // 200 × 8 on a CI machine), which is the noise a plateau is judged against.
-    const controlRss: number[] = [];
-    const control = await measure(20_000, async () => {
-      for (let i = 0; i < 10; i++) {
-        controlRss.push(await rssMiB(pid));
-        await sleep(1800);
-      }
-    });
-    const rssNoise = Math.max(...controlRss) - Math.min(...controlRss);
+    // The same machine without stalled dashboards: what "on time" means here.
+    const control = await measure(20_000);
     const rssStart = await rssMiB(pid);
     const rss: number[] = [];
     // The stalled ones connect (each costs the server one snapshot, like any dashboard), then the
@@ -119,7 +113,6 @@ describe('fault: dashboards that never read (real server, real influxd)', () => 
       rssStartMiB: Math.round(rssStart),
       rssMiB: rss,
       rssEndMiB: Math.round(rssEnd),
-      controlRssMiB: controlRss.map(Math.round),
       stalledTcpClosedSeenByClient: stalled.filter((s) => s.closed()).length,
       dashboardsDropped: metricLines(m, 'gpupulse_dashboards_dropped_total'),
     };
@@ -129,16 +122,14 @@ describe('fault: dashboards that never read (real server, real influxd)', () => 
     expect(metricSum(m, 'gpupulse_dashboards_dropped_total')).toBe(STALLED);
     expect(metricSum(m, 'gpupulse_dashboards_connected')).toBe(1);
     expect(d.socket.connected).toBe(true);
-    // Bounded: a plateau, not a slope. (Freed memory is not always handed back to the OS, so the
-    // level stays above the start; without the cut-off it grew ~3 MiB/s here and kept growing.)
-    // The level at the end (median of the last readings) may exceed the first half's peak by the
-    // control's own swing, at least 24 MiB; without the cut-off it was ~90 MiB higher by then.
-    const tolerance = Math.max(24, 1.5 * rssNoise);
-    const trace = `server RSS ${Math.round(rssStart)} → ${rss.join(' → ')} → ${Math.round(rssEnd)} MiB (control swing ${Math.round(rssNoise)} MiB, tolerance ${Math.round(tolerance)} MiB)`;
-    const firstHalfMax = Math.max(...rss.slice(0, Math.ceil(rss.length / 2)));
-    const endLevel = percentile([...rss.slice(-3), rssEnd], 50);
-    expect(endLevel, trace).toBeLessThanOrEqual(firstHalfMax + tolerance);
-    expect(rssEnd - rssStart, trace).toBeLessThan(GROWTH_BOUND_MIB);
+    // Bounded: the level at the end (the median of the last readings, or the last one if higher)
+    // stays within GROWTH_BOUND_MIB of the start. Measured: +34 to +62 MiB with the cut-off; without
+    // it (the queue unbounded) the RSS rose 306 → 376 MiB over the window and 451 MiB 45 s later
+    // (+133), still rising. RSS is noisy here (GC and allocator swings of ±30 MiB at this load on a
+    // CI machine), so no finer plateau test; the JS heap does not show the queued frames at all.
+    const trace = `server RSS ${Math.round(rssStart)} → ${rss.join(' → ')} → ${Math.round(rssEnd)} MiB`;
+    const endLevel = Math.max(percentile(rss.slice(-3), 50), rssEnd);
+    expect(endLevel - rssStart, trace).toBeLessThan(GROWTH_BOUND_MIB);
     // on time: the normal dashboard fares as it did without the stalled ones
     expect(withStalled.perSecond).toBeGreaterThanOrEqual(control.perSecond * 0.75);
     expect(withStalled.p99Ms).toBeLessThan(Math.max(2000, control.p99Ms + 1000));
