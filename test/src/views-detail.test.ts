@@ -224,6 +224,30 @@ describe('node and GPU detail views', () => {
     await screenshot(page, 'detail-not-found');
   });
 
+  it('a pointer moving over live charts meets no error (hover during the once-a-second update)', async () => {
+    // ~300 moves per chart over its live updates; with ECharts' lazy update this threw
+    // "reading 'getRawIndex'" several times per chart.
+    const before = errors.length;
+    for (const url of [nodeUrl(stack.server.url, 'sim-0001'), gpuUrl(stack.server.url, 'sim-0001', 0)]) {
+      await page.goto(url);
+      const chart = page.locator('[data-chart="utilization"] .chart-canvas').first();
+      await chart.waitFor({ timeout: 20_000 });
+      await waitFor(
+        'history loaded',
+        async () =>
+          (await page.locator('[data-testid="metric-charts"]').getAttribute('data-status')) === 'ready',
+        20_000,
+        200,
+      );
+      const box = await chart.boundingBox();
+      if (!box) throw new Error(`no chart box on ${url}`);
+      const t0 = Date.now();
+      for (let k = 0; Date.now() - t0 < 5000; k++)
+        await page.mouse.move(box.x + box.width * (0.85 + 0.1 * (k % 2)), box.y + box.height * 0.5);
+    }
+    expect(errors.slice(before)).toEqual([]);
+  });
+
   it('the pages logged no errors', () => {
     expect(unexpectedErrors(errors)).toEqual([]);
   });

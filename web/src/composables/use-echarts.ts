@@ -22,7 +22,7 @@ export const CHART_PROPERTY = '__gpupulseChart';
 
 /**
  * An ECharts instance bound to the calling scope: created on mount, redrawn on `update()`
- * (throttled, merged with `lazyUpdate`), resized with its element, disposed with the scope.
+ * (throttled, series replaced by id, drawn at once), resized with its element, disposed with the scope.
  * Canvas text scales as the page's text does (`chartTextScale`: 4K, kiosk), re-applied on resize.
  */
 export function useEcharts(options: UseEchartsOptions) {
@@ -33,9 +33,12 @@ export function useEcharts(options: UseEchartsOptions) {
   const render = () => {
     if (!chart.value) return;
     scale = chartTextScale();
+    // Not `lazyUpdate`: a lazy update leaves the new series without their data until the next
+    // frame, and a pointer moving over the chart in between made ECharts' hover throw
+    // ("reading 'getRawIndex'"), a few times a minute on a live chart. Updates are throttled anyway.
     chart.value.setOption(scaleChartText(options.build(), scale), {
       notMerge: false,
-      lazyUpdate: true,
+      lazyUpdate: false,
       replaceMerge: ['series'],
     });
   };
