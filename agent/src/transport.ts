@@ -376,9 +376,9 @@ export class SocketTransport {
       this.checkSkew(ack.data.serverTime, sentAt);
       // Acked samples of this batch no longer queued were dropped for room while in flight (only
       // drops take samples out while a batch is out): the server has them, they are not lost.
-      const inBatch = new Set(batch.map((s) => s.seq));
+      const ackedSeqs = new Set(ack.data.acked);
       let delivered = 0;
-      for (const seq of new Set(ack.data.acked)) if (inBatch.has(seq) && !q.has(seq)) delivered++;
+      for (const s of batch) if (ackedSeqs.has(s.seq) && !q.has(s.seq)) delivered++;
       const removed = q.remove(ack.data.acked);
       if (delivered > 0) {
         q.countDelivered(delivered);

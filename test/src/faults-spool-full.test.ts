@@ -118,7 +118,8 @@ describe('fault: the agent spool directory is full (real agent, real server, rea
     if (!stopped) throw new Error(`agent did not log "stopped":\n${agent.output().slice(-3000)}`);
     // Every drop is logged with its count: the oldest samples for room (the normal case here), a
     // new sample when nothing older was left to free, an unreadable record.
-    const dropLines = DROP_MESSAGES.flatMap((msg) => agentLogLines(agent.output(), msg));
+    const dropLinesBy = new Map(DROP_MESSAGES.map((msg) => [msg, agentLogLines(agent.output(), msg)]));
+    const dropLines = [...dropLinesBy.values()].flat();
     // ... less those the server acknowledged after all (dropped while their report was in flight)
     const deliveredLogged = agentLogLines(agent.output(), DELIVERED_MESSAGE).reduce(
       (n, l) => n + Number(l.delivered),
@@ -148,7 +149,7 @@ describe('fault: the agent spool directory is full (real agent, real server, rea
       deliveredLogged,
       stored: times.length,
       unsent: stopped.unsent,
-      dropLogs: Object.fromEntries(DROP_MESSAGES.map((m) => [m, agentLogLines(agent.output(), m).length])),
+      dropLogs: Object.fromEntries([...dropLinesBy].map(([m, lines]) => [m, lines.length])),
       agentOutputBytes: agent.output().length,
       outageMs: outageEnd - outageStart,
       gaps: gaps.map((g) => ({ fromMsAfterOutageStart: g.from - outageStart, lengthMs: g.to - g.from })),
