@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
+import { launchBrowser, screenshot, showNodeList, watchErrors } from './support/browser.ts';
 import {
   type Proc,
   type ServerProc,
@@ -38,6 +38,8 @@ describe('dashboard in headless Chromium', () => {
   });
 
   it('shows every simulated node with all its GPUs', async () => {
+    // The list below the wall's canvas follows the fleet while on screen: these tests read it there.
+    await showNodeList(page);
     for (const node of [...simNodes, 'replay-h100']) {
       await page.locator(`[data-testid="node-row"][data-node="${node}"]`).waitFor({ timeout: 30_000 });
     }
@@ -55,6 +57,7 @@ describe('dashboard in headless Chromium', () => {
   });
 
   it('sees live values change', async () => {
+    await showNodeList(page); // a full-page screenshot scrolls back to the top
     const cells = page.locator('[data-testid="node-row"][data-node^="sim-"] [data-testid="gpu-cell"]');
     const read = async () =>
       new Map(
@@ -76,10 +79,12 @@ describe('dashboard in headless Chromium', () => {
   });
 
   it('a silent agent turns stale, then offline, on screen', async () => {
+    await showNodeList(page);
     const row = page.locator('[data-testid="node-row"][data-node="replay-h100"]');
     agent.child.kill('SIGSTOP'); // frozen: connected but silent
     await waitFor('stale', async () => (await row.getAttribute('data-status')) === 'stale', 15_000, 250);
     await screenshot(page, 'cluster-node-stale');
+    await showNodeList(page); // the full-page shot may leave the page scrolled back to the top
     await waitFor('offline', async () => (await row.getAttribute('data-status')) === 'offline', 45_000, 500);
     await screenshot(page, 'cluster-node-offline');
     agent.child.kill('SIGKILL');

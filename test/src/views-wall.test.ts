@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, screenshot, watchErrors } from './support/browser.ts';
+import { launchBrowser, screenshot, scrollToTop, showNodeList, watchErrors } from './support/browser.ts';
 import { type Proc, startSim, stopAll } from './support/processes.ts';
 import { startServerOnPort } from './support/server-on-port.ts';
 import { waitFor } from './support/wait.ts';
@@ -55,6 +55,7 @@ describe('wall view in headless Chromium', () => {
   const row = (name: string) => page.locator(`[data-testid="node-row"][data-node=${attr(name)}]`);
 
   it('renders every GPU on one canvas, the headline, and the node list', async () => {
+    await showNodeList(page);
     for (const n of [...fleet.simNodes, ...fleet.hostileNodes, KOREAN_NODE])
       await row(n).waitFor({ timeout: 30_000 });
     const cells = ALL_GPUS;
@@ -93,6 +94,7 @@ describe('wall view in headless Chromium', () => {
   });
 
   it('live values change on screen and on the canvas', async () => {
+    await showNodeList(page); // the full-page shot may leave the page scrolled back to the top
     const cells = page.locator('[data-testid="gpu-cell"]');
     const before = await cells.allTextContents();
     const updates = await page.evaluate(
@@ -111,6 +113,48 @@ describe('wall view in headless Chromium', () => {
       () => (window as unknown as { __gpupulseWall: { updates: number } }).__gpupulseWall.updates,
     );
     expect(later).toBeGreaterThan(updates);
+  });
+
+  it('off screen the node list keeps still; scrolled into view it is current at once', async () => {
+    const cellUtils = () =>
+      page
+        .locator('[data-testid="gpu-cell"]')
+        .evaluateAll((els) => els.map((e) => `${e.getAttribute('data-gpu')}=${e.getAttribute('data-util')}`));
+    const fleetUtils = async () => {
+      const body = (await (await fetch(`${fleet.server.url}/api/v1/fleet`)).json()) as {
+        nodes: { node: string; gpus: { index: number; utilizationGpuPercent: number | null }[] }[];
+      };
+      return new Set(
+        body.nodes.flatMap((n) => n.gpus.map((g) => `${n.node}/${g.index}=${g.utilizationGpuPercent ?? ''}`)),
+      );
+    };
+    await scrollToTop(page);
+    await page.locator('[data-testid="node-list"][data-on-screen="false"]').waitFor({ timeout: 10_000 });
+    const frozen = await cellUtils();
+    const wallUpdates = () =>
+      page.evaluate(
+        () => (window as unknown as { __gpupulseWall: { updates: number } }).__gpupulseWall.updates,
+      );
+    const drawn = await wallUpdates();
+    // The fleet moves on (the server's values no longer all those the list shows) and the canvas
+    // draws it, while the rows below stay as they were.
+    await waitFor(
+      'the fleet to move on past the rows off screen',
+      async () => {
+        const now = await fleetUtils();
+        return frozen.some((c) => !now.has(c)) && (await wallUpdates()) >= drawn + 2;
+      },
+      20_000,
+      500,
+    );
+    expect(await cellUtils()).toEqual(frozen);
+    await showNodeList(page);
+    await waitFor(
+      'the rows to show the current values',
+      async () => (await cellUtils()).some((c, i) => c !== frozen[i]),
+      5_000,
+      100,
+    );
   });
 
   it('a tooltip on hover names the node and GPU; privacy hides user names', async () => {

@@ -38,3 +38,17 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path, fullPage: true });
   return path;
 }
+
+/**
+ * Scrolls the wall's node list into view and waits until it follows the fleet again: off screen
+ * (below the canvas, which fills the first screen) the list keeps the rows it last drew.
+ */
+export async function showNodeList(page: Page): Promise<void> {
+  await page.locator('[data-testid="node-list"]').scrollIntoViewIfNeeded();
+  await page.locator('[data-testid="node-list"][data-on-screen="true"]').waitFor({ timeout: 10_000 });
+}
+
+/** Back to the top of the page (the wall's canvas in view). */
+export async function scrollToTop(page: Page): Promise<void> {
+  await page.evaluate(() => window.scrollTo(0, 0));
+}

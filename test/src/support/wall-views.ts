@@ -83,6 +83,7 @@ export function attr(value: string): string {
 
 /** Moves the mouse over the wall canvas until a tile's tooltip shows; returns its title. */
 export async function hoverSomeTile(page: Page): Promise<string> {
+  await page.evaluate(() => window.scrollTo(0, 0)); // the canvas sits at the top of the wall page
   const canvas = page.locator('[data-testid="wall-canvas"]');
   const box = await canvas.boundingBox();
   if (!box) throw new Error('no wall canvas');
