@@ -6,7 +6,8 @@
  *   pnpm --filter @gpupulse/test exec tsx bench/render-bench.ts
  *
  * Env: BENCH_SECONDS (default 60) per scenario, BENCH_NODES (1000), BENCH_GPUS (8),
- * BENCH_SCENARIOS (default `wall-1080p,kiosk-4k`), BENCH_PROFILE (seconds of a Chromium CPU
+ * BENCH_SCENARIOS (default `wall-1080p,kiosk-4k,nodes-1080p`; `nodes-1080p` is the 1080p wall
+ * scrolled down to its node list, whose rows then update too), BENCH_PROFILE (seconds of a Chromium CPU
  * profile per scenario after the measurement, default 0: none; prints the top functions by self
  * time and writes the `.cpuprofile` next to the other artifacts), BENCH_WEB_DIR (serve another build
  * of the web app, e.g. an older commit's `web/dist`, for a before/after comparison).
@@ -27,7 +28,7 @@ import { sleep, waitFor } from '../src/support/wait.ts';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const GPUS = Number(process.env.BENCH_GPUS ?? 8);
-const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'wall-1080p,kiosk-4k').split(',');
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'wall-1080p,kiosk-4k,nodes-1080p').split(',');
 const PROFILE_SECONDS = Number(process.env.BENCH_PROFILE ?? 0);
 /**
  * BENCH_REPLAY=1: no simulator; the page feeds itself a synthetic NODES × GPUS fleet (snapshot, then
@@ -243,6 +244,8 @@ async function scenario(browser: Browser, url: string, name: string) {
     90_000,
     500,
   );
+  // `nodes-…`: the page scrolled down to the node list (on screen, its rows update every second).
+  if (name.startsWith('nodes')) await page.locator('[data-testid="node-list"]').scrollIntoViewIfNeeded();
   await sleep(5000); // warm-up: JIT, first full draws
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Performance.enable');
