@@ -133,6 +133,39 @@ describe('WriteBuffer', () => {
     expect(b.buffered).toBe(0);
   });
 
+  it('flush waits for a write started meanwhile instead of spinning (event loop free, nothing dropped)', async () => {
+    // A store answering after 50 ms (on a timer, as a socket would): while flush writes one batch,
+    // points still arriving start a write of their own; flush must wait for it, not spin on
+    // microtasks (which starved the timer that ends that write, then dropped it at the deadline).
+    class SlowStore extends FakeStore {
+      override async write(points: readonly MetricPoint[]): Promise<void> {
+        await new Promise((r) => setTimeout(r, 50));
+        await super.write(points);
+      }
+    }
+    const store = new SlowStore();
+    const b = buffer(store, { flushIntervalMs: 60_000 });
+    b.enqueue([pt(1)]);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    // Points arrive during flush's first write (20 ms in): a full batch starts its own write.
+    const late = setTimeout(() => b.enqueue([pt(2), pt(3)]), 20);
+    const started = Date.now();
+    await b.flush(2000);
+    const took = Date.now() - started;
+    clearInterval(ticker);
+    clearTimeout(late);
+    expect(b.stats.pointsDroppedShutdown).toBe(0);
+    expect(
+      store.written
+        .flat()
+        .map((p) => p.ts)
+        .sort(),
+    ).toEqual([1, 2, 3]);
+    expect(took).toBeLessThan(1000);
+    expect(ticks).toBeGreaterThan(5);
+  });
+
   it('is bounded: overflow drops the oldest and counts them', async () => {
     const store = new FakeStore();
     store.failures = Array.from({ length: 1000 }, () => new StoreWriteError('down', { retryable: true }));

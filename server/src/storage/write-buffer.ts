@@ -371,6 +371,13 @@ export class WriteBuffer {
     if (this.inFlight) await this.inFlight;
     let backoff = this.initialBackoffMs;
     while ((this.size > 0 || this.spooling) && Date.now() < deadline) {
+      // A write started meanwhile (points still arriving kick one) holds its batch: wait for it.
+      // Without this the loop found nothing to take and went round on microtasks alone — the
+      // event loop starved, that write never finished, and its points were dropped at the deadline.
+      if (this.inFlight) {
+        await this.inFlight;
+        continue;
+      }
       const ok = await this.writeOne(true);
       if (!ok) {
         if (this.spool) {
