@@ -18,11 +18,26 @@ import {
 import { io, type Socket } from 'socket.io-client';
 import { afterEach } from 'vitest';
 import { type CreateServerOptions, createServer, type GpupulseServer } from '../src/app.ts';
+import { type EncodedPoint, jsonEncoding, type MetricPoint } from '../src/storage/metric-store.ts';
 
 export type AgentClient = Socket<ServerToAgentEvents, AgentToServerEvents>;
 export type DashboardClient = Socket<ServerToDashboardEvents, DashboardToServerEvents>;
 
 export const TOKEN = 'test-token';
+
+/**
+ * Base of the tests' `MetricStore` doubles: they take points as they are (encoded as their JSON,
+ * as the in-memory store does), so a double implements `write` alone.
+ */
+export abstract class PointStoreDouble {
+  abstract write(points: readonly MetricPoint[]): Promise<void>;
+  encode(point: MetricPoint): EncodedPoint {
+    return jsonEncoding.encode(point);
+  }
+  writeEncoded(points: readonly EncodedPoint[]): Promise<void> {
+    return this.write(points.map(jsonEncoding.decode));
+  }
+}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

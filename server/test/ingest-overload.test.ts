@@ -11,12 +11,18 @@ import { Worker } from 'node:worker_threads';
 import { AGENT_NAMESPACE, PROTOCOL_VERSION, type StorageInfo } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { checkReport, ReportCheck, startCheck } from '../src/ingest/validate.ts';
-import { type MetricPoint, type MetricStore, StoreWriteError } from '../src/storage/metric-store.ts';
+import {
+  jsonEncoding,
+  type MetricPoint,
+  type MetricStore,
+  StoreWriteError,
+} from '../src/storage/metric-store.ts';
 import { WriteBuffer } from '../src/storage/write-buffer.ts';
 import {
   connectAgent,
   gpu,
   onCleanup,
+  PointStoreDouble,
   report,
   sample,
   startServer,
@@ -26,7 +32,7 @@ import {
 } from './helpers.ts';
 
 /** InfluxDB that refuses every write (down): what is taken goes to the spool, which fills up. */
-class DownStore implements MetricStore {
+class DownStore extends PointStoreDouble implements MetricStore {
   readonly kind = 'influxdb' as const;
   async write(): Promise<void> {
     throw new StoreWriteError('connect ECONNREFUSED 127.0.0.1:8086', { retryable: true });
@@ -274,13 +280,16 @@ describe('ingest under sustained overload', () => {
     let gate: Promise<void> | null = null;
     let open = () => {};
     let failing = false;
+    const write = async () => {
+      if (failing) throw new StoreWriteError('down', { retryable: true });
+      await new Promise((r) => setTimeout(r, 20));
+      if (gate) await gate;
+    };
     const store: MetricStore = {
       kind: 'influxdb',
-      async write() {
-        if (failing) throw new StoreWriteError('down', { retryable: true });
-        await new Promise((r) => setTimeout(r, 20));
-        if (gate) await gate;
-      },
+      encode: jsonEncoding.encode,
+      write,
+      writeEncoded: write,
       async query() {
         return { series: [] };
       },

@@ -2,6 +2,7 @@
 // journal when they leave memory, so a server killed between ack and write loses none.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { SegmentedLog } from '@gpupulse/node';
 import type { StorageInfo } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import { WriteJournal } from '../src/storage/journal.ts';
@@ -13,7 +14,7 @@ import {
 } from '../src/storage/metric-store.ts';
 import { DiskSpool } from '../src/storage/spool.ts';
 import { WriteBuffer } from '../src/storage/write-buffer.ts';
-import { tempDir, waitFor } from './helpers.ts';
+import { PointStoreDouble, tempDir, waitFor } from './helpers.ts';
 
 const pt = (i: number): MetricPoint => ({
   measurement: 'nvidia_smi',
@@ -29,7 +30,7 @@ const times = (points: readonly MetricPoint[]) => points.map((p) => p.ts - 1_750
  * A store that records writes; `slow`: fails with a timeout after 200 ms (an influxd that stopped
  * answering); `hung`: never answers (the write is still in flight when the process is killed).
  */
-class RecordingStore implements MetricStore {
+class RecordingStore extends PointStoreDouble implements MetricStore {
   readonly kind = 'influxdb' as const;
   mode: 'ok' | 'slow' | 'hung' = 'ok';
   written: MetricPoint[] = [];
@@ -103,6 +104,29 @@ describe('write journal', () => {
     expect(b.spool.stats.points).toBe(0);
     await b.buffer.close(1000);
     expect(readdirSync(join(dir, 'journal')).filter((f) => f.endsWith('.seg'))).toEqual([]);
+  });
+
+  it('a journal and a spool an earlier version wrote (points as JSON objects) are written at the next start', async () => {
+    const dir = await tempDir();
+    // Before points were stored encoded, both held the batches as JSON arrays of points.
+    const legacy = (sub: string, batches: MetricPoint[][]) => {
+      const log = new SegmentedLog({ dir: join(dir, sub), maxBytes: 1024 ** 2, segmentBytes: 64 * 1024 });
+      for (const b of batches) log.append(Buffer.from(JSON.stringify(b), 'utf8'), { count: b.length });
+      log.close();
+    };
+    legacy('spool', [batch(0, 4), batch(4, 3)]);
+    legacy('journal', [batch(7, 5)]);
+    const store = new RecordingStore();
+    const b = open(dir, store);
+    expect(b.journal.stats.pointsRecovered).toBe(5);
+    b.buffer.start();
+    await waitFor(() => store.written.length >= 12, 3000, 'earlier points written');
+    expect(times(store.written)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    // Field for field as they were acked.
+    expect(store.written[9]).toEqual(pt(9));
+    expect(b.spool.stats.points).toBe(0);
+    expect(b.journal.records).toBe(0);
+    await b.buffer.close(1000);
   });
 
   it('points that go to the disk spool (backlog past its bound) leave the journal once nothing older is in memory', async () => {

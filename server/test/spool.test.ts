@@ -5,6 +5,8 @@ import { encodeRecord, RECORD_HEADER_BYTES } from '@gpupulse/node';
 import type { StorageInfo } from '@gpupulse/protocol';
 import { describe, expect, it } from 'vitest';
 import {
+  type EncodedPoint,
+  jsonEncoding,
   type MetricPoint,
   type MetricStore,
   type QueryResult,
@@ -12,7 +14,7 @@ import {
 } from '../src/storage/metric-store.ts';
 import { DiskSpool } from '../src/storage/spool.ts';
 import { WriteBuffer } from '../src/storage/write-buffer.ts';
-import { onCleanup, tempDir, waitFor } from './helpers.ts';
+import { onCleanup, PointStoreDouble, tempDir, waitFor } from './helpers.ts';
 
 const pt = (i: number): MetricPoint => ({
   measurement: 'nvidia_smi',
@@ -21,10 +23,13 @@ const pt = (i: number): MetricPoint => ({
   ts: 1_750_000_000_000 + i,
 });
 const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => pt(from + i));
-const values = (points: MetricPoint[]) => points.map((p) => p.ints!.utilization_gpu!);
+const values = (points: readonly (MetricPoint | EncodedPoint)[]) =>
+  points.map((p) => (typeof p === 'string' ? jsonEncoding.decode(p) : p).ints!.utilization_gpu!);
+/** Points as the test stores encode them (what a spool holds). */
+const enc = (points: MetricPoint[]) => points.map(jsonEncoding.encode);
 
 /** A store that is down (network error), answers 4xx for marked points, or records writes. */
-class FlakyStore implements MetricStore {
+class FlakyStore extends PointStoreDouble implements MetricStore {
   readonly kind = 'influxdb' as const;
   down = false;
   written: MetricPoint[] = [];
@@ -54,19 +59,19 @@ describe('DiskSpool', () => {
     const dir = join(await tempDir(), 'spool');
     const s = new DiskSpool({ dir, segmentBytes: 600 });
     expect(s.empty).toBe(true);
-    for (let i = 0; i < 10; i++) s.append(batch(i * 3, 3));
+    for (let i = 0; i < 10; i++) s.append(enc(batch(i * 3, 3)));
     expect(s.stats.records).toBe(10);
     expect(s.stats.points).toBe(30);
     expect(s.stats.segments).toBeGreaterThan(1);
-    expect(values(s.peek()!)).toEqual([0, 1, 2]);
+    expect(values(s.peek(jsonEncoding.encode)!)).toEqual([0, 1, 2]);
     s.ack();
-    expect(values(s.peek()!)).toEqual([3, 4, 5]);
+    expect(values(s.peek(jsonEncoding.encode)!)).toEqual([3, 4, 5]);
     s.close(); // "crash" before the second batch is acked
 
     // Reopen: the ack was persisted, so the written batch is not sent again; the unacked one is.
     const again = new DiskSpool({ dir, segmentBytes: 600 });
     const seen: number[] = [];
-    for (let b = again.peek(); b; b = again.peek()) {
+    for (let b = again.peek(jsonEncoding.encode); b; b = again.peek(jsonEncoding.encode)) {
       seen.push(...values(b));
       again.ack();
     }
@@ -78,26 +83,26 @@ describe('DiskSpool', () => {
   it('ack removes the batch peek returned, even when appends and the size bound moved the head', async () => {
     const dir = join(await tempDir(), 'spool');
     const s = new DiskSpool({ dir, maxBytes: 4000, segmentBytes: 1000 });
-    s.append(batch(0, 2));
-    expect(values(s.peek()!)).toEqual([0, 1]);
+    s.append(enc(batch(0, 2)));
+    expect(values(s.peek(jsonEncoding.encode)!)).toEqual([0, 1]);
     // while that batch is being written, enough arrives to push its segment out (counted)
-    for (let i = 1; i < 40; i++) s.append(batch(i * 2, 2));
+    for (let i = 1; i < 40; i++) s.append(enc(batch(i * 2, 2)));
     expect(s.stats.pointsDroppedFull).toBeGreaterThan(0);
     const records = s.stats.records;
     s.ack(); // the peeked batch was dropped by the bound (counted): no other batch is acked
     expect(s.stats.records).toBe(records);
-    const head = values(s.peek()!);
+    const head = values(s.peek(jsonEncoding.encode)!);
     s.ack();
     expect(s.stats.records).toBe(records - 1);
-    expect(values(s.peek()!)[0]).toBe(head[0]! + 2);
+    expect(values(s.peek(jsonEncoding.encode)!)[0]).toBe(head[0]! + 2);
     s.close();
   });
 
   it('skips a torn last record after a crash, keeps the rest', async () => {
     const dir = join(await tempDir(), 'spool');
     const s = new DiskSpool({ dir });
-    s.append(batch(0, 2));
-    s.append(batch(2, 2));
+    s.append(enc(batch(0, 2)));
+    s.append(enc(batch(2, 2)));
     s.close();
     const [file] = readdirSync(dir);
     // A crash mid-write: a header promising 500 bytes, then only a few.
@@ -107,19 +112,19 @@ describe('DiskSpool', () => {
     const reopened = new DiskSpool({ dir });
     expect(reopened.empty).toBe(false);
     expect(reopened.stats).toMatchObject({ records: 2, points: 4, tornRecords: 1 });
-    expect(values(reopened.peek()!)).toEqual([0, 1]);
+    expect(values(reopened.peek(jsonEncoding.encode)!)).toEqual([0, 1]);
     reopened.ack();
     // New records go after the good ones.
-    reopened.append(batch(4, 1));
-    expect(values(reopened.peek()!)).toEqual([2, 3]);
+    reopened.append(enc(batch(4, 1)));
+    expect(values(reopened.peek(jsonEncoding.encode)!)).toEqual([2, 3]);
     reopened.ack();
-    expect(values(reopened.peek()!)).toEqual([4]);
+    expect(values(reopened.peek(jsonEncoding.encode)!)).toEqual([4]);
     reopened.close();
 
     // A corrupt payload (bit flip) is detected by the CRC.
     const dir2 = join(await tempDir(), 'spool');
     const c = new DiskSpool({ dir: dir2 });
-    c.append(batch(0, 1));
+    c.append(enc(batch(0, 1)));
     c.close();
     const f2 = join(dir2, readdirSync(dir2)[0]!);
     const bad = encodeRecord({ id: 1, ts: 0, count: 1 }, Buffer.from('[{}]'));
@@ -154,9 +159,9 @@ describe('DiskSpool', () => {
     const s = new DiskSpool({ dir });
     expect(s.stats).toMatchObject({ records: 3, points: 6, tornRecords: 1 });
     expect(readdirSync(dir).filter((n) => n.endsWith('.spool'))).toEqual([]);
-    s.append(batch(6, 1));
+    s.append(enc(batch(6, 1)));
     const seen: number[] = [];
-    for (let b = s.peek(); b; b = s.peek()) {
+    for (let b = s.peek(jsonEncoding.encode); b; b = s.peek(jsonEncoding.encode)) {
       seen.push(...values(b));
       s.ack();
     }
@@ -177,13 +182,13 @@ describe('DiskSpool', () => {
         drops[r] = (drops[r] ?? 0) + n;
       },
     });
-    for (let i = 0; i < 40; i++) s.append(batch(i * 2, 2));
+    for (let i = 0; i < 40; i++) s.append(enc(batch(i * 2, 2)));
     expect(s.stats.bytes).toBeLessThanOrEqual(4000);
     expect(s.stats.pointsDroppedFull).toBeGreaterThan(0);
     expect(drops.spool_full).toBe(s.stats.pointsDroppedFull);
     expect(s.stats.points + s.stats.pointsDroppedFull).toBe(80);
     // What is left is the newest, in order.
-    const first = values(s.peek()!)[0]!;
+    const first = values(s.peek(jsonEncoding.encode)!)[0]!;
     expect(first).toBe(80 - s.stats.points);
     s.close();
   });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/storage/memory-store.ts';
 import { type MetricPoint, type MetricStore, StoreWriteError } from '../src/storage/metric-store.ts';
 import { WriteBuffer } from '../src/storage/write-buffer.ts';
-import { onCleanup, waitFor } from './helpers.ts';
+import { onCleanup, PointStoreDouble, waitFor } from './helpers.ts';
 
 const pt = (ts: number, v = 1, host = 'h'): MetricPoint => ({
   measurement: 'm',
@@ -57,7 +57,7 @@ describe('MemoryStore', () => {
   });
 });
 
-class FakeStore implements MetricStore {
+class FakeStore extends PointStoreDouble implements MetricStore {
   readonly kind = 'influxdb' as const;
   written: MetricPoint[][] = [];
   failures: Error[] = [];

@@ -4,16 +4,16 @@
  * the memory bound refuses. Nothing acked is dropped on the way.
  */
 import { describe, expect, it } from 'vitest';
-import type { MetricPoint, MetricStore } from '../src/storage/metric-store.ts';
+import { jsonEncoding, type MetricPoint, type MetricStore } from '../src/storage/metric-store.ts';
 import { DiskSpool } from '../src/storage/spool.ts';
 import { WriteBuffer } from '../src/storage/write-buffer.ts';
-import { onCleanup, tempDir, waitFor } from './helpers.ts';
+import { onCleanup, PointStoreDouble, tempDir, waitFor } from './helpers.ts';
 
 const pt = (ts: number): MetricPoint => ({ measurement: 'm', tags: { host: 'h' }, ints: { v: ts }, ts });
 const pts = (from: number, n: number) => Array.from({ length: n }, (_, i) => pt(from + i));
 
 /** A store whose writes hang until released (a stopped influxd), then succeed. */
-class GatedStore implements MetricStore {
+class GatedStore extends PointStoreDouble implements MetricStore {
   readonly kind = 'influxdb' as const;
   written = new Set<number>();
   writes = 0;
@@ -118,20 +118,21 @@ describe('write buffer backpressure', () => {
   it('a draining spool is judged by its points, not by the acked records its files still hold', async () => {
     const store = new GatedStore();
     const spool = new DiskSpool({ dir: await tempDir('gpupulse-spill-'), maxBytes: 64 * 1024 });
-    // One 16 KiB segment of 20-point batches, all but the newest written (acked): the file keeps
-    // the acked records' bytes until the whole segment is done.
-    for (let i = 0; i < 12; i++) spool.append(pts(i * 20, 20));
-    for (let i = 0; i < 11; i++) {
-      expect(spool.peek()).toHaveLength(20);
+    // One 16 KiB segment of 20-point batches (~1.7 KiB each as the test store encodes them), all
+    // but the newest written (acked): the file keeps the acked records' bytes until the whole
+    // segment is done.
+    for (let i = 0; i < 9; i++) spool.append(pts(i * 20, 20).map(jsonEncoding.encode));
+    for (let i = 0; i < 8; i++) {
+      expect(spool.peek(jsonEncoding.encode)).toHaveLength(20);
       spool.ack();
     }
     expect(spool.stats).toMatchObject({ records: 1, points: 20, segments: 1 });
     const fileBytesPerPoint = spool.stats.bytes / 20;
-    expect(spool.bytesPerPoint * 10).toBeLessThan(fileBytesPerPoint);
+    expect(spool.bytesPerPoint * 8).toBeLessThan(fileBytesPerPoint);
     const { b } = makeBuffer(store, { maxPoints: 2000, spillPoints: 50, spool });
     store.hold();
-    // 200 points take about 200 × bytesPerPoint (~15 KiB), far under 90 % of 64 KiB; counted at the
-    // file's bytes per live point they would "need" over 200 KiB.
+    // 200 points take about 200 × bytesPerPoint (~17 KiB), far under 90 % of 64 KiB; counted at the
+    // file's bytes per live point they would "need" over 150 KiB.
     expect(spool.stats.bytes + 200 * spool.bytesPerPoint).toBeLessThan(0.9 * 64 * 1024);
     expect(spool.stats.bytes + 200 * fileBytesPerPoint).toBeGreaterThan(0.9 * 64 * 1024);
     expect(b.admit(200).ok).toBe(true);

@@ -2,6 +2,7 @@ import type { StorageInfo, StorageKind } from '@gpupulse/protocol';
 import type { Logger } from 'pino';
 import { type LineStats, newLineStats, toLineProtocol } from './line-protocol.ts';
 import {
+  type EncodedPoint,
   type MetricPoint,
   type MetricStore,
   type QueryResult,
@@ -29,6 +30,12 @@ export interface InfluxStoreOptions {
   timeoutMs?: number;
   logger?: Logger;
 }
+
+/**
+ * Starts and ends the retention policy in an encoded point that has one: `\0rp\0line`. A line
+ * never starts with NUL (names carry no control character: line-protocol.ts).
+ */
+const RP_MARK = '\u0000';
 
 /**
  * InfluxDB through the v1 HTTP API only: line protocol to `/write`, InfluxQL on `/query`.
@@ -87,40 +94,68 @@ export class InfluxStore implements MetricStore {
   }
 
   /**
-   * Writes one batch: one request per retention policy. When InfluxDB refuses part of it (a 4xx
-   * such as `partial write: … dropped=N`), the other requests are still made and one
-   * non-retryable `StoreWriteError` reports the exact number of points not stored (`dropped`),
-   * including points line protocol could not carry (see line-protocol.ts). A retryable failure
-   * (network, 5xx, 429) throws at once; a retry of the whole batch is harmless (same series and
-   * time overwrite).
+   * A point as a line of line protocol (see line-protocol.ts), prefixed by its retention policy
+   * when it has one; null (counted in `lineStats`) when line protocol cannot carry it.
    */
-  async write(points: readonly MetricPoint[]): Promise<void> {
-    if (this.closed) throw new StoreWriteError('store is closed', { retryable: false });
-    // One request per retention policy (rollup tiers go to their own RP on InfluxDB 1.x).
-    const byRp = new Map<string, string[]>();
+  encode(p: MetricPoint): EncodedPoint | null {
     const stats = this.lineStats;
-    const pointsBefore = stats.pointsDropped;
     const fieldsBefore = stats.fieldsDropped;
-    for (const p of points) {
-      const line = toLineProtocol(p, stats);
-      if (!line) continue;
-      const rp = p.rp ?? '';
-      const list = byRp.get(rp);
-      if (list) list.push(line);
-      else byRp.set(rp, [line]);
-    }
-    const invalid = stats.pointsDropped - pointsBefore;
-    if (stats.fieldsDropped > fieldsBefore && fieldsBefore === 0) {
+    const line = toLineProtocol(p, stats);
+    if (fieldsBefore === 0 && stats.fieldsDropped > 0) {
       this.logger?.error(
         { reason: stats.lastReason },
         'a field could not be written as line protocol and was left out (counted; logged once)',
       );
     }
+    if (line === null) return null;
+    return p.rp ? `${RP_MARK}${p.rp}${RP_MARK}${line}` : line;
+  }
+
+  /**
+   * Writes one batch: one request per retention policy. When InfluxDB refuses part of it (a 4xx
+   * such as `partial write: … dropped=N`), the other requests are still made and one
+   * non-retryable `StoreWriteError` reports the exact number of points not stored (`dropped`).
+   * A retryable failure (network, 5xx, 429) throws at once; a retry of the whole batch is
+   * harmless (same series and time overwrite).
+   */
+  writeEncoded(points: readonly EncodedPoint[]): Promise<void> {
+    return this.writeGroups(points, 0);
+  }
+
+  /**
+   * `encode` + `writeEncoded`; points line protocol cannot carry count in the error's `dropped`
+   * (with the reason) while the others are written.
+   */
+  write(points: readonly MetricPoint[]): Promise<void> {
+    const lines: EncodedPoint[] = [];
+    for (const p of points) {
+      const line = this.encode(p);
+      if (line !== null) lines.push(line);
+    }
+    return this.writeGroups(lines, points.length - lines.length);
+  }
+
+  private async writeGroups(points: readonly EncodedPoint[], invalid: number): Promise<void> {
+    if (this.closed) throw new StoreWriteError('store is closed', { retryable: false });
+    // One request per retention policy (rollup tiers go to their own RP on InfluxDB 1.x).
+    const byRp = new Map<string, string[]>();
+    for (const e of points) {
+      let rp = '';
+      let line = e;
+      if (e.charCodeAt(0) === 0) {
+        const end = e.indexOf(RP_MARK, 1);
+        rp = e.slice(1, end);
+        line = e.slice(end + 1);
+      }
+      const list = byRp.get(rp);
+      if (list) list.push(line);
+      else byRp.set(rp, [line]);
+    }
     let dropped = invalid;
     let status: number | null = null;
     const reasons: string[] = [];
     if (invalid > 0)
-      reasons.push(`${invalid} point(s) cannot be written as line protocol (${stats.lastReason})`);
+      reasons.push(`${invalid} point(s) cannot be written as line protocol (${this.lineStats.lastReason})`);
     for (const [rp, lines] of byRp) {
       try {
         await this.writeLines(lines, rp);

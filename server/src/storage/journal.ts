@@ -1,6 +1,6 @@
 import { SegmentedLog } from '@gpupulse/node';
 import type { Logger } from 'pino';
-import type { MetricPoint } from './metric-store.ts';
+import { type EncodedPoint, encodedRecord, type MetricPoint } from './metric-store.ts';
 
 export interface WriteJournalOptions {
   /** Directory of the journal's segment files (created when missing). */
@@ -85,7 +85,7 @@ export class WriteJournal {
    * Puts a batch on disk before it is acked. Never throws: when the disk refuses, the batch stays
    * in memory only (as without a journal), counted and logged once until appends work again.
    */
-  append(points: readonly MetricPoint[]): void {
+  append(points: readonly EncodedPoint[]): void {
     if (points.length === 0) return;
     let id: number | null = null;
     try {
@@ -136,16 +136,22 @@ export class WriteJournal {
   /**
    * Hands every batch a crashed run left in the journal to `take` (oldest first) and removes it
    * once `take` returned; a `take` that throws leaves the rest for the next start. Call before the
-   * first `append`. Returns the points handed on.
+   * first `append`. Returns the points handed on. `encode`: the store's, for a record of points
+   * journaled as objects by an earlier version.
    */
-  recover(take: (points: MetricPoint[]) => void): number {
+  recover(
+    take: (points: EncodedPoint[]) => void,
+    encode: (point: MetricPoint) => EncodedPoint | null,
+  ): number {
     let points = 0;
     for (let first = this.log.first(); first; first = this.log.first()) {
       const buf = this.log.read(first.id); // null: unreadable, dropped and counted by the log
       if (buf) {
-        let batch: MetricPoint[] | null = null;
+        let batch: EncodedPoint[] | null = null;
         try {
-          batch = JSON.parse(buf.toString('utf8')) as MetricPoint[];
+          const items: unknown = JSON.parse(buf.toString('utf8'));
+          if (!Array.isArray(items)) throw new Error('not a batch');
+          batch = encodedRecord(items, encode);
         } catch {
           this.logger?.error({ dir: this.dir, id: first.id }, 'corrupt write-journal record; skipped');
         }

@@ -196,10 +196,19 @@ export function toLineProtocol(p: MetricPoint, stats?: LineStats): string | null
   }
   sortOrder(tagKeys, tagOrder, nt);
   sortOrder(fieldKeys, fieldOrder, nf);
-  let line = measurementName(p.measurement);
-  for (let i = 0; i < nt; i++) line += tagTexts[tagOrder[i]!]!;
-  line += ' ';
-  for (let i = 0; i < nf; i++)
-    line += i === 0 ? fieldTexts[fieldOrder[0]!]! : `,${fieldTexts[fieldOrder[i]!]!}`;
-  return `${line} ${ts}`;
+  // Joined, not concatenated: the line is held (write buffer, journal) until storage took it, and
+  // a flat string is one object where `+=` leaves a tree of one per piece.
+  let n = 0;
+  parts[n++] = measurementName(p.measurement);
+  for (let i = 0; i < nt; i++) parts[n++] = tagTexts[tagOrder[i]!]!;
+  for (let i = 0; i < nf; i++) {
+    parts[n++] = i === 0 ? ' ' : ',';
+    parts[n++] = fieldTexts[fieldOrder[i]!]!;
+  }
+  parts[n++] = ' ';
+  parts[n++] = String(ts);
+  parts.length = n;
+  return parts.join('');
 }
+
+const parts: string[] = [];

@@ -1,6 +1,13 @@
 import type { StorageInfo, StorageWarningCode } from '@gpupulse/protocol';
-import type { MetricPoint, MetricStore, QueryResult, QuerySeries } from './metric-store.ts';
-import { StoreQueryError } from './metric-store.ts';
+import {
+  type EncodedPoint,
+  jsonEncoding,
+  type MetricPoint,
+  type MetricStore,
+  type QueryResult,
+  type QuerySeries,
+  StoreQueryError,
+} from './metric-store.ts';
 
 export const MEMORY_STORE_WARNING =
   'in-memory storage: only the last 2 hours are kept and no history survives a restart ' +
@@ -67,6 +74,15 @@ export class MemoryStore implements MetricStore {
 
   get size(): number {
     return this.count;
+  }
+
+  /** The point's JSON: this store keeps points as they are. */
+  encode(point: MetricPoint): EncodedPoint {
+    return jsonEncoding.encode(point);
+  }
+
+  writeEncoded(points: readonly EncodedPoint[]): Promise<void> {
+    return this.write(points.map(jsonEncoding.decode));
   }
 
   async write(points: readonly MetricPoint[]): Promise<void> {

@@ -65,10 +65,26 @@ export class StoreQueryError extends Error {
   }
 }
 
+/**
+ * A point in its store's own form (`MetricStore.encode`), made once as the point enters the write
+ * buffer: what the buffer holds in memory, the write journal and the disk spool keep on disk, and
+ * `writeEncoded` sends. Opaque outside the store (InfluxDB: a line of line protocol). One short
+ * string per point instead of a point's five objects, held until storage took it: the server's
+ * allocation rate and memory depend on it.
+ */
+export type EncodedPoint = string;
+
 /** The storage seam: InfluxDB (`InfluxStore`) or the in-memory twin (`MemoryStore`). */
 export interface MetricStore {
   readonly kind: StorageKind;
-  /** Writes one batch. Throws `StoreWriteError`. */
+  /**
+   * The point in the form `writeEncoded` takes, or null when it cannot be stored (counted by the
+   * store, e.g. a timestamp InfluxDB cannot hold).
+   */
+  encode(point: MetricPoint): EncodedPoint | null;
+  /** Writes one batch of encoded points. Throws `StoreWriteError`. */
+  writeEncoded(points: readonly EncodedPoint[]): Promise<void>;
+  /** Encodes and writes one batch (`encode` + `writeEncoded`). Throws `StoreWriteError`. */
   write(points: readonly MetricPoint[]): Promise<void>;
   /** Runs one InfluxQL statement; times come back as ms since the epoch. Throws `StoreQueryError`. */
   query(influxql: string): Promise<QueryResult>;
@@ -76,4 +92,33 @@ export interface MetricStore {
   ping(): Promise<boolean>;
   info(): StorageInfo;
   close(): Promise<void>;
+}
+
+/**
+ * The encoding of a store that keeps points as they are (the in-memory twin, test doubles): the
+ * point's JSON.
+ */
+export const jsonEncoding = {
+  encode: (point: MetricPoint): EncodedPoint => JSON.stringify(point),
+  decode: (encoded: EncodedPoint): MetricPoint => JSON.parse(encoded) as MetricPoint,
+};
+
+/**
+ * Encoded points read back from a journal or spool record (a JSON array): strings as they are;
+ * points (a record written before points were stored encoded) encoded with `encode` — so a server
+ * upgraded with a non-empty spool or journal loses none of it.
+ */
+export function encodedRecord(
+  items: readonly unknown[],
+  encode: (point: MetricPoint) => EncodedPoint | null,
+): EncodedPoint[] {
+  const out: EncodedPoint[] = [];
+  for (const item of items) {
+    if (typeof item === 'string') out.push(item);
+    else if (typeof item === 'object' && item !== null) {
+      const e = encode(item as MetricPoint);
+      if (e !== null) out.push(e);
+    }
+  }
+  return out;
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { type DropReason, RECORD_HEADER_BYTES, SegmentedLog } from '@gpupulse/node';
 import type { Logger } from 'pino';
-import type { MetricPoint } from './metric-store.ts';
+import { type EncodedPoint, encodedRecord, type MetricPoint } from './metric-store.ts';
 
 export interface DiskSpoolOptions {
   /** Directory of the segment files (created on first use). */
@@ -32,7 +32,9 @@ export interface SpoolStats {
 /**
  * A bounded disk spool of write batches, drained in order (FIFO), on the shared segmented log of
  * @gpupulse/node (the agent's spool uses the same one): one record per batch, `count` = its
- * points, payload = the batch as JSON of MetricPoint[].
+ * points, payload = the batch as a JSON array of the store's encoded points (`EncodedPoint`:
+ * line protocol for InfluxDB). Records of servers that spooled points as JSON objects are read too
+ * (encoded when read).
  *
  * Appends go to the newest segment; `peek` reads the oldest batch and `ack` removes it (the
  * log's ack file: after a restart, acked batches are not written again — exactly once). When the
@@ -143,7 +145,7 @@ export class DiskSpool {
   }
 
   /** Appends one batch. Throws on I/O errors (disk full …); the caller keeps the batch then. */
-  append(points: readonly MetricPoint[]): void {
+  append(points: readonly EncodedPoint[]): void {
     if (points.length === 0) return;
     this.open();
     const log = this.openLog();
@@ -153,8 +155,11 @@ export class DiskSpool {
     this.appendedPoints += points.length;
   }
 
-  /** The oldest waiting batch, or null. An unreadable record met here is dropped and counted. */
-  peek(): MetricPoint[] | null {
+  /**
+   * The oldest waiting batch, or null. An unreadable record met here is dropped and counted.
+   * `encode`: the store's, for a record of points spooled as objects by an earlier version.
+   */
+  peek(encode: (point: MetricPoint) => EncodedPoint | null): EncodedPoint[] | null {
     this.open();
     const log = this.log;
     if (!log) return null;
@@ -162,9 +167,10 @@ export class DiskSpool {
       const buf = log.read(first.id); // null: unreadable, dropped and counted by the log
       if (!buf) continue;
       try {
-        const batch = JSON.parse(buf.toString('utf8')) as MetricPoint[];
+        const items: unknown = JSON.parse(buf.toString('utf8'));
+        if (!Array.isArray(items)) throw new Error('not a batch');
         this.peeked = first.id;
-        return batch;
+        return encodedRecord(items, encode);
       } catch {
         this.logger?.error({ dir: this.dir, id: first.id }, 'corrupt spool record; dropped it');
         log.remove([first.id]);

@@ -1,7 +1,7 @@
 import { backoffDelay } from '@gpupulse/node';
 import type { Logger } from 'pino';
 import type { WriteJournal } from './journal.ts';
-import { type MetricPoint, type MetricStore, StoreWriteError } from './metric-store.ts';
+import { type EncodedPoint, type MetricPoint, type MetricStore, StoreWriteError } from './metric-store.ts';
 import type { DiskSpool } from './spool.ts';
 
 export interface WriteBufferOptions {
@@ -122,10 +122,10 @@ export class WriteBuffer {
   private readonly random: () => number;
   readonly spool: DiskSpool | null;
   readonly journal: WriteJournal | null;
-  /** Chunks of at most batchSize points, oldest first. */
-  private chunks: MetricPoint[][] = [];
+  /** Chunks of at most batchSize points (encoded by the store as they came in), oldest first. */
+  private chunks: EncodedPoint[][] = [];
   /** The oldest batch while it is in flight or was put back after a failed write (for the journal). */
-  private held: MetricPoint[] | null = null;
+  private held: EncodedPoint[] | null = null;
   /** Points that left memory behind `held` (released to the journal with it). */
   private releasedBehindHeld = 0;
   private size = 0;
@@ -175,11 +175,14 @@ export class WriteBuffer {
     // A crashed run's acked points come first: to the disk spool (drained before new points), or
     // without a spool into memory — journaled again, so the journal's count of what memory holds
     // stays exact.
-    const recovered: MetricPoint[][] = [];
-    this.journal?.recover((batch) => {
-      if (this.spool) this.spool.append(batch);
-      else recovered.push(batch);
-    });
+    const recovered: EncodedPoint[][] = [];
+    this.journal?.recover(
+      (batch) => {
+        if (this.spool) this.spool.append(batch);
+        else recovered.push(batch);
+      },
+      (point) => this.store.encode(point),
+    );
     for (const batch of recovered) {
       this.journal?.append(batch);
       this.pushChunks(batch);
@@ -309,10 +312,22 @@ export class WriteBuffer {
     if (this.spooling) this.kick(true);
   }
 
+  /**
+   * Takes points to write: each is encoded by the store once, here (what memory, the journal and
+   * the spool hold from then on); one the store cannot encode is dropped and counted as
+   * `rejected`, as storage would refuse it.
+   */
   enqueue(points: readonly MetricPoint[]): void {
     if (this.stopped || points.length === 0) return;
-    this.journal?.append(points);
-    this.pushChunks(points);
+    const encoded: EncodedPoint[] = [];
+    for (let i = 0; i < points.length; i++) {
+      const e = this.store.encode(points[i]!);
+      if (e !== null) encoded.push(e);
+    }
+    if (encoded.length < points.length) this.unstorable(points.length - encoded.length);
+    if (encoded.length === 0) return;
+    this.journal?.append(encoded);
+    this.pushChunks(encoded);
     if (this.spool && this.size > this.spillPoints) {
       // Storage is slower than the input: the backlog goes to disk, new points queue behind it
       // (also while a write is in flight, which may hang for the store's timeout).
@@ -332,7 +347,19 @@ export class WriteBuffer {
     if (this.chunks.length > 1 || (this.chunks[0]?.length ?? 0) >= this.batchSize) this.kick(false);
   }
 
-  private pushChunks(points: readonly MetricPoint[]): void {
+  private unstorable(n: number): void {
+    this.stats.pointsRejected += n;
+    this.observer.dropped?.('rejected', n);
+    if (!this.loggedReasons.has('unstorable')) {
+      this.loggedReasons.add('unstorable');
+      this.logger?.error(
+        { points: n },
+        "points storage cannot hold (see the store's log line for why); dropped and counted as rejected (logged once)",
+      );
+    }
+  }
+
+  private pushChunks(points: readonly EncodedPoint[]): void {
     for (const p of points) {
       let last = this.chunks[this.chunks.length - 1];
       if (!last || last.length >= this.batchSize) {
@@ -350,7 +377,7 @@ export class WriteBuffer {
    * what leaves behind it is released to the journal only together with it (`chunk`: the chunk
    * that left, to recognise the held one).
    */
-  private left(n: number, chunk?: readonly MetricPoint[]): void {
+  private left(n: number, chunk?: readonly EncodedPoint[]): void {
     this.size -= n;
     if (!this.journal) return;
     if (this.held === null) this.journal.release(n);
@@ -478,7 +505,7 @@ export class WriteBuffer {
     this.stats.buffered = this.size;
   }
 
-  private toSpool(points: readonly MetricPoint[]): boolean {
+  private toSpool(points: readonly EncodedPoint[]): boolean {
     try {
       this.spool!.append(points);
       this.stats.pointsSpooled += points.length;
@@ -502,10 +529,10 @@ export class WriteBuffer {
    */
   private async writeOne(flushing: boolean): Promise<boolean> {
     const fromSpool = this.spooling;
-    let batch: MetricPoint[] | undefined;
+    let batch: EncodedPoint[] | undefined;
     if (fromSpool) {
       this.moveToSpool();
-      batch = this.spool!.peek() ?? undefined;
+      batch = this.spool!.peek((point) => this.store.encode(point)) ?? undefined;
     } else {
       batch = this.chunks.shift();
       if (batch && batch.length > 0) this.held = batch;
@@ -513,7 +540,7 @@ export class WriteBuffer {
     if (!batch || batch.length === 0) return true;
     const started = performance.now();
     try {
-      await this.store.write(batch);
+      await this.store.writeEncoded(batch);
       const seconds = (performance.now() - started) / 1000;
       const rate = batch.length / Math.max(seconds, 0.001);
       this.writeRate = this.writeRate === null ? rate : 0.8 * this.writeRate + 0.2 * rate;
