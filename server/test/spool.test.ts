@@ -80,6 +80,21 @@ describe('DiskSpool', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('peek takes the records after the oldest while they fit maxPoints; ack removes them all', async () => {
+    const s = new DiskSpool({ dir: join(await tempDir(), 'spool') });
+    for (let i = 0; i < 5; i++) s.append(enc(batch(i * 3, 3)));
+    expect(values(s.peek(jsonEncoding.encode, 8)!)).toEqual([0, 1, 2, 3, 4, 5]);
+    s.ack();
+    expect(s.stats).toMatchObject({ records: 3, points: 9 });
+    // At least the oldest record, however small maxPoints.
+    expect(values(s.peek(jsonEncoding.encode, 1)!)).toEqual([6, 7, 8]);
+    s.ack();
+    expect(values(s.peek(jsonEncoding.encode, 100)!)).toEqual([9, 10, 11, 12, 13, 14]);
+    s.ack();
+    expect(s.peek(jsonEncoding.encode, 100)).toBeNull();
+    s.close();
+  });
+
   it('ack removes the batch peek returned, even when appends and the size bound moved the head', async () => {
     const dir = join(await tempDir(), 'spool');
     const s = new DiskSpool({ dir, maxBytes: 4000, segmentBytes: 1000 });
@@ -238,6 +253,7 @@ describe('WriteBuffer with a disk spool', () => {
     const buffer = new WriteBuffer({
       store,
       batchSize: 2,
+      maxWritePoints: 2,
       flushIntervalMs: 20,
       initialBackoffMs: 20,
       maxBackoffMs: 40,

@@ -95,13 +95,41 @@ function buffer(store: MetricStore, opts: Partial<ConstructorParameters<typeof W
 describe('WriteBuffer', () => {
   it('batches by size and by time', async () => {
     const store = new FakeStore();
-    const b = buffer(store, { flushIntervalMs: 60_000 });
+    const b = buffer(store, { flushIntervalMs: 60_000, maxWritePoints: 2 });
     b.enqueue([pt(1), pt(2), pt(3)]);
     await waitFor(() => store.written.length === 1, 1000, 'full batch');
     expect(store.written[0]!.map((p) => p.ts)).toEqual([1, 2]);
     expect(b.buffered).toBe(1);
     await b.flush(1000);
     expect(store.written.map((w) => w.length)).toEqual([2, 1]);
+  });
+
+  it('a backlog goes in writes of several chunks, up to maxWritePoints, in order', async () => {
+    const store = new FakeStore();
+    // The first write hangs (storage behind) while 11 more points arrive in chunks of 2.
+    let release = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const write = store.write.bind(store);
+    store.write = async (points) => {
+      if (store.written.length === 0) await gate;
+      return write(points);
+    };
+    const b = buffer(store, { flushIntervalMs: 60_000, maxWritePoints: 5 });
+    b.enqueue([pt(0), pt(1)]);
+    for (let i = 2; i < 13; i++) b.enqueue([pt(i)]);
+    release();
+    await waitFor(() => b.buffered === 0, 2000, 'the backlog written');
+    // [0,1] alone (in flight before the backlog), then whole chunks up to 5 points (a partial last
+    // chunk goes along with a full one).
+    expect(store.written.map((w) => w.map((p) => p.ts))).toEqual([
+      [0, 1],
+      [2, 3, 4, 5],
+      [6, 7, 8, 9],
+      [10, 11, 12],
+    ]);
+    expect(b.stats).toMatchObject({ batchesOk: 4, pointsWritten: 13 });
   });
 
   it('retries retryable errors with backoff and keeps order', async () => {

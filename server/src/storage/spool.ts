@@ -54,7 +54,8 @@ export class DiskSpool {
   private readonly onDrop: DiskSpoolOptions['onDrop'];
   private log: SegmentedLog | null = null;
   private opened = false;
-  private peeked: number | null = null;
+  /** The records of the batch `peek` returned. */
+  private peeked: number[] | null = null;
   private pointsDroppedFull = 0;
   private tornRecords = 0;
   /** Bytes and points appended since open (for `bytesPerPoint`). */
@@ -156,39 +157,50 @@ export class DiskSpool {
   }
 
   /**
-   * The oldest waiting batch, or null. An unreadable record met here is dropped and counted.
-   * `encode`: the store's, for a record of points spooled as objects by an earlier version.
+   * The oldest waiting batch, or null: its oldest record and the records after it while the
+   * points stay within `maxPoints` (one write for several records when storage has fallen behind).
+   * An unreadable record met here is dropped and counted. `encode`: the store's, for a record of
+   * points spooled as objects by an earlier version.
    */
-  peek(encode: (point: MetricPoint) => EncodedPoint | null): EncodedPoint[] | null {
+  peek(encode: (point: MetricPoint) => EncodedPoint | null, maxPoints = 0): EncodedPoint[] | null {
     this.open();
     const log = this.log;
     if (!log) return null;
-    for (let first = log.first(); first; first = log.first()) {
-      const buf = log.read(first.id); // null: unreadable, dropped and counted by the log
+    let batch: EncodedPoint[] | null = null;
+    const ids: number[] = [];
+    for (const rec of log.live()) {
+      if (batch !== null && batch.length + rec.count > maxPoints) break;
+      const buf = log.read(rec.id); // null: unreadable, dropped and counted by the log
       if (!buf) continue;
+      let points: EncodedPoint[];
       try {
         const items: unknown = JSON.parse(buf.toString('utf8'));
         if (!Array.isArray(items)) throw new Error('not a batch');
-        this.peeked = first.id;
-        return encodedRecord(items, encode);
+        points = encodedRecord(items, encode);
       } catch {
-        this.logger?.error({ dir: this.dir, id: first.id }, 'corrupt spool record; dropped it');
-        log.remove([first.id]);
-        this.onDrop?.('spool_corrupt', first.count);
+        this.logger?.error({ dir: this.dir, id: rec.id }, 'corrupt spool record; dropped it');
+        log.remove([rec.id]);
+        this.onDrop?.('spool_corrupt', rec.count);
+        continue;
       }
+      ids.push(rec.id);
+      if (batch === null) batch = points;
+      else for (const p of points) batch.push(p);
     }
-    return null;
+    this.peeked = ids.length > 0 ? ids : null;
+    return batch;
   }
 
   /** Removes the batch `peek()` returned (it was written or refused for good). */
   ack(): void {
     const log = this.log;
     if (!log) return;
-    // The batch peek() returned, even when appends arrived since; if the size bound dropped it
-    // meanwhile (counted then), there is nothing left to ack.
-    const id = this.peeked ?? log.first()?.id;
+    // The records peek() returned, even when appends arrived since; those the size bound dropped
+    // meanwhile (counted then) are gone already, and no other record is acked in their place.
+    const first = log.first()?.id;
+    const ids = this.peeked ?? (first === undefined ? [] : [first]);
     this.peeked = null;
-    if (id !== undefined) log.remove([id]);
+    if (ids.length > 0) log.remove(ids);
   }
 
   /** Closes file descriptors (the files stay). */

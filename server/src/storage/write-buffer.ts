@@ -6,8 +6,15 @@ import type { DiskSpool } from './spool.ts';
 
 export interface WriteBufferOptions {
   store: MetricStore;
-  /** Points per write (default 5,000). */
+  /** Points per chunk in memory, journal and spool record, and per write when storage keeps up (default 5,000). */
   batchSize?: number;
+  /**
+   * Most points per write (default 4 × batchSize): while more than one chunk (or spool record)
+   * waits, a write takes the oldest ones up to this many. A write's round trip includes the wait
+   * for a busy event loop (a second's reports arrive in one burst), so at 1,000 nodes × 8 GPUs
+   * one chunk per round trip is fewer points than arrive; a few chunks at once catch up.
+   */
+  maxWritePoints?: number;
   /** A partial batch is written after this long (default 1 s). */
   flushIntervalMs?: number;
   /**
@@ -105,6 +112,7 @@ export interface WriteBufferStats {
 export class WriteBuffer {
   private readonly store: MetricStore;
   private readonly batchSize: number;
+  private readonly maxWritePoints: number;
   private readonly flushIntervalMs: number;
   readonly maxPoints: number;
   /** Agents' points are refused beyond this backlog in memory (80 % of maxPoints). */
@@ -155,6 +163,7 @@ export class WriteBuffer {
   constructor(opts: WriteBufferOptions) {
     this.store = opts.store;
     this.batchSize = Math.max(1, opts.batchSize ?? 5000);
+    this.maxWritePoints = Math.max(this.batchSize, opts.maxWritePoints ?? 4 * this.batchSize);
     this.flushIntervalMs = opts.flushIntervalMs ?? 1000;
     this.maxPoints = Math.max(this.batchSize, opts.maxPoints ?? 100_000);
     this.acceptPoints = Math.max(1, Math.floor(this.maxPoints * 0.8));
@@ -494,6 +503,17 @@ export class WriteBuffer {
       }) as Promise<void>;
   }
 
+  /** The oldest chunk, with the chunks after it while the points stay within `maxWritePoints`. */
+  private takeChunks(): EncodedPoint[] | undefined {
+    const first = this.chunks.shift();
+    if (first === undefined) return undefined;
+    while (this.chunks.length > 0 && first.length + this.chunks[0]!.length <= this.maxWritePoints) {
+      const next = this.chunks.shift()!;
+      for (let i = 0; i < next.length; i++) first.push(next[i]!);
+    }
+    return first;
+  }
+
   /** Moves every chunk in memory to the spool (behind what is there). Stops at an I/O error. */
   private moveToSpool(): void {
     while (this.chunks.length > 0) {
@@ -532,9 +552,9 @@ export class WriteBuffer {
     let batch: EncodedPoint[] | undefined;
     if (fromSpool) {
       this.moveToSpool();
-      batch = this.spool!.peek((point) => this.store.encode(point)) ?? undefined;
+      batch = this.spool!.peek((point) => this.store.encode(point), this.maxWritePoints) ?? undefined;
     } else {
-      batch = this.chunks.shift();
+      batch = this.takeChunks();
       if (batch && batch.length > 0) this.held = batch;
     }
     if (!batch || batch.length === 0) return true;
