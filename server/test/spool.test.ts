@@ -89,7 +89,13 @@ describe('DiskSpool', () => {
     // At least the oldest record, however small maxPoints.
     expect(values(s.peek(jsonEncoding.encode, 1)!)).toEqual([6, 7, 8]);
     s.ack();
-    expect(values(s.peek(jsonEncoding.encode, 100)!)).toEqual([9, 10, 11, 12, 13, 14]);
+    s.append(enc(batch(15, 3)));
+    s.append(enc(batch(18, 3)));
+    // …and within maxBytes of records (one record here is ~3 × 90 bytes).
+    expect(values(s.peek(jsonEncoding.encode, 100, 400)!)).toEqual([9, 10, 11]);
+    expect(values(s.peek(jsonEncoding.encode, 100)!)).toEqual([
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+    ]);
     s.ack();
     expect(s.peek(jsonEncoding.encode, 100)).toBeNull();
     s.close();

@@ -132,6 +132,27 @@ describe('WriteBuffer', () => {
     expect(b.stats).toMatchObject({ batchesOk: 4, pointsWritten: 13 });
   });
 
+  it('a merged write also stays within maxWriteBytes of encoded text (InfluxDB 3 caps request bodies)', async () => {
+    const store = new FakeStore();
+    const size = store.encode(pt(10)).length; // every test point encodes to the same length
+    let release = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const write = store.write.bind(store);
+    store.write = async (points) => {
+      if (store.written.length === 0) await gate;
+      return write(points);
+    };
+    // Room for 100 points, but only for the text of 5: chunks of 2 go two at a time.
+    const b = buffer(store, { flushIntervalMs: 60_000, maxWritePoints: 100, maxWriteBytes: 5 * size });
+    b.enqueue([pt(10), pt(11)]);
+    for (let i = 12; i < 20; i++) b.enqueue([pt(i)]);
+    release();
+    await waitFor(() => b.buffered === 0, 2000, 'the backlog written');
+    expect(store.written.map((w) => w.length)).toEqual([2, 4, 4]);
+  });
+
   it('retries retryable errors with backoff and keeps order', async () => {
     const store = new FakeStore();
     store.failures = [

@@ -158,20 +158,28 @@ export class DiskSpool {
 
   /**
    * The oldest waiting batch, or null: its oldest record and the records after it while the
-   * points stay within `maxPoints` (one write for several records when storage has fallen behind).
+   * points stay within `maxPoints` and the records' bytes within `maxBytes` (one write for several
+   * records when storage has fallen behind).
    * An unreadable record met here is dropped and counted. `encode`: the store's, for a record of
    * points spooled as objects by an earlier version.
    */
-  peek(encode: (point: MetricPoint) => EncodedPoint | null, maxPoints = 0): EncodedPoint[] | null {
+  peek(
+    encode: (point: MetricPoint) => EncodedPoint | null,
+    maxPoints = 0,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): EncodedPoint[] | null {
     this.open();
     const log = this.log;
     if (!log) return null;
     let batch: EncodedPoint[] | null = null;
     const ids: number[] = [];
+    let bytes = 0;
     for (const rec of log.live()) {
       if (batch !== null && batch.length + rec.count > maxPoints) break;
       const buf = log.read(rec.id); // null: unreadable, dropped and counted by the log
       if (!buf) continue;
+      if (batch !== null && bytes + buf.length > maxBytes) break;
+      bytes += buf.length;
       let points: EncodedPoint[];
       try {
         const items: unknown = JSON.parse(buf.toString('utf8'));

@@ -15,6 +15,11 @@ export interface WriteBufferOptions {
    * one chunk per round trip is fewer points than arrive; a few chunks at once catch up.
    */
   maxWritePoints?: number;
+  /**
+   * …and up to this many characters of encoded points (≈ bytes of line protocol; default 4 MiB):
+   * InfluxDB 3 refuses a request body over 10 MiB by default. A single chunk goes as it is.
+   */
+  maxWriteBytes?: number;
   /** A partial batch is written after this long (default 1 s). */
   flushIntervalMs?: number;
   /**
@@ -113,6 +118,7 @@ export class WriteBuffer {
   private readonly store: MetricStore;
   private readonly batchSize: number;
   private readonly maxWritePoints: number;
+  private readonly maxWriteBytes: number;
   private readonly flushIntervalMs: number;
   readonly maxPoints: number;
   /** Agents' points are refused beyond this backlog in memory (80 % of maxPoints). */
@@ -164,6 +170,7 @@ export class WriteBuffer {
     this.store = opts.store;
     this.batchSize = Math.max(1, opts.batchSize ?? 5000);
     this.maxWritePoints = Math.max(this.batchSize, opts.maxWritePoints ?? 4 * this.batchSize);
+    this.maxWriteBytes = opts.maxWriteBytes ?? 4 * 1024 ** 2;
     this.flushIntervalMs = opts.flushIntervalMs ?? 1000;
     this.maxPoints = Math.max(this.batchSize, opts.maxPoints ?? 100_000);
     this.acceptPoints = Math.max(1, Math.floor(this.maxPoints * 0.8));
@@ -503,12 +510,21 @@ export class WriteBuffer {
       }) as Promise<void>;
   }
 
-  /** The oldest chunk, with the chunks after it while the points stay within `maxWritePoints`. */
+  /**
+   * The oldest chunk, with the chunks after it while the points stay within `maxWritePoints` and
+   * their text within `maxWriteBytes`.
+   */
   private takeChunks(): EncodedPoint[] | undefined {
     const first = this.chunks.shift();
     if (first === undefined) return undefined;
+    let chars = -1;
     while (this.chunks.length > 0 && first.length + this.chunks[0]!.length <= this.maxWritePoints) {
-      const next = this.chunks.shift()!;
+      if (chars < 0) chars = textLength(first);
+      const next = this.chunks[0]!;
+      const more = textLength(next);
+      if (chars + more > this.maxWriteBytes) break;
+      chars += more;
+      this.chunks.shift();
       for (let i = 0; i < next.length; i++) first.push(next[i]!);
     }
     return first;
@@ -552,7 +568,9 @@ export class WriteBuffer {
     let batch: EncodedPoint[] | undefined;
     if (fromSpool) {
       this.moveToSpool();
-      batch = this.spool!.peek((point) => this.store.encode(point), this.maxWritePoints) ?? undefined;
+      batch =
+        this.spool!.peek((point) => this.store.encode(point), this.maxWritePoints, this.maxWriteBytes) ??
+        undefined;
     } else {
       batch = this.takeChunks();
       if (batch && batch.length > 0) this.held = batch;
@@ -643,6 +661,12 @@ export class WriteBuffer {
       return true;
     }
   }
+}
+
+function textLength(points: readonly EncodedPoint[]): number {
+  let n = 0;
+  for (let i = 0; i < points.length; i++) n += points[i]!.length;
+  return n;
 }
 
 /** Groups refusal messages that differ only by numbers/quoted names (one log line per kind). */
