@@ -61,10 +61,20 @@ class FakeStore extends PointStoreDouble implements MetricStore {
   readonly kind = 'influxdb' as const;
   written: MetricPoint[][] = [];
   failures: Error[] = [];
+  private gate: Promise<void> | null = null;
   async write(points: readonly MetricPoint[]): Promise<void> {
+    if (this.gate && this.written.length === 0) await this.gate;
     const f = this.failures.shift();
     if (f) throw f;
     this.written.push([...points]);
+  }
+  /** The first write hangs (storage behind) until the returned function is called. */
+  holdFirstWrite(): () => void {
+    let release = () => {};
+    this.gate = new Promise<void>((r) => {
+      release = r;
+    });
+    return release;
   }
   async query() {
     return { series: [] };
@@ -107,15 +117,7 @@ describe('WriteBuffer', () => {
   it('a backlog goes in writes of several chunks, up to maxWritePoints, in order', async () => {
     const store = new FakeStore();
     // The first write hangs (storage behind) while 11 more points arrive in chunks of 2.
-    let release = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const write = store.write.bind(store);
-    store.write = async (points) => {
-      if (store.written.length === 0) await gate;
-      return write(points);
-    };
+    const release = store.holdFirstWrite();
     const b = buffer(store, { flushIntervalMs: 60_000, maxWritePoints: 5 });
     b.enqueue([pt(0), pt(1)]);
     for (let i = 2; i < 13; i++) b.enqueue([pt(i)]);
@@ -135,15 +137,7 @@ describe('WriteBuffer', () => {
   it('a merged write also stays within maxWriteBytes of encoded text (InfluxDB 3 caps request bodies)', async () => {
     const store = new FakeStore();
     const size = store.encode(pt(10)).length; // every test point encodes to the same length
-    let release = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const write = store.write.bind(store);
-    store.write = async (points) => {
-      if (store.written.length === 0) await gate;
-      return write(points);
-    };
+    const release = store.holdFirstWrite();
     // Room for 100 points, but only for the text of 5: chunks of 2 go two at a time.
     const b = buffer(store, { flushIntervalMs: 60_000, maxWritePoints: 100, maxWriteBytes: 5 * size });
     b.enqueue([pt(10), pt(11)]);
